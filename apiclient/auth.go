@@ -1,0 +1,137 @@
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log/level"
+)
+
+// renewBefore is how long before its expiry an access token is replaced, so
+// that a token never expires between the pages of one scrape. Short-lived
+// tokens are renewed after three quarters of their life instead.
+const renewBefore = 5 * time.Minute
+
+// authenticator holds the Bearer token and renews it. Logins are serialised
+// through sem, a one-slot semaphore that callers can stop waiting on when
+// their context ends.
+type authenticator struct {
+	client *Client
+	key    KeySource
+	sem    chan struct{}
+
+	mu      sync.Mutex
+	access  string
+	refresh string
+	renewAt time.Time
+}
+
+type tokenReply struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"`
+}
+
+// token returns a valid access token, logging in or refreshing first when
+// the cached one is missing or about to expire.
+func (a *authenticator) token(ctx context.Context) (string, error) {
+	if t, ok := a.cached(); ok {
+		return t, nil
+	}
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("waiting for login: %w", ctx.Err())
+	}
+	defer func() { <-a.sem }()
+	// Another caller may have logged in while this one waited.
+	if t, ok := a.cached(); ok {
+		return t, nil
+	}
+	a.mu.Lock()
+	refresh := a.refresh
+	a.mu.Unlock()
+	if refresh != "" {
+		t, err := a.grant(ctx, "/auth/refresh", map[string]string{"refreshToken": refresh})
+		if err == nil {
+			return t, nil
+		}
+		if ctx.Err() != nil {
+			return "", err
+		}
+		level.Debug(a.client.logger).Log("msg", "refreshing the access token failed, logging in again", "err", err)
+	}
+	key, err := a.key(ctx)
+	if err != nil {
+		return "", fmt.Errorf("logging in to api.video: %w", err)
+	}
+	if key == "" {
+		return "", fmt.Errorf("logging in to api.video: %w", ErrNoAPIKey)
+	}
+	t, err := a.grant(ctx, "/auth/api-key", map[string]string{"apiKey": key})
+	if err != nil {
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusBadRequest || apiErr.StatusCode == http.StatusNotFound) {
+			// api.video answers a wrong key with 400 or 404 as well as 401.
+			return "", fmt.Errorf("logging in to api.video: %w: %w", ErrUnauthorized, err)
+		}
+		if errors.Is(err, ErrUnauthorized) {
+			return "", fmt.Errorf("logging in to api.video: the API key was rejected: %w", err)
+		}
+		return "", fmt.Errorf("logging in to api.video: %w", err)
+	}
+	return t, nil
+}
+
+func (a *authenticator) cached() (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.access != "" && time.Now().Before(a.renewAt) {
+		return a.access, true
+	}
+	return "", false
+}
+
+// invalidate forgets token after api.video refused it, so that the next
+// call logs in afresh with the key rather than trusting a refresh token
+// from the same session.
+func (a *authenticator) invalidate(token string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.access == token {
+		a.access, a.refresh, a.renewAt = "", "", time.Time{}
+	}
+}
+
+func (a *authenticator) grant(ctx context.Context, path string, payload map[string]string) (string, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return "", err
+	}
+	buf := a.client.bodies.Get().(*bytes.Buffer)
+	defer a.client.bodies.Put(buf)
+	issued := time.Now()
+	if err := a.client.do(ctx, request{method: http.MethodPost, path: path, body: body}, buf); err != nil {
+		return "", err
+	}
+	var reply tokenReply
+	if err := json.Unmarshal(buf.Bytes(), &reply); err != nil || reply.AccessToken == "" {
+		return "", fmt.Errorf("POST %s: %w: no access_token in the reply", path, ErrMalformedResponse)
+	}
+	if reply.ExpiresIn <= 0 {
+		reply.ExpiresIn = 3600
+	}
+	a.mu.Lock()
+	a.access = reply.AccessToken
+	a.refresh = reply.RefreshToken
+	life := time.Duration(reply.ExpiresIn) * time.Second
+	a.renewAt = issued.Add(life - min(renewBefore, life/4))
+	a.mu.Unlock()
+	return reply.AccessToken, nil
+}

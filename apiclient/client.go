@@ -1,0 +1,362 @@
+// Package apiclient is a small, goroutine-safe client for the parts of the
+// api.video API that the exporter reads: authentication and the list of
+// active delegated upload tokens.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const (
+	// DefaultURL is api.video's production host.
+	DefaultURL = "https://ws.api.video"
+	// SandboxURL is api.video's sandbox host.
+	SandboxURL = "https://sandbox.api.video"
+	// MaxPageSize is the largest page api.video serves.
+	MaxPageSize = 100
+	// DefaultConcurrency is how many pages are fetched at once by default.
+	DefaultConcurrency = 8
+	// DefaultMaxBodyBytes caps a reply: a full page of 100 tokens is about 15 KiB.
+	DefaultMaxBodyBytes = 4 << 20
+
+	maxAttempts  = 4
+	backoffBase  = 100 * time.Millisecond
+	backoffLimit = 2 * time.Second
+)
+
+// KeySource returns the API key. It is called whenever a new login is
+// needed, so a key kept in a file can be rotated without a restart.
+type KeySource func(ctx context.Context) (string, error)
+
+// StaticKey returns a KeySource for a fixed key.
+func StaticKey(key string) KeySource {
+	return func(context.Context) (string, error) { return key, nil }
+}
+
+// FileKey returns a KeySource that reads the key from path on every call.
+func FileKey(path string) KeySource {
+	return func(context.Context) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("reading API key file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+}
+
+// Config configures a Client. Only Key is required.
+type Config struct {
+	// BaseURL of the API; DefaultURL when empty.
+	BaseURL string
+	// Key supplies the API key.
+	Key KeySource
+	// UserAgent sent with every request.
+	UserAgent string
+	// Concurrency is how many pages are fetched at once; DefaultConcurrency when 0.
+	Concurrency int
+	// PageSize requested; MaxPageSize when 0.
+	PageSize int
+	// MaxBodyBytes caps how much of a reply is read; DefaultMaxBodyBytes when 0.
+	MaxBodyBytes int64
+	// Transport for requests; a tuned http.Transport when nil.
+	Transport http.RoundTripper
+	// Registerer, when set, receives apivideo_api_requests_total and
+	// apivideo_api_request_duration_seconds.
+	Registerer prometheus.Registerer
+	// Logger for retries and renewals; silent when nil.
+	Logger log.Logger
+}
+
+// RateLimit is what the latest reply said of the rate limit.
+type RateLimit struct {
+	Limit     int
+	Remaining int
+	// RetryAfter is X-RateLimit-Retry-After in seconds.
+	RetryAfter int
+}
+
+// Client talks to api.video. It is safe for concurrent use.
+type Client struct {
+	baseURL     string
+	userAgent   string
+	concurrency int
+	pageSize    int
+	maxBody     int64
+	http        *http.Client
+	logger      log.Logger
+	auth        *authenticator
+	decoders    sync.Pool
+	bodies      sync.Pool
+
+	rlMu      sync.Mutex
+	rateLimit RateLimit
+	rlKnown   bool
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) (*Client, error) {
+	if cfg.Key == nil {
+		return nil, fmt.Errorf("apiclient: %w", ErrNoAPIKey)
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultURL
+	}
+	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
+		return nil, fmt.Errorf("apiclient: base URL %q is not http or https", cfg.BaseURL)
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Concurrency < 1 {
+		return nil, fmt.Errorf("apiclient: concurrency %d is below 1", cfg.Concurrency)
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = MaxPageSize
+	}
+	if cfg.PageSize < 1 || cfg.PageSize > MaxPageSize {
+		return nil, fmt.Errorf("apiclient: page size %d is outside 1..%d", cfg.PageSize, MaxPageSize)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "apivideo_exporter"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.NewNopLogger()
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		transport = newTransport(cfg.Concurrency)
+	}
+	if cfg.Registerer != nil {
+		transport = instrument(cfg.Registerer, transport)
+	}
+	c := &Client{
+		baseURL:     strings.TrimRight(cfg.BaseURL, "/"),
+		userAgent:   cfg.UserAgent,
+		concurrency: cfg.Concurrency,
+		pageSize:    cfg.PageSize,
+		maxBody:     cfg.MaxBodyBytes,
+		// No client-wide timeout: every call carries its deadline in its context.
+		http:   &http.Client{Transport: transport},
+		logger: cfg.Logger,
+	}
+	c.auth = &authenticator{client: c, key: cfg.Key, sem: make(chan struct{}, 1)}
+	c.decoders.New = func() any { return new(pageDecoder) }
+	c.bodies.New = func() any { return new(bytes.Buffer) }
+	return c, nil
+}
+
+// newTransport keeps enough idle connections for every concurrent page
+// fetch: Go's default keeps two per host, and a new TLS handshake per page
+// would dominate a scrape's CPU time.
+func newTransport(concurrency int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = concurrency + 2
+	t.MaxIdleConns = concurrency + 2
+	t.IdleConnTimeout = 5 * time.Minute
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ResponseHeaderTimeout = 0 // bounded by the request context
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return t
+}
+
+func instrument(reg prometheus.Registerer, next http.RoundTripper) http.RoundTripper {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "apivideo_api_requests_total",
+		Help: "Requests made to the api.video API, by HTTP status code.",
+	}, []string{"code"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "apivideo_api_request_duration_seconds",
+		Help:    "Time until the response headers of requests to the api.video API arrived.",
+		Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{})
+	reg.MustRegister(requests, duration)
+	return promhttp.InstrumentRoundTripperCounter(requests,
+		promhttp.InstrumentRoundTripperDuration(duration, next))
+}
+
+// RateLimit returns the rate-limit headers of the latest reply, and false
+// before any reply carried them.
+func (c *Client) RateLimit() (RateLimit, bool) {
+	c.rlMu.Lock()
+	defer c.rlMu.Unlock()
+	return c.rateLimit, c.rlKnown
+}
+
+func (c *Client) recordRateLimit(h http.Header) {
+	limit, err1 := strconv.Atoi(h.Get("X-RateLimit-Limit"))
+	remaining, err2 := strconv.Atoi(h.Get("X-RateLimit-Remaining"))
+	if err1 != nil || err2 != nil {
+		return
+	}
+	retry, _ := strconv.Atoi(h.Get("X-RateLimit-Retry-After"))
+	c.rlMu.Lock()
+	c.rateLimit = RateLimit{Limit: limit, Remaining: remaining, RetryAfter: retry}
+	c.rlKnown = true
+	c.rlMu.Unlock()
+}
+
+// request is one API call. body, when set, is sent as JSON.
+type request struct {
+	method string
+	path   string
+	body   []byte
+	bearer string
+}
+
+// do sends req, retrying 5xx replies and network errors with jittered
+// backoff and waiting out a 429 when its wait fits in the context's
+// deadline. On success it returns the body in buf, which it fills.
+func (c *Client) do(ctx context.Context, req request, buf *bytes.Buffer) error {
+	var lastErr error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		status, header, err := c.send(ctx, req, buf)
+		if err == nil && status >= 200 && status < 300 {
+			return nil
+		}
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return fmt.Errorf("%s %s: %w", req.method, req.path, ctxErr)
+			}
+			if errors.Is(err, ErrResponseTooLarge) {
+				return fmt.Errorf("%s %s: %w", req.method, req.path, err)
+			}
+			lastErr = fmt.Errorf("%s %s: %w", req.method, req.path, err)
+		} else {
+			apiErr := decodeAPIError(status, header, buf.Bytes())
+			lastErr = fmt.Errorf("%s %s: %w", req.method, req.path, apiErr)
+			switch {
+			case status == http.StatusTooManyRequests:
+				wait := time.Duration(max(apiErr.RetryAfterSeconds, 1)) * time.Second
+				if !fitsDeadline(ctx, wait) {
+					return fmt.Errorf("%w (retry after %s does not fit in the scrape deadline)", lastErr, wait)
+				}
+				level.Warn(c.logger).Log("msg", "rate limited by api.video, waiting", "path", req.path, "wait", wait)
+				if err := sleep(ctx, wait); err != nil {
+					return fmt.Errorf("%w (while waiting out a 429: %w)", lastErr, err)
+				}
+				continue
+			case status < 500:
+				return lastErr
+			}
+		}
+		if attempt == maxAttempts-1 {
+			break
+		}
+		wait := backoff(attempt)
+		if !fitsDeadline(ctx, wait) {
+			return lastErr
+		}
+		level.Debug(c.logger).Log("msg", "retrying api.video request", "path", req.path, "err", lastErr, "wait", wait)
+		if err := sleep(ctx, wait); err != nil {
+			return lastErr
+		}
+	}
+	return lastErr
+}
+
+// send makes one HTTP exchange and reads the body (capped) into buf.
+func (c *Client) send(ctx context.Context, req request, buf *bytes.Buffer) (int, http.Header, error) {
+	var body io.Reader
+	if req.body != nil {
+		body = bytes.NewReader(req.body)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, req.method, c.baseURL+req.path, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	hreq.Header.Set("User-Agent", c.userAgent)
+	hreq.Header.Set("Accept", "application/json")
+	if req.body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	if req.bearer != "" {
+		hreq.Header.Set("Authorization", "Bearer "+req.bearer)
+	}
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	c.recordRateLimit(resp.Header)
+	buf.Reset()
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading reply: %w", err)
+	}
+	if n > c.maxBody {
+		return 0, nil, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, c.maxBody)
+	}
+	return resp.StatusCode, resp.Header, nil
+}
+
+// decodeAPIError builds an APIError from a non-2xx reply, using the JSON
+// problem body when there is one.
+func decodeAPIError(status int, h http.Header, body []byte) *APIError {
+	e := &APIError{StatusCode: status, RetryAfterSeconds: -1}
+	for _, name := range []string{"X-RateLimit-Retry-After", "Retry-After"} {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Get(name))); err == nil && n >= 0 {
+			e.RetryAfterSeconds = n
+			break
+		}
+	}
+	var problem struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Name   string `json:"name"`
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(body, &problem) == nil {
+		e.Type, e.Title, e.Name, e.Detail = problem.Type, problem.Title, problem.Name, problem.Detail
+	}
+	return e
+}
+
+func backoff(attempt int) time.Duration {
+	d := backoffBase << attempt
+	if d > backoffLimit {
+		d = backoffLimit
+	}
+	// Equal jitter: at least half the step, so retries never bunch at zero.
+	return d/2 + rand.N(d/2+1)
+}
+
+// fitsDeadline reports whether waiting d still leaves time for a request.
+func fitsDeadline(ctx context.Context, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return d <= time.Minute
+	}
+	return time.Until(deadline) > d+50*time.Millisecond
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,167 @@
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"golang.org/x/sync/errgroup"
+)
+
+// maxPages bounds how many pages one listing may claim, so that a garbled
+// pagesTotal cannot start millions of requests. 10,000 pages of 100 is a
+// million tokens.
+const maxPages = 10000
+
+// Token is one active delegated upload token. Value is a credential: do not
+// log or publish it whole.
+type Token struct {
+	Value string
+	// ExpiresAt is the zero time for a token that never expires.
+	ExpiresAt time.Time
+}
+
+// NeverExpires reports whether the token has no expiry (ttl 0).
+func (t Token) NeverExpires() bool { return t.ExpiresAt.IsZero() }
+
+// TokenList is the result of one complete listing.
+type TokenList struct {
+	// Tokens holds every active token once, in api.video's order.
+	Tokens []Token
+	// Pages is the number of list requests that made up the listing.
+	Pages int
+	// FetchedAt is when the listing finished.
+	FetchedAt time.Time
+}
+
+// errShifted marks a listing whose pages disagree: tokens were created or
+// removed while it was read.
+var errShifted = errors.New("pages disagree")
+
+// ListUploadTokens returns every active upload token. It reads page 1, then
+// the remaining pages concurrently with pageSize 100, so that a listing of n
+// tokens costs ceil(n/100) requests.
+//
+// When pages disagree (itemsTotal or pagesTotal changes between pages, a
+// page is short, or a token appears twice because the list shifted), the
+// whole listing is read once more; a second disagreement on the totals is
+// ErrInconsistentListing, since publishing either read could count a token
+// twice or miss one. A second read whose totals agree but which still holds
+// duplicates is accepted with the duplicates dropped.
+func (c *Client) ListUploadTokens(ctx context.Context) (*TokenList, error) {
+	list, err := c.listOnce(ctx, false)
+	if errors.Is(err, errShifted) {
+		level.Debug(c.logger).Log("msg", "token list changed while it was read, reading it again", "err", err)
+		list, err = c.listOnce(ctx, true)
+	}
+	if errors.Is(err, errShifted) {
+		return nil, fmt.Errorf("%w: %w", ErrInconsistentListing, err)
+	}
+	return list, err
+}
+
+func (c *Client) listOnce(ctx context.Context, allowDuplicates bool) (*TokenList, error) {
+	first, err := c.fetchPage(ctx, 1, c.pageSize)
+	if err != nil {
+		return nil, err
+	}
+	pageSize := first.pageSize
+	if pageSize == 0 {
+		pageSize = c.pageSize
+	}
+	pagesTotal := first.pagesTotal
+	if pagesTotal > maxPages {
+		return nil, fmt.Errorf("%w: pagesTotal %d is above %d", ErrMalformedResponse, pagesTotal, maxPages)
+	}
+	if want := (first.itemsTotal + pageSize - 1) / pageSize; pagesTotal < want {
+		return nil, fmt.Errorf("%w: pagesTotal %d cannot hold itemsTotal %d in pages of %d",
+			ErrMalformedResponse, pagesTotal, first.itemsTotal, pageSize)
+	}
+	pages := make([]*page, max(pagesTotal, 1))
+	pages[0] = first
+	if pagesTotal > 1 {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(c.concurrency)
+		for i := 2; i <= pagesTotal; i++ {
+			g.Go(func() error {
+				p, err := c.fetchPage(gctx, i, pageSize)
+				pages[i-1] = p
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	return merge(pages, pageSize, allowDuplicates)
+}
+
+// merge checks that the pages describe one unchanged list and joins them.
+func merge(pages []*page, pageSize int, allowDuplicates bool) (*TokenList, error) {
+	first := pages[0]
+	for i, p := range pages {
+		number := i + 1
+		if p.itemsTotal != first.itemsTotal || p.pagesTotal != first.pagesTotal {
+			return nil, fmt.Errorf("%w: page %d says %d tokens in %d pages, page 1 said %d in %d",
+				errShifted, number, p.itemsTotal, p.pagesTotal, first.itemsTotal, first.pagesTotal)
+		}
+		if p.currentPage != 0 && p.currentPage != number {
+			return nil, fmt.Errorf("%w: asked for page %d, got page %d", ErrMalformedResponse, number, p.currentPage)
+		}
+		want := min(pageSize, max(first.itemsTotal-i*pageSize, 0))
+		if len(p.tokens) != want {
+			return nil, fmt.Errorf("%w: page %d has %d tokens, expected %d", errShifted, number, len(p.tokens), want)
+		}
+	}
+	tokens := make([]Token, 0, first.itemsTotal)
+	seen := make(map[string]struct{}, first.itemsTotal)
+	for _, p := range pages {
+		for _, t := range p.tokens {
+			if _, dup := seen[t.Value]; dup {
+				if !allowDuplicates {
+					return nil, fmt.Errorf("%w: a token is listed twice", errShifted)
+				}
+				continue
+			}
+			seen[t.Value] = struct{}{}
+			tokens = append(tokens, t)
+		}
+	}
+	return &TokenList{Tokens: tokens, Pages: len(pages), FetchedAt: time.Now()}, nil
+}
+
+// fetchPage requests one page, logging in first if needed and once more
+// after a 401, in case the access token was revoked or expired early.
+func (c *Client) fetchPage(ctx context.Context, number, size int) (*page, error) {
+	buf := c.bodies.Get().(*bytes.Buffer)
+	defer c.bodies.Put(buf)
+	path := fmt.Sprintf("/upload-tokens?currentPage=%d&pageSize=%d", number, size)
+	for relogged := false; ; relogged = true {
+		bearer, err := c.auth.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		err = c.do(ctx, request{method: http.MethodGet, path: path, bearer: bearer}, buf)
+		var apiErr *APIError
+		if !relogged && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized {
+			level.Debug(c.logger).Log("msg", "access token refused, logging in again", "page", number)
+			c.auth.invalidate(bearer)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	dec := c.decoders.Get().(*pageDecoder)
+	defer c.decoders.Put(dec)
+	p, err := dec.decode(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	return p, nil
+}

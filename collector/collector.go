@@ -1,0 +1,272 @@
+// Package collector turns api.video's list of upload tokens into Prometheus
+// metrics, fetching it afresh (or from a short cache) on each scrape.
+package collector
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+)
+
+// Source lists the account's tokens; *apiclient.Client is one.
+type Source interface {
+	ListUploadTokens(ctx context.Context) (*apiclient.TokenList, error)
+}
+
+// RateLimitSource reports the rate-limit headers of the latest reply;
+// *apiclient.Client is one.
+type RateLimitSource interface {
+	RateLimit() (apiclient.RateLimit, bool)
+}
+
+// Options configure a Collector.
+type Options struct {
+	// TokenLabel says what the token label of per-token series holds.
+	TokenLabel LabelMode
+	// MaxTokenSeries caps per-token series, keeping the tokens closest to expiry.
+	MaxTokenSeries int
+	// Timeout bounds a scrape whose context has no deadline of its own.
+	Timeout time.Duration
+	// CacheTTL, when positive, lets scrapes within it reuse the last
+	// successful listing instead of asking api.video again.
+	CacheTTL time.Duration
+	Logger   log.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// DefaultMaxTokenSeries is the default cap on per-token series.
+const DefaultMaxTokenSeries = 1000
+
+// expiryBuckets run from minutes to a month, the range of upload token lives.
+var expiryBuckets = []float64{
+	300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+	86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
+}
+
+var (
+	upDesc = prometheus.NewDesc("apivideo_up",
+		"1 if the last scrape read every page of upload tokens from api.video, 0 if it failed.", nil, nil)
+	durationDesc = prometheus.NewDesc("apivideo_scrape_duration_seconds",
+		"Time this scrape spent getting the upload tokens from api.video (or the cache).", nil, nil)
+	activeDesc = prometheus.NewDesc("apivideo_upload_tokens_active",
+		"Active delegated upload tokens in the account.", nil, nil)
+	withoutExpiryDesc = prometheus.NewDesc("apivideo_upload_tokens_without_expiry",
+		"Active delegated upload tokens that never expire (ttl 0): standing upload credentials.", nil, nil)
+	expiresInDesc = prometheus.NewDesc("apivideo_upload_token_expires_in_seconds",
+		"Seconds until the upload token expires, computed at scrape time; only for the tokens closest to expiry, up to --collector.max-token-series.",
+		[]string{"token"}, nil)
+	expiryHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_expires_in_seconds",
+		"Distribution of the seconds until each expiring upload token expires, computed at scrape time; tokens without expiry are not counted.", nil, nil)
+	rateLimitDesc = prometheus.NewDesc("apivideo_ratelimit_limit",
+		"Requests per minute that api.video allows, from the X-RateLimit-Limit header of the latest reply.", nil, nil)
+	rateRemainingDesc = prometheus.NewDesc("apivideo_ratelimit_remaining",
+		"Requests left in the current minute, from the X-RateLimit-Remaining header of the latest reply.", nil, nil)
+)
+
+// Collector is a prometheus.Collector for the account's upload tokens.
+// Concurrent scrapes share one fetch.
+type Collector struct {
+	src    Source
+	opts   Options
+	flight singleflight.Group
+
+	mu     sync.Mutex
+	cached *apiclient.TokenList
+}
+
+// New returns a Collector reading from src.
+func New(src Source, opts Options) *Collector {
+	if opts.Logger == nil {
+		opts.Logger = log.NewNopLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	return &Collector{src: src, opts: opts}
+}
+
+// Describe sends every descriptor the collector may emit.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{upDesc, durationDesc, activeDesc, withoutExpiryDesc,
+		expiresInDesc, expiryHistogramDesc, rateLimitDesc, rateRemainingDesc} {
+		ch <- d
+	}
+}
+
+// Collect scrapes with the collector's own timeout.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.collect(context.Background(), ch)
+}
+
+// WithContext returns a collector whose scrapes run under ctx, so that one
+// HTTP request's deadline bounds the scrape it triggers.
+func (c *Collector) WithContext(ctx context.Context) prometheus.Collector {
+	return scoped{c: c, ctx: ctx}
+}
+
+type scoped struct {
+	c   *Collector
+	ctx context.Context
+}
+
+func (s scoped) Describe(ch chan<- *prometheus.Desc) { s.c.Describe(ch) }
+func (s scoped) Collect(ch chan<- prometheus.Metric) { s.c.collect(s.ctx, ch) }
+
+func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	start := time.Now()
+	list, err := c.fetch(ctx)
+	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
+	if rl, ok := c.src.(RateLimitSource); ok {
+		if r, known := rl.RateLimit(); known {
+			ch <- prometheus.MustNewConstMetric(rateLimitDesc, prometheus.GaugeValue, float64(r.Limit))
+			ch <- prometheus.MustNewConstMetric(rateRemainingDesc, prometheus.GaugeValue, float64(r.Remaining))
+		}
+	}
+	if err != nil {
+		level.Error(c.opts.Logger).Log("msg", "scrape failed, publishing apivideo_up 0", "err", err)
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
+	c.emitTokens(list, ch)
+}
+
+// fetch returns a listing: from the cache when it is fresh, else from the
+// one fetch in flight, which the first scrape to arrive starts and every
+// concurrent scrape shares. The shared fetch runs to the starter's deadline
+// even if that scrape goes away; each scrape waits no longer than its own.
+func (c *Collector) fetch(ctx context.Context) (*apiclient.TokenList, error) {
+	if list := c.fresh(); list != nil {
+		return list, nil
+	}
+	result := c.flight.DoChan("tokens", func() (any, error) {
+		fctx := context.WithoutCancel(ctx)
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithDeadline(fctx, deadline)
+			defer cancel()
+		}
+		list, err := c.src.ListUploadTokens(fctx)
+		if err == nil && c.opts.CacheTTL > 0 {
+			c.mu.Lock()
+			c.cached = list
+			c.mu.Unlock()
+		}
+		return list, err
+	})
+	select {
+	case r := <-result:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*apiclient.TokenList), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for api.video: %w", ctx.Err())
+	}
+}
+
+func (c *Collector) fresh() *apiclient.TokenList {
+	if c.opts.CacheTTL <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cached != nil && c.opts.Now().Sub(c.cached.FetchedAt) < c.opts.CacheTTL {
+		return c.cached
+	}
+	return nil
+}
+
+// emitTokens publishes the counts, the expiry histogram and the per-token
+// series. Seconds until expiry are computed now, so that a cached listing
+// still gives exact values.
+func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.Metric) {
+	now := c.opts.Now()
+	keep := 0
+	if c.opts.TokenLabel != LabelNone {
+		keep = c.opts.MaxTokenSeries
+	}
+	soonest := make(expiryHeap, 0, min(keep, len(list.Tokens)))
+	counts := make([]uint64, len(expiryBuckets))
+	var withoutExpiry, expiring uint64
+	var sum float64
+	for _, t := range list.Tokens {
+		if t.NeverExpires() {
+			withoutExpiry++
+			continue
+		}
+		in := t.ExpiresAt.Sub(now).Seconds()
+		expiring++
+		sum += in
+		for i, le := range expiryBuckets {
+			if in <= le {
+				counts[i]++
+			}
+		}
+		soonest.offer(t, keep)
+	}
+	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(len(list.Tokens)))
+	ch <- prometheus.MustNewConstMetric(withoutExpiryDesc, prometheus.GaugeValue, float64(withoutExpiry))
+	buckets := make(map[float64]uint64, len(expiryBuckets))
+	for i, le := range expiryBuckets {
+		buckets[le] = counts[i]
+	}
+	ch <- prometheus.MustNewConstHistogram(expiryHistogramDesc, expiring, sum, buckets)
+
+	labels := Labels(c.opts.TokenLabel, soonest.values())
+	for i, t := range soonest {
+		ch <- prometheus.MustNewConstMetric(expiresInDesc, prometheus.GaugeValue, t.ExpiresAt.Sub(now).Seconds(), labels[i])
+	}
+}
+
+// expiryHeap keeps the tokens closest to expiry: a max-heap on ExpiresAt
+// whose root, the latest of those kept, is the one to evict.
+type expiryHeap []apiclient.Token
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].ExpiresAt.After(h[j].ExpiresAt) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(apiclient.Token)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
+
+func (h *expiryHeap) offer(t apiclient.Token, keep int) {
+	switch {
+	case keep <= 0:
+	case len(*h) < keep:
+		heap.Push(h, t)
+	case t.ExpiresAt.Before((*h)[0].ExpiresAt):
+		(*h)[0] = t
+		heap.Fix(h, 0)
+	}
+}
+
+func (h expiryHeap) values() []string {
+	out := make([]string, len(h))
+	for i, t := range h {
+		out[i] = t.Value
+	}
+	return out
+}
