@@ -83,6 +83,8 @@ type Stats struct {
 	Refreshes    int
 	Rejected     int // 401 replies
 	RateLimited  int // 429 replies
+	// MaxInFlight is the most list requests that were being served at once.
+	MaxInFlight int
 }
 
 // TokenInfo is an upload token as the fake holds it.
@@ -122,6 +124,7 @@ type Server struct {
 	used     int
 	stats    Stats
 	pageHits map[int]int
+	inFlight int
 	issued   atomic.Int64
 }
 
@@ -333,7 +336,19 @@ func (s *Server) activeLocked() []TokenInfo {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	latency := s.latency
+	list := r.URL.Path == "/upload-tokens"
+	if list {
+		s.inFlight++
+		s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.inFlight)
+	}
 	s.mu.Unlock()
+	if list {
+		defer func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}()
+	}
 	if latency > 0 {
 		select {
 		case <-time.After(latency):

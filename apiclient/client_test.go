@@ -1,0 +1,400 @@
+package apiclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+)
+
+func newClient(t *testing.T, s *apivideotest.Server, mutate ...func(*apiclient.Config)) *apiclient.Client {
+	t.Helper()
+	cfg := apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	c, err := apiclient.New(cfg)
+	require.NoError(t, err)
+	return c
+}
+
+func listCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// requireMatchesFake asserts that list holds exactly the fake's tokens with
+// the fake's expiry times.
+func requireMatchesFake(t *testing.T, s *apivideotest.Server, list *apiclient.TokenList) {
+	t.Helper()
+	want := map[string]time.Time{}
+	for _, tok := range s.Tokens() {
+		want[tok.Token] = tok.ExpiresAt()
+	}
+	got := map[string]time.Time{}
+	for _, tok := range list.Tokens {
+		got[tok.Value] = tok.ExpiresAt
+	}
+	require.Len(t, list.Tokens, len(want), "every token once")
+	for k, w := range want {
+		g, ok := got[k]
+		require.True(t, ok, "token missing from the listing")
+		require.True(t, w.Equal(g), "expiry of a token: want %v, got %v", w, g)
+	}
+}
+
+func TestListUploadTokensPages(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		tokens        int
+		withoutExpiry int
+		wantRequests  int
+	}{
+		{"empty account", 0, 0, 1},
+		{"one token", 1, 0, 1},
+		{"one full page", 100, 10, 1},
+		{"just over a page", 101, 1, 2},
+		{"several pages", 257, 43, 3},
+		{"all without expiry", 250, 250, 3},
+		{"hundred pages", 10000, 100, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := apivideotest.NewServer(apivideotest.Options{Tokens: tc.tokens, WithoutExpiry: tc.withoutExpiry, Seed: 7})
+			defer s.Close()
+			list, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second))
+			require.NoError(t, err)
+			requireMatchesFake(t, s, list)
+			without := 0
+			for _, tok := range list.Tokens {
+				if tok.NeverExpires() {
+					without++
+				}
+			}
+			assert.Equal(t, tc.withoutExpiry, without)
+			assert.Equal(t, tc.wantRequests, s.Stats().ListRequests, "ceil(tokens/100) list requests")
+			assert.Equal(t, tc.wantRequests, list.Pages)
+			assert.Equal(t, 1, s.Stats().Logins)
+		})
+	}
+}
+
+func TestLoginIsReusedAcrossListings(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 300, Seed: 1})
+	defer s.Close()
+	c := newClient(t, s)
+	for range 5 {
+		_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+		require.NoError(t, err)
+	}
+	st := s.Stats()
+	assert.Equal(t, 1, st.Logins)
+	assert.Equal(t, 15, st.ListRequests)
+}
+
+func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
+	// Tokens that live 2 s are renewed after three quarters of their life.
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second})
+	defer s.Close()
+	c := newClient(t, s)
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	time.Sleep(1600 * time.Millisecond)
+	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	st := s.Stats()
+	assert.Equal(t, 1, st.Logins, "renewal goes through /auth/refresh, not a new login")
+	assert.Equal(t, 1, st.Refreshes)
+	assert.Equal(t, 0, st.Rejected, "no request was sent with an expired token")
+}
+
+func TestAccessTokenRevokedBetweenPages(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 300, Seed: 3})
+	defer s.Close()
+	var once atomic.Bool
+	s.OnList(func(page int) {
+		if page == 1 && once.CompareAndSwap(false, true) {
+			s.ExpireAccessTokens() // page 1 is already authorised; pages 2 and 3 are not
+		}
+	})
+	c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = 1 })
+	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	requireMatchesFake(t, s, list)
+	st := s.Stats()
+	assert.Equal(t, 2, st.Logins, "one fresh login after the 401")
+	assert.Equal(t, 1, st.Rejected)
+}
+
+func TestWrongKey(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 3})
+	defer s.Close()
+	const wrong = "wrong-key-must-not-be-printed"
+	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey(wrong) })
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, apiclient.ErrUnauthorized)
+	var apiErr *apiclient.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 401, apiErr.StatusCode)
+	assert.Contains(t, err.Error(), "API key was rejected")
+	assert.NotContains(t, err.Error(), wrong)
+	assert.Equal(t, 0, s.Stats().ListRequests)
+	assert.Equal(t, 1, s.Stats().Logins, "a rejected key is not retried")
+}
+
+func TestEmptyKey(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{})
+	defer s.Close()
+	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey("") })
+	_, err := c.ListUploadTokens(listCtx(t, time.Second))
+	assert.ErrorIs(t, err, apiclient.ErrNoAPIKey)
+}
+
+func TestKeyFileRotation(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 5, APIKey: "first-key"})
+	defer s.Close()
+	path := filepath.Join(t.TempDir(), "key")
+	require.NoError(t, os.WriteFile(path, []byte("first-key\n"), 0o600))
+	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.FileKey(path) })
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+
+	// The key is rotated: api.video now accepts only the new one, the old
+	// session ends, and the Secret's file is updated.
+	s.SetAPIKey("second-key")
+	s.ExpireAccessTokens()
+	require.NoError(t, os.WriteFile(path, []byte("second-key\n"), 0o600))
+	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	assert.Len(t, list.Tokens, 5)
+	assert.Equal(t, 2, s.Stats().Logins)
+}
+
+func TestFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		page      int
+		faults    []apivideotest.Fault
+		timeout   time.Duration
+		wantErr   error
+		wantAs    bool // the error is an *APIError
+		maxTime   time.Duration
+		wantPages int // requests of the faulty page
+	}{
+		{name: "500 then success", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultStatus, Status: 500}}, timeout: 5 * time.Second, wantPages: 2},
+		{name: "503 twice then success", page: 3, faults: []apivideotest.Fault{{Kind: apivideotest.FaultStatus, Status: 503}, {Kind: apivideotest.FaultStatus, Status: 503}}, timeout: 5 * time.Second, wantPages: 3},
+		{name: "connection reset mid-body", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultReset}}, timeout: 5 * time.Second, wantPages: 2},
+		{name: "429 whose wait fits", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultRateLimited, RetryAfter: 1}}, timeout: 5 * time.Second, wantPages: 2},
+		{name: "429 whose wait does not fit", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultRateLimited, RetryAfter: 30}}, timeout: 3 * time.Second, wantErr: apiclient.ErrRateLimited, wantAs: true, maxTime: time.Second, wantPages: 1},
+		{name: "404 is not retried", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultStatus, Status: 404}}, timeout: 5 * time.Second, wantErr: &apiclient.APIError{}, wantAs: true, wantPages: 1},
+		{name: "malformed body", page: 3, faults: []apivideotest.Fault{{Kind: apivideotest.FaultMalformed}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
+		{name: "truncated body", page: 1, faults: []apivideotest.Fault{{Kind: apivideotest.FaultTruncated}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
+		{name: "no pagination", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultWrongShape}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
+		{name: "oversize body", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultOversize, Size: 5 << 20}}, timeout: 5 * time.Second, wantErr: apiclient.ErrResponseTooLarge, wantPages: 1},
+		{name: "page never answers", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultHang}}, timeout: 1500 * time.Millisecond, wantErr: context.DeadlineExceeded, maxTime: 2 * time.Second, wantPages: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 11})
+			defer s.Close()
+			s.FailPage(tc.page, tc.faults...)
+			c := newClient(t, s)
+			start := time.Now()
+			list, err := c.ListUploadTokens(listCtx(t, tc.timeout))
+			elapsed := time.Since(start)
+			if tc.maxTime > 0 {
+				assert.Less(t, elapsed, tc.maxTime)
+			}
+			assert.Equal(t, tc.wantPages, s.PageRequests()[tc.page], "requests of the faulty page")
+			if tc.wantErr == nil {
+				require.NoError(t, err)
+				requireMatchesFake(t, s, list)
+			} else {
+				require.Error(t, err)
+				assert.Nil(t, list, "no partial listing")
+				if tc.wantAs {
+					var apiErr *apiclient.APIError
+					assert.ErrorAs(t, err, &apiErr)
+				} else {
+					assert.ErrorIs(t, err, tc.wantErr)
+				}
+				if errors.Is(tc.wantErr, apiclient.ErrRateLimited) {
+					assert.ErrorIs(t, err, apiclient.ErrRateLimited)
+				}
+			}
+			// After every fault the next listing recovers.
+			list, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+			require.NoError(t, err)
+			requireMatchesFake(t, s, list)
+		})
+	}
+}
+
+func TestRetriesGiveUp(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 10})
+	defer s.Close()
+	for range 10 {
+		s.FailPage(1, apivideotest.Fault{Kind: apivideotest.FaultStatus, Status: 502})
+	}
+	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second))
+	var apiErr *apiclient.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 502, apiErr.StatusCode)
+	assert.Equal(t, 4, s.PageRequests()[1], "a bounded number of attempts")
+}
+
+func TestListingChangesWhileRead(t *testing.T) {
+	t.Run("a token removed mid-read is re-read once", func(t *testing.T) {
+		s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 5})
+		defer s.Close()
+		var once atomic.Bool
+		s.OnList(func(page int) {
+			if page == 2 && once.CompareAndSwap(false, true) {
+				s.RemoveToken(0) // shifts every later token one place up
+			}
+		})
+		c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = 1 })
+		list, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+		require.NoError(t, err)
+		assert.Len(t, list.Tokens, 256)
+		requireMatchesFake(t, s, list)
+		assert.Equal(t, 6, s.Stats().ListRequests, "two full reads")
+	})
+	t.Run("a token created mid-read is re-read once", func(t *testing.T) {
+		s := apivideotest.NewServer(apivideotest.Options{Tokens: 200, Seed: 5})
+		defer s.Close()
+		var once atomic.Bool
+		s.OnList(func(page int) {
+			if page == 2 && once.CompareAndSwap(false, true) {
+				s.AddTokens(1, 3600)
+			}
+		})
+		list, err := newClient(t, s).ListUploadTokens(listCtx(t, 5*time.Second))
+		require.NoError(t, err)
+		requireMatchesFake(t, s, list)
+		assert.Len(t, list.Tokens, 201)
+	})
+	t.Run("a list that keeps changing fails", func(t *testing.T) {
+		s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, Seed: 5})
+		defer s.Close()
+		s.OnList(func(page int) {
+			if page == 2 {
+				s.AddTokens(1, 3600)
+			}
+		})
+		_, err := newClient(t, s).ListUploadTokens(listCtx(t, 5*time.Second))
+		assert.ErrorIs(t, err, apiclient.ErrInconsistentListing)
+	})
+	t.Run("a token listed twice with stable totals is dropped on the re-read", func(t *testing.T) {
+		s := apivideotest.NewServer(apivideotest.Options{Tokens: 150, Seed: 5})
+		defer s.Close()
+		tokens := s.Tokens()
+		tokens[120] = tokens[3] // the same token on page 1 and page 2
+		s.SetTokens(tokens)
+		list, err := newClient(t, s).ListUploadTokens(listCtx(t, 5*time.Second))
+		require.NoError(t, err)
+		assert.Len(t, list.Tokens, 149)
+		seen := map[string]bool{}
+		for _, tok := range list.Tokens {
+			assert.False(t, seen[tok.Value], "a token counted twice")
+			seen[tok.Value] = true
+		}
+	})
+}
+
+func TestPagesAreFetchedConcurrently(t *testing.T) {
+	for _, concurrency := range []int{1, 4, apiclient.DefaultConcurrency} {
+		t.Run(fmt.Sprint(concurrency), func(t *testing.T) {
+			s := apivideotest.NewServer(apivideotest.Options{Tokens: 5000, Seed: 2, Latency: 20 * time.Millisecond})
+			defer s.Close()
+			c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = concurrency })
+			list, err := c.ListUploadTokens(listCtx(t, 10*time.Second))
+			require.NoError(t, err)
+			assert.Len(t, list.Tokens, 5000)
+			st := s.Stats()
+			assert.Equal(t, 50, st.ListRequests, "exactly ceil(tokens/100) list requests")
+			assert.Equal(t, concurrency, st.MaxInFlight, "pages 2..n in flight at once, never more than the limit")
+		})
+	}
+}
+
+func TestRateLimitHeaders(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 10, RateLimit: 50})
+	defer s.Close()
+	c := newClient(t, s)
+	_, known := c.RateLimit()
+	assert.False(t, known)
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	rl, known := c.RateLimit()
+	require.True(t, known)
+	assert.Equal(t, 50, rl.Limit)
+	assert.Equal(t, 48, rl.Remaining, "a login and a page spent")
+}
+
+func TestEnforcedRateLimitIsNotHammered(t *testing.T) {
+	// A budget of 3 requests a minute: login and two pages pass, the third
+	// page gets a 429 whose wait (up to a minute) cannot fit.
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 300, RateLimit: 3, EnforceRateLimit: true})
+	defer s.Close()
+	start := time.Now()
+	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 3*time.Second))
+	assert.ErrorIs(t, err, apiclient.ErrRateLimited)
+	assert.Less(t, time.Since(start), time.Second, "fails at once instead of waiting")
+	assert.Equal(t, 1, s.Stats().RateLimited, "one 429, no hammering")
+}
+
+func TestUserAgent(t *testing.T) {
+	var got atomic.Value
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 1})
+	defer s.Close()
+	c := newClient(t, s, func(c *apiclient.Config) {
+		c.UserAgent = "apivideo_exporter/1.2.3"
+		c.Transport = roundTripFunc(func(r *httpRequest) (*httpResponse, error) {
+			got.Store(r.Header.Get("User-Agent"))
+			return defaultTransport.RoundTrip(r)
+		})
+	})
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, "apivideo_exporter/1.2.3", got.Load())
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	key := apiclient.StaticKey("k")
+	for _, tc := range []struct {
+		name string
+		cfg  apiclient.Config
+		want string
+	}{
+		{"no key", apiclient.Config{}, "no api.video API key"},
+		{"bad scheme", apiclient.Config{Key: key, BaseURL: "ftp://x"}, "not http or https"},
+		{"page too large", apiclient.Config{Key: key, PageSize: 101}, "page size"},
+		{"negative concurrency", apiclient.Config{Key: key, Concurrency: -1}, "concurrency"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := apiclient.New(tc.cfg)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestAPIErrorMessage(t *testing.T) {
+	e := &apiclient.APIError{StatusCode: 429, Title: "Too many requests."}
+	assert.Equal(t, "api.video answered 429 Too Many Requests: Too many requests.", e.Error())
+	assert.True(t, errors.Is(fmt.Errorf("x: %w", e), apiclient.ErrRateLimited))
+	assert.False(t, errors.Is(e, apiclient.ErrUnauthorized))
+	assert.True(t, strings.HasPrefix((&apiclient.APIError{StatusCode: 401}).Error(), "api.video answered 401 Unauthorized"))
+}
