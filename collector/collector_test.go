@@ -1,0 +1,327 @@
+package collector_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/collector"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// stubSource returns a fixed listing, or an error, after an optional delay,
+// and counts its calls.
+type stubSource struct {
+	list  *apiclient.TokenList
+	err   error
+	delay time.Duration
+	calls atomic.Int32
+	rl    *apiclient.RateLimit
+}
+
+func (s *stubSource) ListUploadTokens(ctx context.Context) (*apiclient.TokenList, error) {
+	s.calls.Add(1)
+	if s.delay > 0 {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.list, s.err
+}
+
+func (s *stubSource) RateLimit() (apiclient.RateLimit, bool) {
+	if s.rl == nil {
+		return apiclient.RateLimit{}, false
+	}
+	return *s.rl, true
+}
+
+func tok(value string, in time.Duration) apiclient.Token {
+	if in == 0 {
+		return apiclient.Token{Value: value}
+	}
+	return apiclient.Token{Value: value, ExpiresAt: now.Add(in)}
+}
+
+// sampleList has tokens without expiry, tokens across the histogram's range,
+// two tokens that share nine characters and two that share twelve.
+func sampleList() *apiclient.TokenList {
+	return &apiclient.TokenList{FetchedAt: now, Pages: 1, Tokens: []apiclient.Token{
+		tok("to37YfoPDRR2pcDKa6LsUE0M", time.Hour),
+		tok("to1W3ZS9PdUBZWzzTEZr1B79", 0),
+		tok("toSAMEPREFIXaaaaaaaaaaaa", 10*time.Minute),
+		tok("toSAMEPREFIXbbbbbbbbbbbb", 2*24*time.Hour),
+		tok("toNoExpiry00000000000000", 0),
+		tok("toFarAway000000000000000", 20*24*time.Hour),
+		tok("toSoon000000000000000000", 90*time.Second),
+		tok("toPAIRED0aXXXXXXXXXXXXXX", 5*time.Hour),
+		tok("toPAIRED0bYYYYYYYYYYYYYY", 5*time.Hour+time.Second),
+	}}
+}
+
+func golden(t *testing.T, name string, c prometheus.Collector, names ...string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".prom")
+	if *update {
+		reg := prometheus.NewPedanticRegistry()
+		require.NoError(t, reg.Register(c))
+		var buf bytes.Buffer
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range families {
+			if contains(names, mf.GetName()) {
+				_, err := expfmtText(&buf, mf)
+				require.NoError(t, err)
+			}
+		}
+		require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	}
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, testutil.CollectAndCompare(c, f, names...))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+var tokenMetrics = []string{
+	"apivideo_up",
+	"apivideo_upload_tokens_active",
+	"apivideo_upload_tokens_without_expiry",
+	"apivideo_upload_token_expires_in_seconds",
+	"apivideo_upload_tokens_expires_in_seconds",
+	"apivideo_ratelimit_limit",
+	"apivideo_ratelimit_remaining",
+}
+
+func TestCollectGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts collector.Options
+	}{
+		{"redacted", collector.Options{TokenLabel: collector.LabelRedacted, MaxTokenSeries: 1000}},
+		{"full", collector.Options{TokenLabel: collector.LabelFull, MaxTokenSeries: 1000}},
+		{"none", collector.Options{TokenLabel: collector.LabelNone, MaxTokenSeries: 1000}},
+		{"capped", collector.Options{TokenLabel: collector.LabelRedacted, MaxTokenSeries: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &stubSource{list: sampleList(), rl: &apiclient.RateLimit{Limit: 500, Remaining: 431}}
+			tc.opts.Now = func() time.Time { return now }
+			golden(t, "collect-"+tc.name, collector.New(src, tc.opts), tokenMetrics...)
+		})
+	}
+}
+
+func TestCollectAndLint(t *testing.T) {
+	src := &stubSource{list: sampleList(), rl: &apiclient.RateLimit{Limit: 500, Remaining: 431}}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000, Now: func() time.Time { return now }})
+	problems, err := testutil.CollectAndLint(c)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
+}
+
+func TestFailedScrapePublishesNoCounts(t *testing.T) {
+	var logs bytes.Buffer
+	src := &stubSource{err: fmt.Errorf("GET /upload-tokens: %w", apiclient.ErrMalformedResponse)}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000, Logger: log.NewLogfmtLogger(&logs)})
+	families := gather(t, c)
+	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds"}, names(families))
+	assert.Equal(t, 0.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, 1, "one log line says why")
+	assert.Contains(t, lines[0], "malformed response from api.video")
+	assert.Contains(t, lines[0], "level=error")
+
+	// Rate-limit headroom is still shown: a 429 is when it matters most.
+	src.rl = &apiclient.RateLimit{Limit: 500, Remaining: 0}
+	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds",
+		"apivideo_ratelimit_limit", "apivideo_ratelimit_remaining"}, names(gather(t, c)))
+}
+
+func TestScrapeHonoursTheContextDeadline(t *testing.T) {
+	src := &stubSource{list: sampleList(), delay: time.Minute}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	families := gather(t, c.WithContext(ctx))
+	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Equal(t, 0.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.NotContains(t, names(families), "apivideo_upload_tokens_active")
+}
+
+func TestConcurrentScrapesShareOneFetch(t *testing.T) {
+	src := &stubSource{list: sampleList(), delay: 300 * time.Millisecond}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
+	var wg sync.WaitGroup
+	var ups atomic.Int32
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if testutil.ToFloat64(onlyUp{c}) == 1 {
+				ups.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), src.calls.Load(), "one upstream fetch")
+	assert.Equal(t, int32(50), ups.Load(), "every scrape got the result")
+}
+
+func TestSharedFetchAgainstFakeAPI(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 1000, WithoutExpiry: 10, Latency: 100 * time.Millisecond, Seed: 4})
+	defer s.Close()
+	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
+	require.NoError(t, err)
+	c := collector.New(client, collector.Options{MaxTokenSeries: 1000})
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			assert.Equal(t, 1.0, testutil.ToFloat64(onlyUp{c}))
+		}()
+	}
+	wg.Wait()
+	st := s.Stats()
+	assert.Equal(t, 10, st.ListRequests, "one round of upstream requests: ceil(1000/100)")
+	assert.Equal(t, 1, st.Logins)
+}
+
+func TestCache(t *testing.T) {
+	clock := now
+	src := &stubSource{list: sampleList()}
+	c := collector.New(src, collector.Options{
+		MaxTokenSeries: 1000, TokenLabel: collector.LabelFull, CacheTTL: time.Minute,
+		Now: func() time.Time { return clock },
+	})
+	expiresIn := func() float64 {
+		for _, m := range gather(t, c)["apivideo_upload_token_expires_in_seconds"].GetMetric() {
+			if m.GetLabel()[0].GetValue() == "toSoon000000000000000000" {
+				return m.GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no series for the token")
+		return 0
+	}
+	assert.Equal(t, 90.0, expiresIn())
+	assert.Equal(t, int32(1), src.calls.Load(), "miss: fetched")
+
+	clock = now.Add(30 * time.Second)
+	assert.Equal(t, 60.0, expiresIn(), "computed at collect time from the cached expiry")
+	assert.Equal(t, int32(1), src.calls.Load(), "hit: not fetched again")
+
+	clock = now.Add(61 * time.Second)
+	assert.Equal(t, 29.0, expiresIn())
+	assert.Equal(t, int32(2), src.calls.Load(), "expired: fetched again")
+}
+
+func TestCacheKeepsNoFailure(t *testing.T) {
+	src := &stubSource{err: errors.New("boom")}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000, CacheTTL: time.Minute})
+	assert.Equal(t, 0.0, testutil.ToFloat64(onlyUp{c}))
+	src.err, src.list = nil, sampleList()
+	assert.Equal(t, 1.0, testutil.ToFloat64(onlyUp{c}), "the next scrape recovers")
+	assert.Equal(t, int32(2), src.calls.Load())
+}
+
+// TestAgainstFakeAPI checks the issue's acceptance case: 257 tokens, 43
+// without expiry, dates in every format, pages of 100.
+func TestAgainstFakeAPI(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 9})
+	defer s.Close()
+	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
+	require.NoError(t, err)
+	c := collector.New(client, collector.Options{MaxTokenSeries: 1000})
+	families := gather(t, c)
+	at := time.Now()
+
+	assert.Equal(t, 1.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, 257.0, families["apivideo_upload_tokens_active"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, 43.0, families["apivideo_upload_tokens_without_expiry"].GetMetric()[0].GetGauge().GetValue())
+	hist := families["apivideo_upload_tokens_expires_in_seconds"].GetMetric()[0].GetHistogram()
+	assert.Equal(t, uint64(214), hist.GetSampleCount())
+
+	series := families["apivideo_upload_token_expires_in_seconds"].GetMetric()
+	require.Len(t, series, 214)
+	truth := s.Tokens()
+	for _, m := range series {
+		label := m.GetLabel()[0].GetValue()
+		var matched []apivideotest.TokenInfo
+		for _, tk := range truth {
+			assert.NotContains(t, label, tk.Token, "a full token in a label")
+			if strings.HasPrefix(tk.Token, strings.TrimSuffix(label, "...")) {
+				matched = append(matched, tk)
+			}
+		}
+		require.Len(t, matched, 1, "label %q finds exactly one token", label)
+		want := matched[0].ExpiresAt().Sub(at).Seconds()
+		assert.InDelta(t, want, m.GetGauge().GetValue(), 2, "seconds until expiry")
+	}
+}
+
+// onlyUp exposes just apivideo_up, for testutil.ToFloat64.
+type onlyUp struct{ c prometheus.Collector }
+
+func (o onlyUp) Describe(ch chan<- *prometheus.Desc) { o.c.Describe(ch) }
+func (o onlyUp) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric)
+	go func() { o.c.Collect(all); close(all) }()
+	for m := range all {
+		if strings.Contains(m.Desc().String(), `"apivideo_up"`) {
+			ch <- m
+		}
+	}
+}
+
+func gather(t *testing.T, c prometheus.Collector) map[string]*dto.MetricFamily {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	out := map[string]*dto.MetricFamily{}
+	for _, mf := range families {
+		out[mf.GetName()] = mf
+	}
+	return out
+}
+
+func names(families map[string]*dto.MetricFamily) []string {
+	var out []string
+	for n := range families {
+		out = append(out, n)
+	}
+	return out
+}
