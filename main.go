@@ -209,7 +209,8 @@ func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offse
 		defer cancel()
 		scrape := prometheus.NewRegistry()
 		scrape.MustRegister(tokens.WithContext(ctx))
-		promhttp.HandlerFor(prometheus.Gatherers{reg, scrape}, opts).ServeHTTP(w, r)
+		// The scrape is gathered first so that the request counters include it.
+		promhttp.HandlerFor(prometheus.Gatherers{scrape, reg}, opts).ServeHTTP(w, r)
 	})
 	return promhttp.InstrumentMetricHandler(reg, h)
 }

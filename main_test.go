@@ -1,0 +1,427 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+)
+
+func TestScrapeTimeout(t *testing.T) {
+	const limit = 10 * time.Second
+	for _, tc := range []struct {
+		header string
+		offset float64
+		want   time.Duration
+	}{
+		{"", 0.5, limit},
+		{"2", 0.5, 1500 * time.Millisecond},
+		{"10", 0.5, 9500 * time.Millisecond},
+		{"60", 0.5, limit},
+		{"2.5", 0, 2500 * time.Millisecond},
+		{"0.4", 0.5, 200 * time.Millisecond},
+		{"abc", 0.5, limit},
+		{"-3", 0.5, limit},
+	} {
+		t.Run(fmt.Sprintf("%q-%v", tc.header, tc.offset), func(t *testing.T) {
+			h := http.Header{}
+			if tc.header != "" {
+				h.Set("X-Prometheus-Scrape-Timeout-Seconds", tc.header)
+			}
+			assert.Equal(t, tc.want, scrapeTimeout(h, tc.offset, limit))
+		})
+	}
+}
+
+var (
+	exporterBinaryOnce sync.Once
+	exporterBinaryPath string
+	exporterBinaryErr  error
+)
+
+// exporterBinary builds the exporter once per test run.
+func exporterBinary(t *testing.T) string {
+	t.Helper()
+	exporterBinaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "apivideo_exporter-test")
+		if err != nil {
+			exporterBinaryErr = err
+			return
+		}
+		exporterBinaryPath = filepath.Join(dir, "apivideo_exporter")
+		out, err := exec.Command("go", "build", "-o", exporterBinaryPath, ".").CombinedOutput()
+		if err != nil {
+			exporterBinaryErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, exporterBinaryErr)
+	return exporterBinaryPath
+}
+
+// syncBuffer collects a process's stderr while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type exporterProcess struct {
+	URL    string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// startExporter runs the exporter with args and the given environment only,
+// and waits until it answers /-/ready.
+func startExporter(t *testing.T, env []string, args ...string) *exporterProcess {
+	t.Helper()
+	addr := freeAddress(t)
+	cmd := exec.Command(exporterBinary(t), append([]string{"--web.listen-address=" + addr}, args...)...)
+	cmd.Env = env
+	p := &exporterProcess{URL: "http://" + addr, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	require.NoError(t, cmd.Start())
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", p.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(p.URL + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("exporter exited: %v\n%s", err, p.stderr.String())
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "exporter not ready:\n%s", p.stderr.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string, header http.Header) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+func parseMetrics(t *testing.T, text string) map[string]*model.Sample {
+	t.Helper()
+	families := metricFamilies(t, text)
+	out := map[string]*model.Sample{}
+	for name, mf := range families {
+		if len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetGauge() != nil {
+			out[name] = &model.Sample{Value: model.SampleValue(mf.GetMetric()[0].GetGauge().GetValue())}
+		}
+	}
+	return out
+}
+
+func metricFamilies(t *testing.T, text string) map[string]*dto.MetricFamily {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	require.NoError(t, err)
+	return families
+}
+
+func countSeries(text, name string) int {
+	n := 0
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+func keyEnv(key string) []string { return []string{"APIVIDEO_API_KEY=" + key} }
+
+func TestMissingKeyExitsAtOnce(t *testing.T) {
+	cmd := exec.Command(exporterBinary(t), "--web.listen-address="+freeAddress(t))
+	cmd.Env = []string{}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr)
+	assert.NotEqual(t, 0, exitErr.ExitCode())
+	assert.Less(t, time.Since(start), 5*time.Second)
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.Len(t, lines, 1, "one line: %s", stderr.String())
+	assert.Contains(t, lines[0], "APIVIDEO_API_KEY")
+	assert.Contains(t, lines[0], "--apivideo.api-key-file")
+}
+
+func TestFlagsOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		flag string
+		want string
+	}{
+		{"--apivideo.concurrency=0", "--apivideo.concurrency must be between 1 and 32"},
+		{"--apivideo.concurrency=33", "--apivideo.concurrency must be between 1 and 32"},
+		{"--apivideo.timeout=0s", "--apivideo.timeout must be between 0 and 5m"},
+		{"--apivideo.timeout=10m", "--apivideo.timeout must be between 0 and 5m"},
+		{"--apivideo.cache-ttl=-1s", "--apivideo.cache-ttl must not be negative"},
+		{"--collector.max-token-series=-1", "--collector.max-token-series must be between 0 and 100000"},
+		{"--web.timeout-offset=-1", "--web.timeout-offset must not be negative"},
+		{"--collector.token-label=partial", "enum value must be one of redacted,full,none"},
+		{"--log.format=xml", "enum value must be one of logfmt,json"},
+		{"--apivideo.url=ftp://example.com", "not http or https"},
+		{"--apivideo.concurrency=many", "invalid syntax"},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			cmd := exec.Command(exporterBinary(t), tc.flag, "--web.listen-address="+freeAddress(t))
+			cmd.Env = keyEnv("k")
+			out, err := cmd.CombinedOutput()
+			var exitErr *exec.ExitError
+			require.ErrorAs(t, err, &exitErr, "exits non-zero: %s", out)
+			assert.Contains(t, string(out), tc.want)
+		})
+	}
+}
+
+func TestKeyFileMissing(t *testing.T) {
+	cmd := exec.Command(exporterBinary(t), "--apivideo.api-key-file=/nonexistent/key", "--web.listen-address="+freeAddress(t))
+	cmd.Env = []string{}
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "reading API key file")
+}
+
+func TestBasicAuthFromWebConfig(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	require.NoError(t, err)
+	config := filepath.Join(t.TempDir(), "web.yml")
+	require.NoError(t, os.WriteFile(config, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600))
+	p := startExporter(t, nil, "--demo", "--web.config.file="+config)
+
+	for _, path := range []string{"/metrics", "/", "/-/healthy"} {
+		code, _, _ := get(t, p.URL+path, nil)
+		assert.Equal(t, http.StatusUnauthorized, code, "%s without credentials", path)
+	}
+	req, _ := http.NewRequest(http.MethodGet, p.URL+"/metrics", nil)
+	req.SetBasicAuth("prometheus", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func TestDemoAndEndpoints(t *testing.T) {
+	p := startExporter(t, nil, "--demo")
+	code, _, body := get(t, p.URL+"/metrics", nil)
+	require.Equal(t, http.StatusOK, code)
+	m := parseMetrics(t, body)
+	assert.Equal(t, 1.0, float64(m["apivideo_up"].Value))
+	assert.GreaterOrEqual(t, float64(m["apivideo_upload_tokens_active"].Value), 300.0)
+	assert.Positive(t, float64(m["apivideo_upload_tokens_without_expiry"].Value))
+	for _, want := range []string{"apivideo_exporter_build_info{", "go_goroutines ", "process_resident_memory_bytes ",
+		`apivideo_api_requests_total{code="200"}`, "apivideo_api_request_duration_seconds_bucket"} {
+		assert.True(t, strings.Contains(body, want), "/metrics lacks %s", want)
+	}
+
+	for path, want := range map[string]string{"/-/healthy": "Healthy", "/-/ready": "Ready", "/": "Metrics"} {
+		code, _, body := get(t, p.URL+path, nil)
+		assert.Equal(t, http.StatusOK, code, path)
+		assert.Contains(t, body, want, path)
+	}
+
+	_, header, body := get(t, p.URL+"/metrics", http.Header{"Accept": {"application/openmetrics-text;version=1.0.0"}})
+	assert.Contains(t, header.Get("Content-Type"), "application/openmetrics-text")
+	assert.True(t, strings.HasSuffix(body, "# EOF\n"))
+
+	// SIGTERM shuts down cleanly.
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-p.done:
+		assert.NoError(t, err, "exit status 0 on SIGTERM")
+		p.done <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	assert.Contains(t, p.stderr.String(), "shutting down")
+}
+
+// TestAcceptance is the core issue's acceptance case: 257 tokens of which
+// 43 never expire, pages of at most 100, dates in all three formats.
+func TestAcceptance(t *testing.T) {
+	promtool := requirePromtool(t)
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 21})
+	defer s.Close()
+	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
+	code, _, body := get(t, p.URL+"/metrics", nil)
+	at := time.Now()
+	require.Equal(t, http.StatusOK, code)
+	m := parseMetrics(t, body)
+	assert.Equal(t, 1.0, float64(m["apivideo_up"].Value))
+	assert.Equal(t, 257.0, float64(m["apivideo_upload_tokens_active"].Value))
+	assert.Equal(t, 43.0, float64(m["apivideo_upload_tokens_without_expiry"].Value))
+	assert.Equal(t, 214, countSeries(body, "apivideo_upload_token_expires_in_seconds"))
+	assert.Equal(t, 3, s.Stats().ListRequests, "pages of 100")
+
+	families := metricFamilies(t, body)
+	truth := s.Tokens()
+	for _, series := range families["apivideo_upload_token_expires_in_seconds"].GetMetric() {
+		label := strings.TrimSuffix(series.GetLabel()[0].GetValue(), "...")
+		var match []apivideotest.TokenInfo
+		for _, tk := range truth {
+			if strings.HasPrefix(tk.Token, label) {
+				match = append(match, tk)
+			}
+		}
+		require.Len(t, match, 1)
+		assert.InDelta(t, match[0].ExpiresAt().Sub(at).Seconds(), series.GetGauge().GetValue(), 2)
+	}
+	for _, tk := range truth {
+		require.NotContains(t, body, tk.Token, "a full token in /metrics")
+		require.NotContains(t, p.stderr.String(), tk.Token, "a full token in the log")
+	}
+	require.NotContains(t, p.stderr.String(), s.APIKey(), "the API key in the log")
+
+	check := exec.Command(promtool, "check", "metrics")
+	check.Stdin = strings.NewReader(body)
+	out, err := check.CombinedOutput()
+	assert.NoError(t, err, "promtool check metrics: %s", out)
+}
+
+func TestUnreachableAPI(t *testing.T) {
+	closed := freeAddress(t) // nothing listens there
+	p := startExporter(t, keyEnv("some-key"), "--apivideo.url=http://"+closed, "--apivideo.timeout=2s")
+	start := time.Now()
+	code, _, body := get(t, p.URL+"/metrics", nil)
+	assert.Less(t, time.Since(start), 3*time.Second, "answers within the timeout")
+	require.Equal(t, http.StatusOK, code)
+	m := parseMetrics(t, body)
+	assert.Equal(t, 0.0, float64(m["apivideo_up"].Value))
+	for _, name := range []string{"apivideo_upload_tokens_active", "apivideo_upload_tokens_without_expiry",
+		"apivideo_upload_token_expires_in_seconds", "apivideo_upload_tokens_expires_in_seconds_count"} {
+		assert.Equal(t, 0, countSeries(body, name), "%s published on a failed scrape", name)
+	}
+	var failures []string
+	for _, line := range strings.Split(p.stderr.String(), "\n") {
+		if strings.Contains(line, "scrape failed") {
+			failures = append(failures, line)
+		}
+	}
+	require.Len(t, failures, 1, "one log line says why")
+	assert.Contains(t, failures[0], "connection refused")
+	assert.NotContains(t, p.stderr.String(), "some-key")
+}
+
+func TestScrapeTimeoutHeaderAgainstHangingAPI(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 500})
+	defer s.Close()
+	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
+	for range 10 {
+		s.FailPage(0, apivideotest.Fault{Kind: apivideotest.FaultHang})
+	}
+	start := time.Now()
+	code, _, body := get(t, p.URL+"/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})
+	elapsed := time.Since(start)
+	require.Equal(t, http.StatusOK, code)
+	assert.Less(t, elapsed, 2*time.Second)
+	assert.Equal(t, 0.0, float64(parseMetrics(t, body)["apivideo_up"].Value))
+}
+
+func TestConcurrentHTTPScrapesShareOneRound(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Latency: 200 * time.Millisecond})
+	defer s.Close()
+	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
+	var wg sync.WaitGroup
+	ups := make(chan float64, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.URL+"/metrics", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			ups <- float64(parseMetrics(t, string(b))["apivideo_up"].Value)
+		}()
+	}
+	wg.Wait()
+	close(ups)
+	for up := range ups {
+		assert.Equal(t, 1.0, up)
+	}
+	st := s.Stats()
+	assert.Equal(t, 3, st.ListRequests, "one round of upstream requests for 50 scrapes")
+	assert.Equal(t, 1, st.Logins)
+}
+
+// requirePromtool finds promtool; CI installs it with Debian's prometheus
+// package, and its absence fails the test rather than skipping it.
+func requirePromtool(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	require.NoError(t, err, "promtool is required: apt-get install -y prometheus")
+	return path
+}
