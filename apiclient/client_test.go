@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -397,4 +399,25 @@ func TestAPIErrorMessage(t *testing.T) {
 	assert.True(t, errors.Is(fmt.Errorf("x: %w", e), apiclient.ErrRateLimited))
 	assert.False(t, errors.Is(e, apiclient.ErrUnauthorized))
 	assert.True(t, strings.HasPrefix((&apiclient.APIError{StatusCode: 401}).Error(), "api.video answered 401 Unauthorized"))
+}
+
+func TestRequestsAreCountedByStatusCode(t *testing.T) {
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257})
+	defer s.Close()
+	s.FailPage(2, apivideotest.Fault{Kind: apivideotest.FaultStatus, Status: 503})
+	reg := prometheus.NewRegistry()
+	c := newClient(t, s, func(c *apiclient.Config) { c.Registerer = reg })
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	want := `
+# HELP apivideo_api_requests_total Requests made to the api.video API, by HTTP status code.
+# TYPE apivideo_api_requests_total counter
+apivideo_api_requests_total{code="200"} 4
+apivideo_api_requests_total{code="503"} 1
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "apivideo_api_requests_total"))
+	assert.Equal(t, 1, testutil.CollectAndCount(reg, "apivideo_api_request_duration_seconds"))
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
 }
