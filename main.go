@@ -48,7 +48,7 @@ func run(args []string) int {
 		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		timeoutOffset = app.Flag("web.timeout-offset", "Seconds to subtract from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer.").Default("0.5").Float64()
 		apiURL        = app.Flag("apivideo.url", "api.video API base URL (https://sandbox.api.video for the sandbox).").Envar("APIVIDEO_URL").Default(apiclient.DefaultURL).String()
-		keyFile       = app.Flag("apivideo.api-key-file", "File holding the api.video API key, read again at each login so a rotated key is picked up. Otherwise the key comes from the APIVIDEO_API_KEY environment variable.").Envar("APIVIDEO_API_KEY_FILE").String()
+		keyFile       = app.Flag("apivideo.api-key-file", "File holding the api.video API key, read again at each login so a rotated key is picked up. Otherwise the key comes from the APIVIDEO_API_KEY environment variable.").Envar("APIVIDEO_API_KEY_FILE").PlaceHolder("PATH").String()
 		apiTimeout    = app.Flag("apivideo.timeout", "Longest time a scrape may spend on api.video; a shorter Prometheus scrape timeout takes precedence.").Envar("APIVIDEO_TIMEOUT").Default("10s").Duration()
 		concurrency   = app.Flag("apivideo.concurrency", "Pages of upload tokens fetched at once (1-32).").Envar("APIVIDEO_CONCURRENCY").Default(strconv.Itoa(apiclient.DefaultConcurrency)).Int()
 		cacheTTL      = app.Flag("apivideo.cache-ttl", "Reuse the last successful listing for scrapes within this time (0: fetch on every scrape). Seconds until expiry are still computed at scrape time.").Envar("APIVIDEO_CACHE_TTL").Default("0s").Duration()
