@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -420,4 +422,32 @@ apivideo_api_requests_total{code="503"} 1
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
+}
+
+func TestLoginIsCancelledWithTheContext(t *testing.T) {
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer hanging.Close()
+	defer close(release)
+	c, err := apiclient.New(apiclient.Config{BaseURL: hanging.URL, Key: apiclient.StaticKey("k")})
+	require.NoError(t, err)
+
+	// Two listings at once: one waits in the login, the other for it.
+	errs := make(chan error, 2)
+	start := time.Now()
+	for range 2 {
+		go func() {
+			_, err := c.ListUploadTokens(listCtx(t, 300*time.Millisecond))
+			errs <- err
+		}()
+	}
+	for range 2 {
+		assert.ErrorIs(t, <-errs, context.DeadlineExceeded)
+	}
+	assert.Less(t, time.Since(start), 2*time.Second)
 }

@@ -136,7 +136,7 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-// NewUnstartedServer returns a fake that listens on l; call Start.
+// newServer builds a fake without starting it.
 func newServer(opts Options) *Server {
 	if opts.APIKey == "" {
 		opts.APIKey = DefaultAPIKey
@@ -191,7 +191,7 @@ func (s *Server) APIKey() string { return s.opts.APIKey }
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-// NewTokenValue returns a token in api.video's shape: "to" and 22 characters.
+// newTokenValue returns a token in api.video's shape: "to" and 22 characters.
 func (s *Server) newTokenValue() string {
 	b := make([]byte, 24)
 	b[0], b[1] = 't', 'o'
