@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/apivideo-exporter/apivideo_exporter/dashboards"
 )
 
 const (
@@ -57,6 +59,14 @@ type podMonitor struct {
 	} `json:"spec"`
 }
 
+// prometheusRule is a monitoring.coreos.com/v1 PrometheusRule, decoded
+// strictly.
+type prometheusRule struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta     `json:"metadata"`
+	Spec            dashboards.RuleGroups `json:"spec"`
+}
+
 type relabelling struct {
 	SourceLabels []string `json:"sourceLabels,omitempty"`
 	Separator    string   `json:"separator,omitempty"`
@@ -70,6 +80,7 @@ type manifests struct {
 	deployments map[string]*appsv1.Deployment // by file name
 	secrets     map[string]*corev1.Secret     // by object name
 	podMonitors []*podMonitor
+	rules       []*prometheusRule
 }
 
 // splitDocuments returns the non-empty YAML documents of a file.
@@ -115,6 +126,8 @@ func decodeStrict(doc []byte) (any, error) {
 		obj = &corev1.Secret{}
 	case "monitoring.coreos.com/v1/PodMonitor":
 		obj = &podMonitor{}
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		obj = &prometheusRule{}
 	default:
 		return nil, errors.New("unexpected apiVersion/kind " + tm.APIVersion + "/" + tm.Kind)
 	}
@@ -149,6 +162,8 @@ func loadManifests(t *testing.T) manifests {
 				m.secrets[o.Name] = o
 			case *podMonitor:
 				m.podMonitors = append(m.podMonitors, o)
+			case *prometheusRule:
+				m.rules = append(m.rules, o)
 			}
 		}
 	}
@@ -160,6 +175,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	assert.Len(t, m.deployments, 3, "sidecar-native, sidecar-classic and standalone")
 	assert.Contains(t, m.secrets, apiKeySecret)
 	assert.Len(t, m.podMonitors, 1)
+	assert.Len(t, m.rules, 1)
 
 	for f, d := range m.deployments {
 		assert.Empty(t, validation.IsDNS1123Subdomain(d.Name), f)
@@ -424,4 +440,15 @@ func TestPrometheusExamples(t *testing.T) {
 	assert.Equal(t, "keep", keep["action"])
 	assert.Equal(t, []any{"__meta_kubernetes_pod_container_port_name"}, keep["source_labels"])
 	assert.Equal(t, metricsPortName, keep["regex"])
+}
+
+// TestPrometheusRuleMatchesRulesFile keeps the PrometheusRule in step with
+// dashboards/apivideo-alerts.rules.yml, which promtool tests.
+func TestPrometheusRuleMatchesRulesFile(t *testing.T) {
+	m := loadManifests(t)
+	require.Len(t, m.rules, 1)
+	var want dashboards.RuleGroups
+	require.NoError(t, yaml.UnmarshalStrict(dashboards.AlertRulesYAML, &want))
+	assert.Equal(t, want, m.rules[0].Spec,
+		"prometheusrule.yaml differs from dashboards/apivideo-alerts.rules.yml: regenerate it (see its header)")
 }

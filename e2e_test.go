@@ -1,0 +1,452 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/dashboards"
+)
+
+// The end-to-end test runs the exporter binary against the api.video fake,
+// the real Prometheus server scraping it and evaluating the alert rules,
+// and checks every e2eQuery of the dashboard and of the rules against it.
+// It needs Debian's prometheus package (prometheus and promtool).
+
+const (
+	e2eJob          = "apivideo"
+	e2eTokens       = 257
+	e2eNoExpiry     = 43
+	e2eRateInterval = "15s"
+)
+
+// e2eLookBinary finds a Prometheus binary or fails: the test is never skipped.
+func e2eLookBinary(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/bin/" + name, "/usr/local/bin/" + name} {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	t.Fatalf("%s not found in PATH nor /usr/bin: install it with `apt-get install -y prometheus` (Debian)", name)
+	return ""
+}
+
+func e2eFreeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// e2eSyncBuffer collects a process's output for the failure log.
+type e2eSyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *e2eSyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *e2eSyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// e2eStartProcess starts cmd and kills it on cleanup, logging its output if
+// the test failed.
+func e2eStartProcess(t *testing.T, name string, cmd *exec.Cmd) {
+	t.Helper()
+	out := &e2eSyncBuffer{}
+	cmd.Stdout = out
+	cmd.Stderr = out
+	require.NoError(t, cmd.Start(), "starting %s", name)
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+}
+
+func e2eWaitHTTP(t *testing.T, u string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(u)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %s (last error: %v)", u, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type e2ePromSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+func (s e2ePromSample) float(t *testing.T) float64 {
+	t.Helper()
+	str, ok := s.Value[1].(string)
+	require.True(t, ok)
+	f, err := strconv.ParseFloat(str, 64)
+	require.NoError(t, err)
+	return f
+}
+
+// e2eQuery runs an instant e2eQuery and returns the vector, or the API error.
+func e2eQuery(t *testing.T, promURL, expr string) ([]e2ePromSample, error) {
+	t.Helper()
+	resp, err := http.PostForm(promURL+"/api/v1/query", url.Values{"query": {expr}})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var r struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+		Data      struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &r), string(body))
+	if r.Status != "success" {
+		return nil, fmt.Errorf("%s: %s", r.ErrorType, r.Error)
+	}
+	switch r.Data.ResultType {
+	case "vector":
+		var v []e2ePromSample
+		require.NoError(t, json.Unmarshal(r.Data.Result, &v))
+		return v, nil
+	case "scalar":
+		var s [2]any
+		require.NoError(t, json.Unmarshal(r.Data.Result, &s))
+		return []e2ePromSample{{Value: s}}, nil
+	default:
+		return nil, fmt.Errorf("unexpected result type %s", r.Data.ResultType)
+	}
+}
+
+func e2eMustQuery(t *testing.T, promURL, expr string) []e2ePromSample {
+	t.Helper()
+	v, err := e2eQuery(t, promURL, expr)
+	require.NoError(t, err, expr)
+	return v
+}
+
+func e2eRunPromtool(t *testing.T, promtool string, stdin []byte, args ...string) {
+	t.Helper()
+	cmd := exec.Command(promtool, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
+	t.Logf("promtool %s: %s", strings.Join(args, " "), bytes.TrimSpace(out))
+}
+
+func TestE2EPrometheus(t *testing.T) {
+	prometheus := e2eLookBinary(t, "prometheus")
+	promtool := e2eLookBinary(t, "promtool")
+
+	// Static checks of the files Prometheus loads.
+	e2eRunPromtool(t, promtool, nil, "check", "rules", dashboards.RulesFile)
+	e2eRunPromtool(t, promtool, nil, "test", "rules", dashboards.RulesTestFile)
+	e2eRunPromtool(t, promtool, nil, "check", "config", "deploy/prometheus/prometheus.yml")
+
+	// The exporter binary, against the api.video fake.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "apivideo_exporter")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build:\n%s", out)
+
+	fake := apivideotest.NewServer(apivideotest.Options{Tokens: e2eTokens, WithoutExpiry: e2eNoExpiry, Seed: 1})
+	t.Cleanup(fake.Close)
+
+	exporterAddr := e2eFreeLoopbackAddr(t)
+	exporter := exec.Command(bin,
+		"--web.listen-address="+exporterAddr,
+		"--apivideo.url="+fake.URL,
+		"--log.level=debug",
+	)
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "APIVIDEO_") {
+			env = append(env, e)
+		}
+	}
+	exporter.Env = append(env, "APIVIDEO_API_KEY="+fake.APIKey())
+	e2eStartProcess(t, "exporter", exporter)
+	exporterURL := "http://" + exporterAddr
+	e2eWaitHTTP(t, exporterURL+"/-/ready", 10*time.Second)
+	e2eWaitHTTP(t, exporterURL+"/-/healthy", time.Second)
+
+	// promtool check metrics on what the exporter serves.
+	resp, err := http.Get(exporterURL + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(metrics))
+	e2eRunPromtool(t, promtool, metrics, "check", "metrics")
+
+	// The real Prometheus, scraping every second and evaluating the rules.
+	rules, err := filepath.Abs(dashboards.RulesFile)
+	require.NoError(t, err)
+	config := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - %q
+scrape_configs:
+  - job_name: %q
+    static_configs:
+      - targets: [%q]
+`, rules, e2eJob, exporterAddr)
+	configFile := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
+	e2eRunPromtool(t, promtool, nil, "check", "config", configFile)
+
+	promAddr := e2eFreeLoopbackAddr(t)
+	e2eStartProcess(t, "prometheus", exec.Command(prometheus,
+		"--config.file="+configFile,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr,
+		"--log.level=warn",
+	))
+	promURL := "http://" + promAddr
+	e2eWaitHTTP(t, promURL+"/-/ready", 20*time.Second)
+
+	// Wait for a few scrapes, enough for rate() over $__rate_interval.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := e2eQuery(t, promURL, fmt.Sprintf(`count_over_time(apivideo_up{job=%q}[1m])`, e2eJob))
+		if err == nil && len(v) == 1 && v[0].float(t) >= 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus did not scrape the exporter: %v %v", v, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	// The numbers went through the whole chain.
+	v := e2eMustQuery(t, promURL, `apivideo_up`)
+	require.Len(t, v, 1)
+	assert.Equal(t, 1.0, v[0].float(t))
+	assert.Equal(t, exporterAddr, v[0].Metric["instance"])
+	assert.Equal(t, e2eJob, v[0].Metric["job"])
+
+	t.Run("dashboard", func(t *testing.T) {
+		d, err := dashboards.Load()
+		require.NoError(t, err)
+		// Queries that may legitimately return nothing in a healthy run.
+		mayBeEmpty := map[string]string{}
+		// Selectors that may legitimately match nothing.
+		emptySelectors := map[string]string{}
+		values := map[string][]e2ePromSample{}
+		n := 0
+		for _, p := range d.AllPanels() {
+			for _, tg := range p.Targets {
+				n++
+				expr := dashboards.Substitute(tg.Expr, e2eJob, exporterAddr, e2eRateInterval)
+				name := fmt.Sprintf("%s/%s", p.Title, tg.RefID)
+				e2eCheckExpr(t, promURL, name, expr, mayBeEmpty, emptySelectors)
+				values[name] = e2eMustQuery(t, promURL, expr)
+			}
+		}
+		require.Greater(t, n, 10)
+
+		// Spot checks of the values behind the main panels.
+		one := func(name string) float64 {
+			v := values[name]
+			require.Len(t, v, 1, name)
+			return v[0].float(t)
+		}
+		assert.Equal(t, 1.0, one("api.video read/A"))
+		assert.Equal(t, float64(e2eTokens), one("Active upload tokens/A"))
+		assert.Equal(t, float64(e2eNoExpiry), one("Tokens without expiry/A"))
+		assert.Equal(t, 1.0, one("Replicas reading api.video/A"))
+		assert.Equal(t, 1.0, one("Replicas reading api.video/B"))
+		assert.Positive(t, one("Rate-limit headroom/A"))
+		assert.LessOrEqual(t, one("Rate-limit headroom/A"), 1.0)
+		// The le matchers match whatever exposition format was scraped.
+		assert.GreaterOrEqual(t, one("Expiring within 24 hours/A"), one("Expiring within 1 hour/A"))
+		closest := values["Tokens closest to expiry/A"]
+		assert.Len(t, closest, 25)
+		for _, s := range closest {
+			assert.Regexp(t, `^to.+\.\.\.$`, s.Metric["token"], "redacted token label")
+		}
+		// Expiry distribution: one series per bucket, +Inf included.
+		assert.Len(t, values["Expiry distribution/A"], 13)
+		codes := values["API requests by status code/A"]
+		require.NotEmpty(t, codes)
+		for _, s := range codes {
+			assert.NotEmpty(t, s.Metric["code"])
+		}
+	})
+
+	t.Run("alert rules", func(t *testing.T) {
+		rs, err := dashboards.Rules()
+		require.NoError(t, err)
+		// Alert conditions that are not met in a healthy run; their
+		// selectors are checked to return data instead.
+		notFiring := map[string]string{
+			"ApivideoScrapeFailing":        "api.video (the fake) is readable: apivideo_up is 1",
+			"ApivideoExporterAbsent":       "the exporter is scraped",
+			"ApivideoRateLimitHeadroomLow": "one scrape a second reads a few pages of the 500 a minute the fake allows",
+			"ApivideoAPIThrottled":         "the fake does not enforce its rate limit: no 429",
+			"ApivideoActiveTokensJump":     "a fresh Prometheus has no data 30 minutes back and the fake's tokens do not change",
+		}
+		emptySelectors := map[string]string{
+			`apivideo_api_requests_total{code="429"}`: "no 429 in a healthy run",
+		}
+		exprs := map[string]string{}
+		for _, r := range rs {
+			exprs[r.Alert] = r.Expr
+			if reason, ok := notFiring[r.Alert]; ok {
+				v := e2eMustQuery(t, promURL, r.Expr)
+				assert.Empty(t, v, "%s should not fire in a healthy run (%s)", r.Alert, reason)
+				e2eCheckSelectors(t, promURL, r.Alert, r.Expr, emptySelectors)
+				continue
+			}
+			e2eCheckExpr(t, promURL, r.Alert, r.Expr, nil, emptySelectors)
+		}
+		for name := range notFiring {
+			assert.Contains(t, exprs, name)
+		}
+
+		// Prometheus loaded the rules and evaluates them: tokens without
+		// expiry are pending (for: 15m), nothing else is active.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			active := e2eActiveAlerts(t, promURL)
+			if _, ok := active["ApivideoTokensWithoutExpiry"]; ok || time.Now().After(deadline) {
+				assert.Equal(t, map[string]string{"ApivideoTokensWithoutExpiry": "pending"}, active)
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		e2eRuleHealth(t, promURL, len(rs))
+	})
+}
+
+// e2eCheckExpr asserts that expr parses, that it returns data unless listed in
+// mayBeEmpty, and that each of its selectors returns data.
+func e2eCheckExpr(t *testing.T, promURL, name, expr string, mayBeEmpty, emptySelectors map[string]string) {
+	t.Helper()
+	v, err := e2eQuery(t, promURL, expr)
+	if !assert.NoError(t, err, "%s: %s", name, expr) {
+		return
+	}
+	if _, ok := mayBeEmpty[name]; !ok {
+		assert.NotEmpty(t, v, "%s returned no data: %s", name, expr)
+	}
+	e2eCheckSelectors(t, promURL, name, expr, emptySelectors)
+}
+
+func e2eCheckSelectors(t *testing.T, promURL, name, expr string, emptySelectors map[string]string) {
+	t.Helper()
+	sels := dashboards.Selectors(expr)
+	assert.NotEmpty(t, sels, "%s: no selector found in %s", name, expr)
+	for _, s := range sels {
+		if _, ok := emptySelectors[s]; ok {
+			continue
+		}
+		v, err := e2eQuery(t, promURL, s)
+		if assert.NoError(t, err, "%s: selector %s", name, s) {
+			assert.NotEmpty(t, v, "%s: selector %s matches no series", name, s)
+		}
+	}
+}
+
+// e2eActiveAlerts returns the state of each pending or firing alert.
+func e2eActiveAlerts(t *testing.T, promURL string) map[string]string {
+	t.Helper()
+	resp, err := http.Get(promURL + "/api/v1/alerts")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+				State  string            `json:"state"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	out := map[string]string{}
+	for _, a := range r.Data.Alerts {
+		out[a.Labels["alertname"]] = a.State
+	}
+	return out
+}
+
+// e2eRuleHealth asserts that Prometheus loaded every rule and evaluates it
+// without error.
+func e2eRuleHealth(t *testing.T, promURL string, want int) {
+	t.Helper()
+	resp, err := http.Get(promURL + "/api/v1/rules")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Groups []struct {
+				Rules []struct {
+					Name      string `json:"name"`
+					Health    string `json:"health"`
+					LastError string `json:"lastError"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	n := 0
+	for _, g := range r.Data.Groups {
+		for _, rule := range g.Rules {
+			n++
+			assert.Equal(t, "ok", rule.Health, "%s: %s", rule.Name, rule.LastError)
+		}
+	}
+	assert.Equal(t, want, n, "rules loaded by Prometheus")
+}
