@@ -451,3 +451,28 @@ func TestLoginIsCancelledWithTheContext(t *testing.T) {
 	}
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
+
+func TestImplausiblePaginationIsRejected(t *testing.T) {
+	for _, tc := range []struct {
+		name, pagination string
+	}{
+		{"page size above 100", `{"currentPage":1,"pageSize":100000,"pagesTotal":1,"itemsTotal":0}`},
+		{"too many pages", `{"currentPage":1,"pageSize":100,"pagesTotal":20000,"itemsTotal":0}`},
+		{"pages cannot hold the items", `{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1000000000}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/auth/api-key" {
+					fmt.Fprint(w, `{"access_token":"a","refresh_token":"r","expires_in":3600}`)
+					return
+				}
+				fmt.Fprintf(w, `{"data":[],"pagination":%s}`, tc.pagination)
+			}))
+			defer srv.Close()
+			c, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, Key: apiclient.StaticKey("k")})
+			require.NoError(t, err)
+			_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+			assert.ErrorIs(t, err, apiclient.ErrMalformedResponse)
+		})
+	}
+}

@@ -25,10 +25,10 @@ type pageDecoder struct {
 	ends   []int
 }
 
-// decode parses body into a page. It rejects anything that is not a
-// complete page of the documented shape, so that a truncated or garbled
-// reply can never be mistaken for a short list.
-func (d *pageDecoder) decode(body []byte) (*page, error) {
+// decode parses body into a page, with its tokens in dst when they fit. It
+// rejects anything that is not a complete page of the documented shape, so
+// that a truncated or garbled reply can never be mistaken for a short list.
+func (d *pageDecoder) decode(body []byte, dst []Token) (*page, error) {
 	root, err := d.parser.ParseBytes(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
@@ -70,7 +70,11 @@ func (d *pageDecoder) decode(body []byte) (*page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: data is not an array", ErrMalformedResponse)
 	}
-	pg.tokens = make([]Token, len(items))
+	if len(items) <= cap(dst) {
+		pg.tokens = dst[:len(items)]
+	} else {
+		pg.tokens = make([]Token, len(items))
+	}
 	d.arena = d.arena[:0]
 	d.ends = d.ends[:0]
 	for i, item := range items {

@@ -49,7 +49,7 @@ func TestDecodePageGolden(t *testing.T) {
 	body, err := os.ReadFile(filepath.Join("testdata", "documented-page.json"))
 	require.NoError(t, err)
 	var d pageDecoder
-	p, err := d.decode(body)
+	p, err := d.decode(body, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 1, p.currentPage)
 	assert.Equal(t, 25, p.pageSize)
@@ -85,7 +85,7 @@ func TestDecodeToken(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var d pageDecoder
 			body := `{"data":[` + tc.item + `],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1}}`
-			p, err := d.decode([]byte(body))
+			p, err := d.decode([]byte(body), nil)
 			if tc.err {
 				require.ErrorIs(t, err, ErrMalformedResponse)
 				return
@@ -111,7 +111,7 @@ func TestDecodeRejectsBrokenPages(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var d pageDecoder
-			_, err := d.decode([]byte(body))
+			_, err := d.decode([]byte(body), nil)
 			assert.ErrorIs(t, err, ErrMalformedResponse)
 		})
 	}
@@ -119,11 +119,28 @@ func TestDecodeRejectsBrokenPages(t *testing.T) {
 
 func TestDecoderReuseKeepsEarlierTokens(t *testing.T) {
 	var d pageDecoder
-	p1, err := d.decode([]byte(`{"data":[{"token":"toAAAA","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`))
+	p1, err := d.decode([]byte(`{"data":[{"token":"toAAAA","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`), nil)
 	require.NoError(t, err)
-	_, err = d.decode([]byte(`{"data":[{"token":"toBBBB","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`))
+	_, err = d.decode([]byte(`{"data":[{"token":"toBBBB","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`), nil)
 	require.NoError(t, err)
 	assert.Equal(t, "toAAAA", p1.tokens[0].Value, "a page's tokens survive the decoder's next page")
+}
+
+func TestDecodeIntoSlot(t *testing.T) {
+	body := []byte(`{"data":[{"token":"toAAAA","ttl":0},{"token":"toBBBB","ttl":0}],"pagination":{"pagesTotal":1,"itemsTotal":2}}`)
+	var d pageDecoder
+	slot := make([]Token, 2)
+	p, err := d.decode(body, slot)
+	require.NoError(t, err)
+	assert.Equal(t, "toAAAA", slot[0].Value, "the tokens land in the slot")
+	assert.Equal(t, "toBBBB", slot[1].Value)
+	assert.Same(t, &slot[0], &p.tokens[0])
+
+	small := make([]Token, 1)
+	p, err = d.decode(body, small)
+	require.NoError(t, err)
+	assert.Len(t, p.tokens, 2, "a page larger than its slot is still decoded whole")
+	assert.Empty(t, small[0].Value, "and leaves the slot alone")
 }
 
 func FuzzParseTime(f *testing.F) {
@@ -160,7 +177,7 @@ func FuzzDecodePage(f *testing.F) {
 	f.Add([]byte(`{"data":[{"token":"to1","ttl":0,"expiresAt":null}],"pagination":{"currentPage":1,"pagesTotal":1,"itemsTotal":1}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var d pageDecoder
-		p, err := d.decode(body)
+		p, err := d.decode(body, nil)
 		if err != nil {
 			require.ErrorIs(t, err, ErrMalformedResponse)
 			return

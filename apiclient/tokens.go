@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"time"
 
@@ -65,13 +66,16 @@ func (c *Client) ListUploadTokens(ctx context.Context) (*TokenList, error) {
 }
 
 func (c *Client) listOnce(ctx context.Context, allowDuplicates bool) (*TokenList, error) {
-	first, err := c.fetchPage(ctx, 1, c.pageSize)
+	first, err := c.fetchPage(ctx, 1, c.pageSize, nil)
 	if err != nil {
 		return nil, err
 	}
 	pageSize := first.pageSize
 	if pageSize == 0 {
 		pageSize = c.pageSize
+	}
+	if pageSize > MaxPageSize {
+		return nil, fmt.Errorf("%w: pageSize %d is above %d", ErrMalformedResponse, pageSize, MaxPageSize)
 	}
 	pagesTotal := first.pagesTotal
 	if pagesTotal > maxPages {
@@ -81,6 +85,16 @@ func (c *Client) listOnce(ctx context.Context, allowDuplicates bool) (*TokenList
 		return nil, fmt.Errorf("%w: pagesTotal %d cannot hold itemsTotal %d in pages of %d",
 			ErrMalformedResponse, pagesTotal, first.itemsTotal, pageSize)
 	}
+
+	// Every page decodes straight into its place in one slice sized from
+	// page 1's total, so that a listing holds each token once in memory.
+	tokens := make([]Token, first.itemsTotal)
+	slot := func(number int) []Token {
+		lo := min((number-1)*pageSize, len(tokens))
+		hi := min(lo+pageSize, len(tokens))
+		return tokens[lo:hi:hi]
+	}
+	copy(slot(1), first.tokens)
 	pages := make([]*page, max(pagesTotal, 1))
 	pages[0] = first
 	if pagesTotal > 1 {
@@ -88,7 +102,7 @@ func (c *Client) listOnce(ctx context.Context, allowDuplicates bool) (*TokenList
 		g.SetLimit(c.concurrency)
 		for i := 2; i <= pagesTotal; i++ {
 			g.Go(func() error {
-				p, err := c.fetchPage(gctx, i, pageSize)
+				p, err := c.fetchPage(gctx, i, pageSize, slot(i))
 				pages[i-1] = p
 				return err
 			})
@@ -97,46 +111,73 @@ func (c *Client) listOnce(ctx context.Context, allowDuplicates bool) (*TokenList
 			return nil, err
 		}
 	}
-	return merge(pages, pageSize, allowDuplicates)
-}
-
-// merge checks that the pages describe one unchanged list and joins them.
-func merge(pages []*page, pageSize int, allowDuplicates bool) (*TokenList, error) {
-	first := pages[0]
-	for i, p := range pages {
-		number := i + 1
-		if p.itemsTotal != first.itemsTotal || p.pagesTotal != first.pagesTotal {
-			return nil, fmt.Errorf("%w: page %d says %d tokens in %d pages, page 1 said %d in %d",
-				errShifted, number, p.itemsTotal, p.pagesTotal, first.itemsTotal, first.pagesTotal)
-		}
-		if p.currentPage != 0 && p.currentPage != number {
-			return nil, fmt.Errorf("%w: asked for page %d, got page %d", ErrMalformedResponse, number, p.currentPage)
-		}
-		want := min(pageSize, max(first.itemsTotal-i*pageSize, 0))
-		if len(p.tokens) != want {
-			return nil, fmt.Errorf("%w: page %d has %d tokens, expected %d", errShifted, number, len(p.tokens), want)
-		}
+	// Once every page holds exactly the tokens its slot expects, the slots
+	// are all filled.
+	if err := checkPages(pages, pageSize); err != nil {
+		return nil, err
 	}
-	tokens := make([]Token, 0, first.itemsTotal)
-	seen := make(map[string]struct{}, first.itemsTotal)
-	for _, p := range pages {
-		for _, t := range p.tokens {
-			if _, dup := seen[t.Value]; dup {
-				if !allowDuplicates {
-					return nil, fmt.Errorf("%w: a token is listed twice", errShifted)
-				}
-				continue
-			}
-			seen[t.Value] = struct{}{}
-			tokens = append(tokens, t)
+	if hasRepeats(tokens) {
+		if !allowDuplicates {
+			return nil, fmt.Errorf("%w: a token is listed twice", errShifted)
 		}
+		tokens = dropDuplicates(tokens)
 	}
 	return &TokenList{Tokens: tokens, Pages: len(pages), FetchedAt: time.Now()}, nil
 }
 
+// checkPages checks that the pages describe one unchanged list.
+func checkPages(pages []*page, pageSize int) error {
+	first := pages[0]
+	for i, p := range pages {
+		number := i + 1
+		if p.itemsTotal != first.itemsTotal || p.pagesTotal != first.pagesTotal {
+			return fmt.Errorf("%w: page %d says %d tokens in %d pages, page 1 said %d in %d",
+				errShifted, number, p.itemsTotal, p.pagesTotal, first.itemsTotal, first.pagesTotal)
+		}
+		if p.currentPage != 0 && p.currentPage != number {
+			return fmt.Errorf("%w: asked for page %d, got page %d", ErrMalformedResponse, number, p.currentPage)
+		}
+		want := min(pageSize, max(first.itemsTotal-i*pageSize, 0))
+		if len(p.tokens) != want {
+			return fmt.Errorf("%w: page %d has %d tokens, expected %d", errShifted, number, len(p.tokens), want)
+		}
+	}
+	return nil
+}
+
+// hasRepeats reports whether two tokens may be equal. It compares 64-bit
+// hashes, a set a quarter the size of a set of the strings; a false alarm
+// only sends the listing through the exact dropDuplicates.
+func hasRepeats(tokens []Token) bool {
+	seed := maphash.MakeSeed()
+	seen := make(map[uint64]struct{}, len(tokens))
+	for _, t := range tokens {
+		h := maphash.String(seed, t.Value)
+		if _, dup := seen[h]; dup {
+			return true
+		}
+		seen[h] = struct{}{}
+	}
+	return false
+}
+
+// dropDuplicates keeps the first of each token, in place.
+func dropDuplicates(tokens []Token) []Token {
+	seen := make(map[string]struct{}, len(tokens))
+	kept := tokens[:0]
+	for _, t := range tokens {
+		if _, dup := seen[t.Value]; !dup {
+			seen[t.Value] = struct{}{}
+			kept = append(kept, t)
+		}
+	}
+	return kept
+}
+
 // fetchPage requests one page, logging in first if needed and once more
-// after a 401, in case the access token was revoked or expired early.
-func (c *Client) fetchPage(ctx context.Context, number, size int) (*page, error) {
+// after a 401, in case the access token was revoked or expired early. The
+// tokens go into dst when they fit.
+func (c *Client) fetchPage(ctx context.Context, number, size int, dst []Token) (*page, error) {
 	buf := c.bodies.Get().(*bytes.Buffer)
 	defer c.bodies.Put(buf)
 	path := fmt.Sprintf("/upload-tokens?currentPage=%d&pageSize=%d", number, size)
@@ -159,7 +200,7 @@ func (c *Client) fetchPage(ctx context.Context, number, size int) (*page, error)
 	}
 	dec := c.decoders.Get().(*pageDecoder)
 	defer c.decoders.Put(dec)
-	p, err := dec.decode(buf.Bytes())
+	p, err := dec.decode(buf.Bytes(), dst)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", path, err)
 	}

@@ -23,6 +23,7 @@ func NewDemo() *Server {
 			s.tokens[i].TTL = 120 + s.rng.IntN(1800)
 		}
 	}
+	s.pruneAt = time.Time{}
 	s.mu.Unlock()
 	go s.churn(demoEvery)
 	return s

@@ -115,6 +115,7 @@ type Server struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
 	tokens   []TokenInfo
+	pruneAt  time.Time            // earliest expiry among tokens; zero after a change
 	access   map[string]time.Time // access token -> expiry
 	refresh  map[string]bool
 	faults   map[int][]Fault // page (0: any page) -> queued faults
@@ -228,6 +229,7 @@ func (s *Server) SetTokens(tokens []TokenInfo) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokens = append([]TokenInfo(nil), tokens...)
+	s.pruneAt = time.Time{}
 }
 
 // AddTokens creates n tokens with the given ttl in seconds (0: no expiry) at
@@ -241,6 +243,7 @@ func (s *Server) AddTokens(n, ttl int) []TokenInfo {
 		added[i] = TokenInfo{Token: s.newTokenValue(), CreatedAt: now, TTL: ttl}
 	}
 	s.tokens = append(s.tokens, added...)
+	s.pruneAt = time.Time{}
 	return added
 }
 
@@ -321,12 +324,26 @@ func (s *Server) ResetStats() {
 }
 
 // activeLocked drops expired tokens, as api.video lists active ones only.
+// It scans the tokens only once the earliest expiry has passed, so that a
+// listing of n pages does not cost n scans of a large account.
 func (s *Server) activeLocked() []TokenInfo {
 	now := s.now()
+	if !s.pruneAt.IsZero() && now.Before(s.pruneAt) {
+		return s.tokens
+	}
+	never := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.pruneAt = never
 	kept := s.tokens[:0]
 	for _, t := range s.tokens {
-		if t.TTL == 0 || t.ExpiresAt().After(now) {
+		if t.TTL == 0 {
 			kept = append(kept, t)
+			continue
+		}
+		if exp := t.ExpiresAt(); exp.After(now) {
+			kept = append(kept, t)
+			if exp.Before(s.pruneAt) {
+				s.pruneAt = exp
+			}
 		}
 	}
 	s.tokens = kept
