@@ -1,0 +1,490 @@
+// Command measure builds the exporter, runs it as its own process against
+// an apivideotest fake served from this process, and reports the
+// exporter's resident memory and CPU time per scrape, its API cost and its
+// scrape wall time against a fake with latency, as a Markdown table.
+//
+//	go run ./bench/measure
+//	go run ./bench/measure -tokens 10000 -big 100000 -scrapes 20
+//
+// One exporter process is used throughout, against one fake: memory at
+// rest, then -tokens tokens (CPU per scrape, requests, logins, RSS), then
+// the same listing with -latency per request (wall time against the
+// floor), then the fake's tokens are replaced with SetTokens by an account
+// of -big tokens (CPU, RSS). Both accounts are generated with
+// Options{Tokens: N, WithoutExpiry: N/10, Seed: 1}.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+)
+
+// What Prometheus 3 sends with a scrape; Go's transport adds gzip.
+const acceptHeader = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5," +
+	"application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3," +
+	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+
+type config struct {
+	tokens, big         int
+	scrapes, warmup     int
+	bigScrapes          int
+	latency             time.Duration
+	latencyScrapes      int
+	concurrency         int
+	settle              time.Duration
+	exporter            string
+	extraFlags          string
+	extraEnv            string
+	clkTck              float64
+	scrapeTimeoutHeader string
+}
+
+func main() {
+	var cfg config
+	flag.IntVar(&cfg.tokens, "tokens", 10000, "tokens in the account for the CPU and latency measurements")
+	flag.IntVar(&cfg.big, "big", 100000, "tokens in the account for the large-scrape memory measurement (0: skip)")
+	flag.IntVar(&cfg.scrapes, "scrapes", 20, "measured scrapes of -tokens tokens")
+	flag.IntVar(&cfg.warmup, "warmup", 2, "unmeasured scrapes after the first one (which logs in)")
+	flag.IntVar(&cfg.bigScrapes, "big-scrapes", 3, "scrapes of -big tokens")
+	flag.DurationVar(&cfg.latency, "latency", 50*time.Millisecond, "fake latency per request for the wall-time measurement (0: skip)")
+	flag.IntVar(&cfg.latencyScrapes, "latency-scrapes", 5, "scrapes with -latency")
+	flag.IntVar(&cfg.concurrency, "concurrency", 0, "--apivideo.concurrency to pass (0: the exporter's default)")
+	flag.DurationVar(&cfg.settle, "settle", 2*time.Second, "wait after start and after each phase before reading RSS")
+	flag.StringVar(&cfg.exporter, "exporter", "", "prebuilt exporter binary (default: go build the repository's)")
+	flag.StringVar(&cfg.extraFlags, "flags", "", "extra exporter flags, space separated")
+	flag.StringVar(&cfg.extraEnv, "env", "", "extra exporter environment, space-separated KEY=VALUE (e.g. GOMEMLIMIT=24MiB)")
+	flag.Parse()
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "measure:", err)
+		os.Exit(1)
+	}
+}
+
+// proc reads an exporter's figures from /proc.
+type proc struct{ pid int }
+
+// rss returns VmRSS and VmHWM in bytes.
+func (p proc) rss() (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm, nil
+}
+
+// cpuTicks returns utime+stime in clock ticks.
+func (p proc) cpuTicks() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces: fields start after the last ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat", p.pid)
+	}
+	return ut + st, nil
+}
+
+func clockTicks() float64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if n, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 100
+}
+
+// scrapeResult is one scrape as the client and the fake saw it.
+type scrapeResult struct {
+	wall     time.Duration
+	cpuMs    float64
+	requests int
+	logins   int
+	bytes    int
+}
+
+type scraper struct {
+	cfg    config
+	url    string
+	client *http.Client
+	fake   *apivideotest.Server
+	p      proc
+}
+
+// scrape runs one scrape and checks that it read every token.
+func (s *scraper) scrape(wantTokens int) (scrapeResult, error) {
+	before := s.fake.Stats()
+	t0, err := s.p.cpuTicks()
+	if err != nil {
+		return scrapeResult{}, err
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/metrics", nil)
+	req.Header.Set("Accept", acceptHeader)
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return scrapeResult{}, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wall := time.Since(start)
+	if err != nil {
+		return scrapeResult{}, err
+	}
+	t1, err := s.p.cpuTicks()
+	if err != nil {
+		return scrapeResult{}, err
+	}
+	after := s.fake.Stats()
+	// OpenMetrics writes 1.0 where the text format writes 1.
+	if !regexp.MustCompile(`(?m)^apivideo_up 1(\.0)?$`).Match(body) {
+		return scrapeResult{}, errors.New("scrape did not publish apivideo_up 1")
+	}
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^apivideo_upload_tokens_active %d(\.0)?$`, wantTokens)).Match(body) {
+		return scrapeResult{}, fmt.Errorf("scrape did not publish apivideo_upload_tokens_active %d", wantTokens)
+	}
+	return scrapeResult{
+		wall:     wall,
+		cpuMs:    float64(t1-t0) * 1000 / s.cfg.clkTck,
+		requests: after.ListRequests - before.ListRequests,
+		logins:   after.Logins + after.Refreshes - before.Logins - before.Refreshes,
+		bytes:    len(body),
+	}, nil
+}
+
+// series runs n scrapes and sums them; CPU is read once around the whole
+// series (after a short pause for the GC to finish), so that sub-tick
+// scrapes still add up.
+func (s *scraper) series(n, wantTokens int) (sum scrapeResult, walls []time.Duration, err error) {
+	t0, err := s.p.cpuTicks()
+	if err != nil {
+		return sum, nil, err
+	}
+	for i := 0; i < n; i++ {
+		r, err := s.scrape(wantTokens)
+		if err != nil {
+			return sum, nil, fmt.Errorf("scrape %d of %d: %w", i+1, n, err)
+		}
+		sum.wall += r.wall
+		sum.requests += r.requests
+		sum.logins += r.logins
+		sum.bytes += r.bytes
+		walls = append(walls, r.wall)
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	t1, err := s.p.cpuTicks()
+	if err != nil {
+		return sum, nil, err
+	}
+	sum.cpuMs = float64(t1-t0) * 1000 / s.cfg.clkTck
+	return sum, walls, nil
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func passMiss(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "**miss**"
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+
+func run(cfg config) error {
+	cfg.clkTck = clockTicks()
+	tmp, err := os.MkdirTemp("", "apivideo-measure-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	bin := cfg.exporter
+	if bin == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return err
+		}
+		bin = filepath.Join(tmp, "apivideo_exporter")
+		build := exec.Command("go", "build", "-o", bin, ".")
+		build.Dir = root
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		fmt.Fprintf(os.Stderr, "building the exporter in %s\n", root)
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build: %w", err)
+		}
+	}
+
+	fake := apivideotest.NewServer(apivideotest.Options{Tokens: cfg.tokens, WithoutExpiry: cfg.tokens / 10, Seed: 1})
+	defer fake.Close()
+	var bigTokens []apivideotest.TokenInfo
+	if cfg.big > 0 {
+		gen := apivideotest.NewServer(apivideotest.Options{Tokens: cfg.big, WithoutExpiry: cfg.big / 10, Seed: 1})
+		bigTokens = gen.Tokens()
+		gen.Close()
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"--apivideo.url=" + fake.URL, "--web.listen-address=" + addr}
+	if cfg.concurrency > 0 {
+		args = append(args, "--apivideo.concurrency="+strconv.Itoa(cfg.concurrency))
+	}
+	args = append(args, strings.Fields(cfg.extraFlags)...)
+	logPath := filepath.Join(tmp, "exporter.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "APIVIDEO_API_KEY="+fake.APIKey())
+	cmd.Env = append(cmd.Env, strings.Fields(cfg.extraEnv)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	fail := func(err error) error {
+		b, _ := os.ReadFile(logPath)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		return fmt.Errorf("%w\nexporter log (tail):\n%s", err, strings.Join(lines[max(len(lines)-10, 0):], "\n"))
+	}
+
+	base := "http://" + addr
+	hc := &http.Client{Timeout: time.Minute}
+	if err := waitReady(hc, base+"/-/ready", 15*time.Second); err != nil {
+		return fail(err)
+	}
+	p := proc{cmd.Process.Pid}
+	time.Sleep(cfg.settle)
+	restRSS, restHWM, err := p.rss()
+	if err != nil {
+		return fail(err)
+	}
+
+	s := &scraper{cfg: cfg, url: base, client: hc, fake: fake, p: p}
+	conc := cfg.concurrency
+	if conc == 0 {
+		conc = apiclient.DefaultConcurrency
+	}
+	pages := max((cfg.tokens+apiclient.MaxPageSize-1)/apiclient.MaxPageSize, 1)
+
+	first, err := s.scrape(cfg.tokens)
+	if err != nil {
+		return fail(fmt.Errorf("first scrape: %w", err))
+	}
+	if _, _, err := s.series(cfg.warmup, cfg.tokens); err != nil {
+		return fail(err)
+	}
+	sum, walls, err := s.series(cfg.scrapes, cfg.tokens)
+	if err != nil {
+		return fail(err)
+	}
+	time.Sleep(cfg.settle)
+	midRSS, midHWM, _ := p.rss()
+
+	var latSum scrapeResult
+	var latWalls []time.Duration
+	floor := cfg.latency * time.Duration(1+int(math.Ceil(float64(pages-1)/float64(conc))))
+	if cfg.latency > 0 && cfg.latencyScrapes > 0 {
+		fake.SetLatency(cfg.latency)
+		latSum, latWalls, err = s.series(cfg.latencyScrapes, cfg.tokens)
+		fake.SetLatency(0)
+		if err != nil {
+			return fail(fmt.Errorf("with latency: %w", err))
+		}
+	}
+
+	var bigSum scrapeResult
+	var bigWalls []time.Duration
+	var bigRSS, bigHWM int64
+	bigPages := max((cfg.big+apiclient.MaxPageSize-1)/apiclient.MaxPageSize, 1)
+	if cfg.big > 0 && cfg.bigScrapes > 0 {
+		fake.SetTokens(bigTokens)
+		bigTokens = nil
+		bigSum, bigWalls, err = s.series(cfg.bigScrapes, cfg.big)
+		if err != nil {
+			return fail(fmt.Errorf("big scrapes: %w", err))
+		}
+		time.Sleep(cfg.settle)
+		bigRSS, bigHWM, _ = p.rss()
+	}
+
+	// Report.
+	fmt.Printf("## Exporter process measurements\n\n")
+	fmt.Printf("Machine: %d CPUs (`nproc` %s), %s, %s, %s/%s, CLK_TCK %g.\n",
+		runtime.NumCPU(), nproc(), cpuModel(), goVersion(), runtime.GOOS, runtime.GOARCH, cfg.clkTck)
+	shown := strings.Join(append(strings.Fields(cfg.extraEnv), args[2:]...), " ")
+	if shown == "" {
+		shown = "defaults"
+	}
+	fmt.Printf("Exporter settings: %s (besides --apivideo.url, --web.listen-address and APIVIDEO_API_KEY); the fake runs in the measuring process.\n", shown)
+	fmt.Printf("Scrapes as Prometheus makes them (OpenMetrics Accept header, gzip, 10 s scrape timeout).\n")
+	fmt.Printf("One exporter process throughout: at rest, then %d tokens, then %s of latency, then %d tokens (fake.SetTokens).\n\n",
+		cfg.tokens, cfg.latency, cfg.big)
+
+	n := float64(cfg.scrapes)
+	cpuPer := sum.cpuMs / n
+	reqPer := float64(sum.requests) / n
+	fmt.Printf("| Measurement | Value | Target | Result |\n|---|---|---|---|\n")
+	fmt.Printf("| RSS at rest (VmRSS; VmHWM %s) | %s | ≤ 20 MiB | %s |\n", mib(restHWM), mib(restRSS), passMiss(restRSS <= 20<<20))
+	fmt.Printf("| First scrape of %d tokens (includes login): wall, CPU | %s, %.0f ms | | |\n", cfg.tokens, ms(first.wall), first.cpuMs)
+	fmt.Printf("| First scrape: requests (list + login) | %d + %d | %d + 1 | %s |\n", first.requests, first.logins, pages, passMiss(first.requests == pages && first.logins == 1))
+	fmt.Printf("| CPU per scrape of %d tokens (mean of %d, after %d warm-up) | %.1f ms | ≤ 30 ms | %s |\n", cfg.tokens, cfg.scrapes, cfg.warmup, cpuPer, passMiss(cpuPer <= 30))
+	fmt.Printf("| Wall per scrape of %d tokens, no latency (median; mean) | %s; %s | | |\n", cfg.tokens, ms(median(walls)), ms(sum.wall/time.Duration(cfg.scrapes)))
+	fmt.Printf("| List requests per scrape | %.2f | %d = ceil(%d/100) | %s |\n", reqPer, pages, cfg.tokens, passMiss(reqPer == float64(pages)))
+	fmt.Printf("| Logins during the %d measured scrapes | %d | 0 (one an hour) | %s |\n", cfg.scrapes, sum.logins, passMiss(sum.logins == 0))
+	fmt.Printf("| Exposition size (gzip-decoded) | %d B | | |\n", sum.bytes/max(cfg.scrapes, 1))
+	fmt.Printf("| RSS after the %d-token scrapes (VmHWM) | %s (%s) | | |\n", cfg.tokens, mib(midRSS), mib(midHWM))
+	if cfg.latency > 0 && cfg.latencyScrapes > 0 {
+		med := median(latWalls)
+		limit := floor*5/4 + 30*time.Millisecond
+		fmt.Printf("| Wall per scrape with %s latency, %d pages, concurrency %d (median of %d; floor %s) | %s (%.2f x floor) | ≤ 1.25 x floor + 30 ms = %s | %s |\n",
+			cfg.latency, pages, conc, cfg.latencyScrapes, ms(floor), ms(med), float64(med)/float64(floor), ms(limit), passMiss(med <= limit))
+		fmt.Printf("| CPU per scrape with latency | %.1f ms | | |\n", latSum.cpuMs/float64(cfg.latencyScrapes))
+	}
+	if cfg.big > 0 && cfg.bigScrapes > 0 {
+		fmt.Printf("| Scrape of %d tokens: wall (median of %d), CPU, requests | %s, %.0f ms, %.0f | %d requests | %s |\n",
+			cfg.big, cfg.bigScrapes, ms(median(bigWalls)), bigSum.cpuMs/float64(cfg.bigScrapes),
+			float64(bigSum.requests)/float64(cfg.bigScrapes), bigPages, passMiss(bigSum.requests == bigPages*cfg.bigScrapes))
+		fmt.Printf("| RSS after the %d-token scrapes (VmHWM) | %s (%s) | ≤ 40 MiB | %s |\n", cfg.big, mib(bigRSS), mib(bigHWM), passMiss(bigRSS <= 40<<20))
+	}
+	return nil
+}
+
+func waitReady(hc *http.Client, url string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("exporter not ready at %s within %s (last error: %v)", url, within, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run from inside the exporter's module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func nproc() string {
+	out, err := exec.Command("nproc").Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func goVersion() string {
+	out, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return runtime.Version()
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -1,0 +1,164 @@
+package main
+
+// BenchmarkMetricsHandler measures the exporter's /metrics handler as
+// run() wires it (version, Go and process collectors, instrumented API
+// client, default collector options), answering a scrape as Prometheus
+// sends it: OpenMetrics Accept header, gzip, a 10 s scrape timeout. The
+// pages come from pre-rendered apivideotest bodies replayed by a loopback
+// server, so that the figures are the exporter's cost.
+//
+//	go test -run '^$' -bench MetricsHandler -benchmem .
+//	go test -run '^$' -bench 'MetricsHandler/tokens=10000$' -cpuprofile cpu.out .
+//	go tool pprof -top -ignore 'net/http.\(\*conn\).serve' cpu.out
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/collector"
+)
+
+const benchAccept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5," +
+	"application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3," +
+	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+
+// benchReplay serves pages of GET /upload-tokens rendered once by the fake.
+type benchReplay struct {
+	pages    map[string][]byte
+	requests atomic.Int64
+}
+
+func newBenchReplay(b *testing.B, tokens int) *httptest.Server {
+	b.Helper()
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
+	defer s.Close()
+	r := &benchReplay{pages: map[string][]byte{}}
+	pages := max((tokens+apiclient.MaxPageSize-1)/apiclient.MaxPageSize, 1)
+	for p := 1; p <= pages; p++ {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/upload-tokens?currentPage=%d&pageSize=%d", s.URL, p, apiclient.MaxPageSize), nil)
+		req.SetBasicAuth(s.APIKey(), "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("rendering page %d: %d %v", p, resp.StatusCode, err)
+		}
+		r.pages[strconv.Itoa(p)] = body
+	}
+	return httptest.NewServer(r)
+}
+
+func (r *benchReplay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-RateLimit-Limit", "500")
+	h.Set("X-RateLimit-Remaining", "499")
+	h.Set("X-RateLimit-Retry-After", "60")
+	switch req.URL.Path {
+	case "/auth/api-key", "/auth/refresh":
+		io.WriteString(w, `{"token_type":"Bearer","expires_in":3600,"access_token":"replay-access","refresh_token":"replay-refresh"}`)
+	case "/upload-tokens":
+		r.requests.Add(1)
+		body, ok := r.pages[req.URL.Query().Get("currentPage")]
+		if !ok {
+			http.NotFound(w, req)
+			return
+		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	default:
+		http.NotFound(w, req)
+	}
+}
+
+// benchDiscard is a ResponseWriter that counts and drops the body.
+type benchDiscard struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (d *benchDiscard) Header() http.Header  { return d.h }
+func (d *benchDiscard) WriteHeader(code int) { d.status = code }
+func (d *benchDiscard) Write(p []byte) (int, error) {
+	d.n += len(p)
+	return len(p), nil
+}
+
+func BenchmarkMetricsHandler(b *testing.B) {
+	for _, tokens := range []int{100, 1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("tokens=%d", tokens), func(b *testing.B) {
+			srv := newBenchReplay(b, tokens)
+			defer srv.Close()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(
+				versioncollector.NewCollector(exporterName),
+				collectors.NewGoCollector(),
+				collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			)
+			client, err := apiclient.New(apiclient.Config{
+				BaseURL:    srv.URL,
+				Key:        apiclient.StaticKey("replay-key"),
+				UserAgent:  exporterName + "/bench",
+				Registerer: reg,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tokensCollector := collector.New(client, collector.Options{
+				TokenLabel:     collector.LabelRedacted,
+				MaxTokenSeries: collector.DefaultMaxTokenSeries,
+				Timeout:        10 * time.Second,
+				Logger:         log.NewNopLogger(),
+			})
+			h := metricsHandler(reg, tokensCollector, 0.5, 10*time.Second, log.NewNopLogger())
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			req.Header.Set("Accept", benchAccept)
+			req.Header.Set("Accept-Encoding", "gzip")
+			req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+			scrape := func() *benchDiscard {
+				out := &benchDiscard{h: http.Header{}}
+				h.ServeHTTP(out, req)
+				return out
+			}
+			// The first scrape logs in; check that a scrape works.
+			rec := httptest.NewRecorder()
+			plain := req.Clone(req.Context())
+			plain.Header.Del("Accept-Encoding")
+			h.ServeHTTP(rec, plain)
+			if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, "\napivideo_up 1.0\n") ||
+				!strings.Contains(body, fmt.Sprintf("\napivideo_upload_tokens_active %d.0\n", tokens)) {
+				b.Fatalf("first scrape failed: %d\n%.2000s", rec.Code, body)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var out *benchDiscard
+			for i := 0; i < b.N; i++ {
+				out = scrape()
+			}
+			b.StopTimer()
+			if out.status != 0 && out.status != http.StatusOK {
+				b.Fatalf("status %d", out.status)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(tokens), "ns/token")
+			b.ReportMetric(float64(out.n), "gzip-B")
+		})
+	}
+}

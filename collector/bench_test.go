@@ -1,0 +1,188 @@
+package collector_test
+
+// Benchmarks of a whole scrape: list the tokens from a local fake of
+// api.video with no latency, build the metrics, and encode the exposition
+// as promhttp does for Prometheus, into nothing.
+//
+//	go test -run '^$' -bench 'Collect' -benchmem ./collector
+//
+// fake=apivideotest serves the listing from the apivideotest fake, whose
+// own work (it renders JSON on every page request) runs in the same
+// process and is included in the figures.
+// fake=replay serves the same page bodies, rendered once beforehand, so
+// that the figures are the exporter's own cost plus a loopback HTTP
+// exchange per page.
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/collector"
+)
+
+// replay serves pre-rendered pages of GET /upload-tokens and a fixed login.
+type replay struct {
+	pages    map[string][]byte // currentPage -> body
+	requests atomic.Int64
+}
+
+// newReplay renders every page of s once, using Basic auth.
+func newReplay(b *testing.B, s *apivideotest.Server, tokens int) *httptest.Server {
+	b.Helper()
+	r := &replay{pages: map[string][]byte{}}
+	pages := max((tokens+apiclient.MaxPageSize-1)/apiclient.MaxPageSize, 1)
+	for p := 1; p <= pages; p++ {
+		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/upload-tokens?currentPage=%d&pageSize=%d", s.URL, p, apiclient.MaxPageSize), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.SetBasicAuth(s.APIKey(), "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("rendering page %d: %d %v", p, resp.StatusCode, err)
+		}
+		r.pages[strconv.Itoa(p)] = body
+	}
+	return httptest.NewServer(r)
+}
+
+var replayLogin = []byte(`{"token_type":"Bearer","expires_in":3600,"access_token":"replay-access","refresh_token":"replay-refresh"}`)
+
+func (r *replay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-RateLimit-Limit", "500")
+	h.Set("X-RateLimit-Remaining", "499")
+	h.Set("X-RateLimit-Retry-After", "60")
+	switch req.URL.Path {
+	case "/auth/api-key", "/auth/refresh":
+		w.Write(replayLogin)
+	case "/upload-tokens":
+		r.requests.Add(1)
+		body, ok := r.pages[req.URL.Query().Get("currentPage")]
+		if !ok {
+			http.Error(w, "no such page", http.StatusNotFound)
+			return
+		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	default:
+		http.NotFound(w, req)
+	}
+}
+
+// discard is a ResponseWriter that throws the body away.
+type discard struct {
+	h      http.Header
+	status int
+	n      int64
+}
+
+func (d *discard) Header() http.Header  { return d.h }
+func (d *discard) WriteHeader(code int) { d.status = code }
+func (d *discard) Write(p []byte) (int, error) {
+	d.n += int64(len(p))
+	return len(p), nil
+}
+
+// errorCounter counts the log lines the collector writes: any is a failed scrape.
+type errorCounter struct{ n atomic.Int64 }
+
+func (e *errorCounter) Log(...any) error { e.n.Add(1); return nil }
+
+func BenchmarkCollect(b *testing.B) {
+	for _, tokens := range []int{100, 1000, 10000, 100000} {
+		fake := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
+		rep := newReplay(b, fake, tokens)
+		for _, kind := range []string{"apivideotest", "replay"} {
+			url := fake.URL
+			if kind == "replay" {
+				url = rep.URL
+			}
+			b.Run(fmt.Sprintf("tokens=%d/fake=%s", tokens, kind), func(b *testing.B) {
+				benchCollect(b, url, fake.APIKey(), tokens)
+			})
+		}
+		rep.Close()
+		fake.Close()
+	}
+}
+
+func benchCollect(b *testing.B, url, key string, tokens int) {
+	client, err := apiclient.New(apiclient.Config{BaseURL: url, Key: apiclient.StaticKey(key)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var errs errorCounter
+	c := collector.New(client, collector.Options{
+		TokenLabel:     collector.LabelRedacted,
+		MaxTokenSeries: collector.DefaultMaxTokenSeries,
+		Timeout:        time.Minute,
+		Logger:         log.Logger(&errs),
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	handler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	// What Prometheus 3 asks for, less gzip: the text format, uncompressed.
+	req.Header.Set("Accept", "text/plain;version=0.0.4;q=0.9,*/*;q=0.1")
+
+	// The first scrape logs in and opens the connections; check it worked.
+	families, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := gaugeValue(families, "apivideo_up"); got != 1 {
+		b.Fatalf("apivideo_up %v after the first scrape", got)
+	}
+	if got := gaugeValue(families, "apivideo_upload_tokens_active"); got != float64(tokens) {
+		b.Fatalf("apivideo_upload_tokens_active %v, want %d", got, tokens)
+	}
+	var out discard
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	before := m.TotalAlloc
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out = discard{h: http.Header{}}
+		handler.ServeHTTP(&out, req)
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&m)
+	if errs.n.Load() != 0 || (out.status != 0 && out.status != http.StatusOK) {
+		b.Fatalf("%d scrapes failed; last status %d", errs.n.Load(), out.status)
+	}
+	n := float64(b.N) * float64(tokens)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/token")
+	b.ReportMetric(float64(m.TotalAlloc-before)/n, "B/token")
+	b.ReportMetric(float64(out.n), "exposition-B")
+}
+
+func gaugeValue(families []*dto.MetricFamily, name string) float64 {
+	for _, mf := range families {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
