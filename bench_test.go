@@ -13,19 +13,13 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
@@ -35,58 +29,6 @@ import (
 const benchAccept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5," +
 	"application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3," +
 	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
-
-// benchReplay serves pages of GET /upload-tokens rendered once by the fake.
-type benchReplay struct {
-	pages    map[string][]byte
-	requests atomic.Int64
-}
-
-func newBenchReplay(b *testing.B, tokens int) *httptest.Server {
-	b.Helper()
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
-	defer s.Close()
-	r := &benchReplay{pages: map[string][]byte{}}
-	pages := max((tokens+apiclient.MaxPageSize-1)/apiclient.MaxPageSize, 1)
-	for p := 1; p <= pages; p++ {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/upload-tokens?currentPage=%d&pageSize=%d", s.URL, p, apiclient.MaxPageSize), nil)
-		req.SetBasicAuth(s.APIKey(), "")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("rendering page %d: %d %v", p, resp.StatusCode, err)
-		}
-		r.pages[strconv.Itoa(p)] = body
-	}
-	return httptest.NewServer(r)
-}
-
-func (r *benchReplay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-RateLimit-Limit", "500")
-	h.Set("X-RateLimit-Remaining", "499")
-	h.Set("X-RateLimit-Retry-After", "60")
-	switch req.URL.Path {
-	case "/auth/api-key", "/auth/refresh":
-		io.WriteString(w, `{"token_type":"Bearer","expires_in":3600,"access_token":"replay-access","refresh_token":"replay-refresh"}`)
-	case "/upload-tokens":
-		r.requests.Add(1)
-		body, ok := r.pages[req.URL.Query().Get("currentPage")]
-		if !ok {
-			http.NotFound(w, req)
-			return
-		}
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		w.Write(body)
-	default:
-		http.NotFound(w, req)
-	}
-}
 
 // benchDiscard is a ResponseWriter that counts and drops the body.
 type benchDiscard struct {
@@ -105,14 +47,11 @@ func (d *benchDiscard) Write(p []byte) (int, error) {
 func BenchmarkMetricsHandler(b *testing.B) {
 	for _, tokens := range []int{100, 1000, 10000, 100000} {
 		b.Run(fmt.Sprintf("tokens=%d", tokens), func(b *testing.B) {
-			srv := newBenchReplay(b, tokens)
+			fake := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
+			srv := fake.NewReplay()
+			defer fake.Close()
 			defer srv.Close()
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(
-				versioncollector.NewCollector(exporterName),
-				collectors.NewGoCollector(),
-				collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			)
+			reg := newRegistry()
 			client, err := apiclient.New(apiclient.Config{
 				BaseURL:    srv.URL,
 				Key:        apiclient.StaticKey("replay-key"),

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,38 +49,11 @@ func e2eLookBinary(t *testing.T, name string) string {
 	return ""
 }
 
-func e2eFreeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
-// e2eSyncBuffer collects a process's output for the failure log.
-type e2eSyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *e2eSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *e2eSyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // e2eStartProcess starts cmd and kills it on cleanup, logging its output if
 // the test failed.
 func e2eStartProcess(t *testing.T, name string, cmd *exec.Cmd) {
 	t.Helper()
-	out := &e2eSyncBuffer{}
+	out := &syncBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	require.NoError(t, cmd.Start(), "starting %s", name)
@@ -190,34 +160,14 @@ func TestE2EPrometheus(t *testing.T) {
 	e2eRunPromtool(t, promtool, nil, "test", "rules", dashboards.RulesTestFile)
 	e2eRunPromtool(t, promtool, nil, "check", "config", "deploy/prometheus/prometheus.yml")
 
-	// The exporter binary, against the api.video fake.
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "apivideo_exporter")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build:\n%s", out)
 
+	// The exporter, against the api.video fake.
 	fake := apivideotest.NewServer(apivideotest.Options{Tokens: e2eTokens, WithoutExpiry: e2eNoExpiry, Seed: 1})
 	t.Cleanup(fake.Close)
-
-	exporterAddr := e2eFreeLoopbackAddr(t)
-	exporter := exec.Command(bin,
-		"--web.listen-address="+exporterAddr,
-		"--apivideo.url="+fake.URL,
-		"--log.level=debug",
-	)
-	var env []string
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "APIVIDEO_") {
-			env = append(env, e)
-		}
-	}
-	exporter.Env = append(env, "APIVIDEO_API_KEY="+fake.APIKey())
-	e2eStartProcess(t, "exporter", exporter)
-	exporterURL := "http://" + exporterAddr
-	e2eWaitHTTP(t, exporterURL+"/-/ready", 10*time.Second)
+	exporter := startExporter(t, keyEnv(fake.APIKey()), "--apivideo.url="+fake.URL, "--log.level=debug")
+	exporterAddr := strings.TrimPrefix(exporter.URL, "http://")
+	exporterURL := exporter.URL
 	e2eWaitHTTP(t, exporterURL+"/-/healthy", time.Second)
 
 	// promtool check metrics on what the exporter serves.
@@ -247,7 +197,7 @@ scrape_configs:
 	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
 	e2eRunPromtool(t, promtool, nil, "check", "config", configFile)
 
-	promAddr := e2eFreeLoopbackAddr(t)
+	promAddr := freeAddress(t)
 	e2eStartProcess(t, "prometheus", exec.Command(prometheus,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),

@@ -94,12 +94,7 @@ func run(args []string) int {
 		level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", fake.URL)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		versioncollector.NewCollector(exporterName),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := newRegistry()
 	client, err := apiclient.New(apiclient.Config{
 		BaseURL:     *apiURL,
 		Key:         key,
@@ -172,6 +167,18 @@ func run(args []string) int {
 		}
 	}
 	return 0
+}
+
+// newRegistry holds the exporter's own metrics: build info, Go runtime and
+// process.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
 }
 
 // keySource chooses where the API key comes from: the file, read again at

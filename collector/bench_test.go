@@ -15,11 +15,9 @@ package collector_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,62 +31,6 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 )
-
-// replay serves pre-rendered pages of GET /upload-tokens and a fixed login.
-type replay struct {
-	pages    map[string][]byte // currentPage -> body
-	requests atomic.Int64
-}
-
-// newReplay renders every page of s once, using Basic auth.
-func newReplay(b *testing.B, s *apivideotest.Server, tokens int) *httptest.Server {
-	b.Helper()
-	r := &replay{pages: map[string][]byte{}}
-	pages := max((tokens+apiclient.MaxPageSize-1)/apiclient.MaxPageSize, 1)
-	for p := 1; p <= pages; p++ {
-		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/upload-tokens?currentPage=%d&pageSize=%d", s.URL, p, apiclient.MaxPageSize), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		req.SetBasicAuth(s.APIKey(), "")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("rendering page %d: %d %v", p, resp.StatusCode, err)
-		}
-		r.pages[strconv.Itoa(p)] = body
-	}
-	return httptest.NewServer(r)
-}
-
-var replayLogin = []byte(`{"token_type":"Bearer","expires_in":3600,"access_token":"replay-access","refresh_token":"replay-refresh"}`)
-
-func (r *replay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-RateLimit-Limit", "500")
-	h.Set("X-RateLimit-Remaining", "499")
-	h.Set("X-RateLimit-Retry-After", "60")
-	switch req.URL.Path {
-	case "/auth/api-key", "/auth/refresh":
-		w.Write(replayLogin)
-	case "/upload-tokens":
-		r.requests.Add(1)
-		body, ok := r.pages[req.URL.Query().Get("currentPage")]
-		if !ok {
-			http.Error(w, "no such page", http.StatusNotFound)
-			return
-		}
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		w.Write(body)
-	default:
-		http.NotFound(w, req)
-	}
-}
 
 // discard is a ResponseWriter that throws the body away.
 type discard struct {
@@ -112,7 +54,7 @@ func (e *errorCounter) Log(...any) error { e.n.Add(1); return nil }
 func BenchmarkCollect(b *testing.B) {
 	for _, tokens := range []int{100, 1000, 10000, 100000} {
 		fake := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
-		rep := newReplay(b, fake, tokens)
+		rep := fake.NewReplay()
 		for _, kind := range []string{"apivideotest", "replay"} {
 			url := fake.URL
 			if kind == "replay" {

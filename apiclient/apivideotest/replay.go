@@ -1,0 +1,42 @@
+package apivideotest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+)
+
+// NewReplay starts a server that answers every login and serves the fake's
+// current pages of 100 tokens, rendered once now. Benchmarks use it so that
+// their figures count the client's work, not the fake's. Close it when done.
+func (s *Server) NewReplay() *httptest.Server {
+	s.mu.Lock()
+	total := len(s.activeLocked())
+	s.mu.Unlock()
+	pages := map[string][]byte{}
+	for p := 1; p <= max((total+99)/100, 1); p++ {
+		pages[strconv.Itoa(p)] = s.page(p, 100)
+	}
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("X-RateLimit-Limit", "500")
+		h.Set("X-RateLimit-Remaining", "499")
+		h.Set("X-RateLimit-Retry-After", "60")
+		switch r.URL.Path {
+		case "/auth/api-key", "/auth/refresh":
+			io.WriteString(w, `{"token_type":"Bearer","expires_in":3600,"access_token":"replay-access","refresh_token":"replay-refresh"}`)
+		case "/upload-tokens":
+			body, ok := pages[r.URL.Query().Get("currentPage")]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			h.Set("Content-Length", strconv.Itoa(len(body)))
+			w.Write(body)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+}
