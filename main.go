@@ -94,11 +94,15 @@ func run(args []string) int {
 		level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", fake.URL)
 	}
 
+	userAgent := exporterName
+	if version.Version != "" {
+		userAgent += "/" + version.Version
+	}
 	reg := newRegistry()
 	client, err := apiclient.New(apiclient.Config{
 		BaseURL:     *apiURL,
 		Key:         key,
-		UserAgent:   exporterName + "/" + version.Version,
+		UserAgent:   userAgent,
 		Concurrency: *concurrency,
 		Registerer:  reg,
 		Logger:      log.With(logger, "component", "apiclient"),

@@ -248,6 +248,9 @@ func (c *Client) do(ctx context.Context, req request, buf *bytes.Buffer) error {
 			switch {
 			case status == http.StatusTooManyRequests:
 				wait := time.Duration(max(apiErr.RetryAfterSeconds, 1)) * time.Second
+				if attempt == maxAttempts-1 {
+					return lastErr
+				}
 				if !fitsDeadline(ctx, wait) {
 					return fmt.Errorf("%w (retry after %s does not fit in the scrape deadline)", lastErr, wait)
 				}
