@@ -31,7 +31,8 @@ type pageDecoder struct {
 func (d *pageDecoder) decode(body []byte, dst []Token) (*page, error) {
 	root, err := d.parser.ParseBytes(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+		// The parser's message quotes the body, which may hold tokens.
+		return nil, fmt.Errorf("%w: not valid JSON (%d bytes)", ErrMalformedResponse, len(body))
 	}
 	pg := &page{}
 	pag := root.Get("pagination")

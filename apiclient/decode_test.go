@@ -117,6 +117,20 @@ func TestDecodeRejectsBrokenPages(t *testing.T) {
 	}
 }
 
+func TestDecodeErrorsQuoteNoToken(t *testing.T) {
+	const secret = "toSECRETsecretSECRET1234"
+	for _, body := range []string{
+		`{"data":[{"token":"` + secret + `","ttl":0}]} trailing ` + secret,
+		`{"data":[{"token":"` + secret + `","ttl":0},{"token":"` + secret,
+		`{"data":[{"token":"` + secret + `","ttl":60,"expiresAt":"soon"}],"pagination":{"pagesTotal":1,"itemsTotal":1}}`,
+	} {
+		var d pageDecoder
+		_, err := d.decode([]byte(body), nil)
+		require.ErrorIs(t, err, ErrMalformedResponse)
+		assert.NotContains(t, err.Error(), "SECRET")
+	}
+}
+
 func TestDecoderReuseKeepsEarlierTokens(t *testing.T) {
 	var d pageDecoder
 	p1, err := d.decode([]byte(`{"data":[{"token":"toAAAA","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`), nil)
