@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -79,10 +81,14 @@ func run(args []string) int {
 	case *maxSeries < 0 || *maxSeries > 100000:
 		return usage(logger, "--collector.max-token-series must be between 0 and 100000")
 	}
+	apiBase, err := url.Parse(*apiURL)
+	if err != nil || (apiBase.Scheme != "https" && apiBase.Scheme != "http") || apiBase.Host == "" {
+		return usage(logger, "--apivideo.url must be an http or https URL, such as "+apiclient.DefaultURL)
+	}
 
-	key, err := keySource(*keyFile)
-	if err != nil && !*demo {
-		level.Error(logger).Log("msg", err)
+	key, keyErr := keySource(*keyFile)
+	if keyErr != nil && !*demo {
+		level.Error(logger).Log("msg", keyErr)
 		return 1
 	}
 	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info())
@@ -92,6 +98,8 @@ func run(args []string) int {
 		defer fake.Close()
 		*apiURL, key = fake.URL, apiclient.StaticKey(fake.APIKey())
 		level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", fake.URL)
+	} else if apiBase.Scheme == "http" {
+		level.Warn(logger).Log("msg", "--apivideo.url is plain http: the API key and the tokens cross the network unencrypted", "url", *apiURL)
 	}
 
 	userAgent := exporterName
@@ -234,15 +242,19 @@ func scrapeTimeout(h http.Header, offset float64, limit time.Duration) time.Dura
 		return limit
 	}
 	seconds, err := strconv.ParseFloat(v, 64)
-	if err != nil || seconds <= 0 {
+	if err != nil || math.IsNaN(seconds) || seconds <= 0 {
 		return limit
 	}
-	d := time.Duration((seconds - offset) * float64(time.Second))
-	if d <= 0 {
-		// Too short to be met anyway; try briefly rather than not at all.
-		d = time.Duration(seconds * float64(time.Second) / 2)
+	// Compared in seconds first: a huge or infinite header would overflow
+	// a Duration.
+	if seconds-offset >= limit.Seconds() {
+		return limit
 	}
-	return min(d, limit)
+	if seconds <= offset {
+		// No time would be left: take half the announced time rather than none.
+		return time.Duration(seconds * float64(time.Second) / 2)
+	}
+	return time.Duration((seconds - offset) * float64(time.Second))
 }
 
 // newBaseLogger logs to stderr at lvl and above. The toolkit's slog records

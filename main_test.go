@@ -39,8 +39,12 @@ func TestScrapeTimeout(t *testing.T) {
 		{"60", 0.5, limit},
 		{"2.5", 0, 2500 * time.Millisecond},
 		{"0.4", 0.5, 200 * time.Millisecond},
+		{"0.5", 0.5, 250 * time.Millisecond},
 		{"abc", 0.5, limit},
 		{"-3", 0.5, limit},
+		{"NaN", 0.5, limit},
+		{"Inf", 0.5, limit},
+		{"1e11", 0.5, limit},
 	} {
 		t.Run(fmt.Sprintf("%q-%v", tc.header, tc.offset), func(t *testing.T) {
 			h := http.Header{}
@@ -230,7 +234,8 @@ func TestFlagsOutOfRange(t *testing.T) {
 		{"--web.timeout-offset=-1", "--web.timeout-offset must not be negative"},
 		{"--collector.token-label=partial", "enum value must be one of redacted,full,none"},
 		{"--log.format=xml", "enum value must be one of logfmt,json"},
-		{"--apivideo.url=ftp://example.com", "not http or https"},
+		{"--apivideo.url=ftp://example.com", "--apivideo.url must be an http or https URL"},
+		{"--apivideo.url=ws.api.video", "--apivideo.url must be an http or https URL"},
 		{"--apivideo.concurrency=many", "invalid syntax"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
@@ -239,6 +244,7 @@ func TestFlagsOutOfRange(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			var exitErr *exec.ExitError
 			require.ErrorAs(t, err, &exitErr, "exits non-zero: %s", out)
+			assert.Equal(t, 2, exitErr.ExitCode(), "a usage error")
 			assert.Contains(t, string(out), tc.want)
 		})
 	}
@@ -312,7 +318,8 @@ func TestAcceptance(t *testing.T) {
 	promtool := requirePromtool(t)
 	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 21})
 	defer s.Close()
-	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
+	// At debug level, so that every log line is checked for secrets.
+	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL, "--log.level=debug")
 	code, _, body := get(t, p.URL+"/metrics", nil)
 	at := time.Now()
 	require.Equal(t, http.StatusOK, code)
@@ -388,7 +395,7 @@ func TestScrapeTimeoutHeaderAgainstHangingAPI(t *testing.T) {
 }
 
 func TestConcurrentHTTPScrapesShareOneRound(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Latency: 200 * time.Millisecond})
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Latency: 500 * time.Millisecond})
 	defer s.Close()
 	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
 	var wg sync.WaitGroup

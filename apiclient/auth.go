@@ -30,6 +30,7 @@ type authenticator struct {
 	access  string
 	refresh string
 	renewAt time.Time
+	expiry  time.Time
 }
 
 type tokenReply struct {
@@ -54,6 +55,25 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 	if t, ok := a.cached(); ok {
 		return t, nil
 	}
+	t, err := a.renew(ctx)
+	if err == nil {
+		return t, nil
+	}
+	// A token due for renewal still works until it expires: ride out a
+	// failing auth endpoint on it rather than fail scrapes early.
+	a.mu.Lock()
+	current, expiry := a.access, a.expiry
+	a.mu.Unlock()
+	if current != "" && ctx.Err() == nil && time.Now().Before(expiry) {
+		level.Warn(a.client.logger).Log("msg", "renewing the api.video access token failed, using the current one until it expires", "expires_in", time.Until(expiry).Round(time.Second), "err", err)
+		return current, nil
+	}
+	return "", err
+}
+
+// renew gets a new access token: through the refresh token when there is
+// one, else (or when that fails) by logging in with the key.
+func (a *authenticator) renew(ctx context.Context) (string, error) {
 	a.mu.Lock()
 	refresh := a.refresh
 	a.mu.Unlock()
@@ -75,19 +95,23 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("logging in to api.video: %w", ErrNoAPIKey)
 	}
 	t, err := a.grant(ctx, "/auth/api-key", map[string]string{"apiKey": key})
-	if err != nil {
-		var apiErr *APIError
-		if errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusBadRequest || apiErr.StatusCode == http.StatusNotFound) {
-			// api.video answers a wrong key with 400 or 404 as well as 401.
-			return "", fmt.Errorf("logging in to api.video: %w: %w", ErrUnauthorized, err)
-		}
-		if errors.Is(err, ErrUnauthorized) {
-			return "", fmt.Errorf("logging in to api.video: the API key was rejected: %w", err)
-		}
+	var apiErr *APIError
+	switch {
+	case err == nil:
+		return t, nil
+	case errors.As(err, &apiErr) && apiErr.StatusCode < 500 && apiErr.StatusCode != http.StatusTooManyRequests:
+		// api.video answers a wrong key with 400 or 404 as well as 401.
+		return "", fmt.Errorf("logging in to api.video: %w", rejectedKeyError{err})
+	default:
 		return "", fmt.Errorf("logging in to api.video: %w", err)
 	}
-	return t, nil
 }
+
+// rejectedKeyError is a login refused for its key; it matches ErrUnauthorized.
+type rejectedKeyError struct{ err error }
+
+func (e rejectedKeyError) Error() string   { return "the API key was rejected: " + e.err.Error() }
+func (e rejectedKeyError) Unwrap() []error { return []error{ErrUnauthorized, e.err} }
 
 func (a *authenticator) cached() (string, bool) {
 	a.mu.Lock()
@@ -105,7 +129,7 @@ func (a *authenticator) invalidate(token string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.access == token {
-		a.access, a.refresh, a.renewAt = "", "", time.Time{}
+		a.access, a.refresh, a.renewAt, a.expiry = "", "", time.Time{}, time.Time{}
 	}
 }
 
@@ -132,6 +156,7 @@ func (a *authenticator) grant(ctx context.Context, path string, payload map[stri
 	a.refresh = reply.RefreshToken
 	life := time.Duration(reply.ExpiresIn) * time.Second
 	a.renewAt = issued.Add(life - min(renewBefore, life/4))
+	a.expiry = issued.Add(life)
 	a.mu.Unlock()
 	return reply.AccessToken, nil
 }

@@ -156,8 +156,12 @@ func New(cfg Config) (*Client, error) {
 		concurrency: cfg.Concurrency,
 		pageSize:    cfg.PageSize,
 		maxBody:     cfg.MaxBodyBytes,
-		// No client-wide timeout: every call carries its deadline in its context.
-		http:   &http.Client{Transport: transport},
+		// No client-wide timeout: every call carries its deadline in its
+		// context. No redirects: one would resend the login body, and the
+		// key in it, to wherever it points.
+		http: &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 		logger: cfg.Logger,
 	}
 	c.auth = &authenticator{client: c, key: cfg.Key, sem: make(chan struct{}, 1)}
@@ -191,6 +195,11 @@ func instrument(reg prometheus.Registerer, next http.RoundTripper) http.RoundTri
 		Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{})
 	reg.MustRegister(requests, duration)
+	// The codes that matter start at 0, so that increase() sees the first
+	// 401 or 429 after a restart.
+	for _, code := range []string{"200", "401", "429", "500", "503"} {
+		requests.WithLabelValues(code)
+	}
 	return promhttp.InstrumentRoundTripperCounter(requests,
 		promhttp.InstrumentRoundTripperDuration(duration, next))
 }

@@ -288,6 +288,7 @@ func TestListingChangesWhileRead(t *testing.T) {
 		require.NoError(t, err)
 		requireMatchesFake(t, s, list)
 		assert.Len(t, list.Tokens, 201)
+		assert.Equal(t, 2+3, s.Stats().ListRequests, "two pages, then one re-read of three")
 	})
 	t.Run("a list that keeps changing fails", func(t *testing.T) {
 		s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, Seed: 5})
@@ -309,6 +310,7 @@ func TestListingChangesWhileRead(t *testing.T) {
 		list, err := newClient(t, s).ListUploadTokens(listCtx(t, 5*time.Second))
 		require.NoError(t, err)
 		assert.Len(t, list.Tokens, 149)
+		assert.Equal(t, 2+2, s.Stats().ListRequests, "the first read refused the repeat, the re-read dropped it")
 		seen := map[string]bool{}
 		for _, tok := range list.Tokens {
 			assert.False(t, seen[tok.Value], "a token counted twice")
@@ -415,6 +417,9 @@ func TestRequestsAreCountedByStatusCode(t *testing.T) {
 # HELP apivideo_api_requests_total Requests made to the api.video API, by HTTP status code.
 # TYPE apivideo_api_requests_total counter
 apivideo_api_requests_total{code="200"} 4
+apivideo_api_requests_total{code="401"} 0
+apivideo_api_requests_total{code="429"} 0
+apivideo_api_requests_total{code="500"} 0
 apivideo_api_requests_total{code="503"} 1
 `
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "apivideo_api_requests_total"))
@@ -452,6 +457,38 @@ func TestLoginIsCancelledWithTheContext(t *testing.T) {
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
 
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var leaked atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { leaked.Store(true) }))
+	defer elsewhere.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirecting.Close()
+	c, err := apiclient.New(apiclient.Config{BaseURL: redirecting.URL, Key: apiclient.StaticKey("k")})
+	require.NoError(t, err)
+	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+	var apiErr *apiclient.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusTemporaryRedirect, apiErr.StatusCode)
+	assert.False(t, leaked.Load(), "the login, with the key, was not resent elsewhere")
+}
+
+func TestExpiringTokenRidesOutAFailingAuthEndpoint(t *testing.T) {
+	// Access tokens live 6 s and are due for renewal after 4.5 s; the auth
+	// endpoints then fail, and the current token is used until it expires.
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second})
+	defer s.Close()
+	c := newClient(t, s)
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	time.Sleep(4600 * time.Millisecond)
+	s.FailAuth(apivideotest.Fault{Kind: apivideotest.FaultStatus, Status: 503}, 100)
+	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+	require.NoError(t, err, "the listing used the token that is due for renewal but still valid")
+	assert.Equal(t, 0, s.Stats().Rejected)
+}
+
 func TestImplausiblePaginationIsRejected(t *testing.T) {
 	for _, tc := range []struct {
 		name, pagination string
@@ -459,6 +496,8 @@ func TestImplausiblePaginationIsRejected(t *testing.T) {
 		{"page size above 100", `{"currentPage":1,"pageSize":100000,"pagesTotal":1,"itemsTotal":0}`},
 		{"too many pages", `{"currentPage":1,"pageSize":100,"pagesTotal":20000,"itemsTotal":0}`},
 		{"pages cannot hold the items", `{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1000000000}`},
+		{"items total that overflows", `{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":9223372036854775807}`},
+		{"more pages than the items need", `{"currentPage":1,"pageSize":100,"pagesTotal":50,"itemsTotal":10}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

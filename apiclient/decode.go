@@ -115,8 +115,20 @@ func decodeToken(item *fastjson.Value) ([]byte, time.Time, error) {
 		ttl = n
 	}
 	v := item.Get("expiresAt")
-	if ttl == 0 || v == nil || v.Type() == fastjson.TypeNull {
+	if ttl == 0 {
 		return value, time.Time{}, nil
+	}
+	if v == nil || v.Type() == fastjson.TypeNull {
+		if ttl < 0 {
+			return value, time.Time{}, nil
+		}
+		// A ttl without an expiry: it expires ttl seconds after creation.
+		// Counting it as never expiring would raise a false alarm.
+		created, err := ParseTime(item.GetStringBytes("createdAt"))
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("ttl %d without expiresAt nor a usable createdAt", ttl)
+		}
+		return value, created.Add(time.Duration(ttl) * time.Second), nil
 	}
 	s, err := v.StringBytes()
 	if err != nil {

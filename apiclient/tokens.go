@@ -81,8 +81,12 @@ func (c *Client) listOnce(ctx context.Context, allowDuplicates bool) (*TokenList
 	if pagesTotal > maxPages {
 		return nil, fmt.Errorf("%w: pagesTotal %d is above %d", ErrMalformedResponse, pagesTotal, maxPages)
 	}
-	if want := (first.itemsTotal + pageSize - 1) / pageSize; pagesTotal < want {
-		return nil, fmt.Errorf("%w: pagesTotal %d cannot hold itemsTotal %d in pages of %d",
+	if first.itemsTotal > maxPages*MaxPageSize {
+		return nil, fmt.Errorf("%w: itemsTotal %d is above %d", ErrMalformedResponse, first.itemsTotal, maxPages*MaxPageSize)
+	}
+	// An empty list may say 0 pages or 1.
+	if want := (first.itemsTotal + pageSize - 1) / pageSize; pagesTotal != want && !(want == 0 && pagesTotal == 1) {
+		return nil, fmt.Errorf("%w: pagesTotal %d does not fit itemsTotal %d in pages of %d",
 			ErrMalformedResponse, pagesTotal, first.itemsTotal, pageSize)
 	}
 
@@ -120,7 +124,10 @@ func (c *Client) listOnce(ctx context.Context, allowDuplicates bool) (*TokenList
 		if !allowDuplicates {
 			return nil, fmt.Errorf("%w: a token is listed twice", errShifted)
 		}
+		before := len(tokens)
 		tokens = dropDuplicates(tokens)
+		level.Warn(c.logger).Log("msg", "api.video listed tokens twice on two reads with stable totals; counting each once",
+			"listed", before, "distinct", len(tokens))
 	}
 	return &TokenList{Tokens: tokens, Pages: len(pages), FetchedAt: time.Now()}, nil
 }

@@ -5,6 +5,7 @@ package collector
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -151,35 +152,44 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 
 // fetch returns a listing: from the cache when it is fresh, else from the
 // one fetch in flight, which the first scrape to arrive starts and every
-// concurrent scrape shares. The shared fetch runs to the starter's deadline
+// concurrent scrape shares. The shared fetch runs to its starter's deadline
 // even if that scrape goes away; each scrape waits no longer than its own.
+// A scrape that joined a fetch which ran out of its starter's shorter time
+// fetches once more under its own.
 func (c *Collector) fetch(ctx context.Context) (*apiclient.TokenList, error) {
 	if list := c.fresh(); list != nil {
 		return list, nil
 	}
-	result := c.flight.DoChan("tokens", func() (any, error) {
-		fctx := context.WithoutCancel(ctx)
-		if deadline, ok := ctx.Deadline(); ok {
-			var cancel context.CancelFunc
-			fctx, cancel = context.WithDeadline(fctx, deadline)
-			defer cancel()
-		}
-		list, err := c.src.ListUploadTokens(fctx)
-		if err == nil && c.opts.CacheTTL > 0 {
-			c.mu.Lock()
-			c.cached = list
-			c.mu.Unlock()
-		}
-		return list, err
-	})
-	select {
-	case r := <-result:
-		if r.Err != nil {
+	for retried := false; ; retried = true {
+		started := false
+		result := c.flight.DoChan("tokens", func() (any, error) {
+			started = true
+			fctx := context.WithoutCancel(ctx)
+			if deadline, ok := ctx.Deadline(); ok {
+				var cancel context.CancelFunc
+				fctx, cancel = context.WithDeadline(fctx, deadline)
+				defer cancel()
+			}
+			list, err := c.src.ListUploadTokens(fctx)
+			if err == nil && c.opts.CacheTTL > 0 {
+				c.mu.Lock()
+				c.cached = list
+				c.mu.Unlock()
+			}
+			return list, err
+		})
+		select {
+		case r := <-result:
+			if r.Err == nil {
+				return r.Val.(*apiclient.TokenList), nil
+			}
+			if !retried && !started && errors.Is(r.Err, context.DeadlineExceeded) && ctx.Err() == nil {
+				continue
+			}
 			return nil, r.Err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for api.video: %w", ctx.Err())
 		}
-		return r.Val.(*apiclient.TokenList), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for api.video: %w", ctx.Err())
 	}
 }
 
@@ -208,11 +218,19 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 	counts := make([]uint64, len(expiryBuckets))
 	var withoutExpiry, expiring uint64
 	var sum float64
+	var active int
 	for _, t := range list.Tokens {
 		if t.NeverExpires() {
 			withoutExpiry++
+			active++
 			continue
 		}
+		// A token that expired since the listing (a cached one, say) is no
+		// longer active.
+		if !t.ExpiresAt.After(now) {
+			continue
+		}
+		active++
 		in := t.ExpiresAt.Sub(now).Seconds()
 		expiring++
 		sum += in
@@ -223,7 +241,7 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 		}
 		soonest.offer(t, keep)
 	}
-	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(len(list.Tokens)))
+	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(active))
 	ch <- prometheus.MustNewConstMetric(withoutExpiryDesc, prometheus.GaugeValue, float64(withoutExpiry))
 	buckets := make(map[float64]uint64, len(expiryBuckets))
 	for i, le := range expiryBuckets {

@@ -181,7 +181,8 @@ func TestScrapeHonoursTheContextDeadline(t *testing.T) {
 }
 
 func TestConcurrentScrapesShareOneFetch(t *testing.T) {
-	src := &stubSource{list: sampleList(), delay: 300 * time.Millisecond}
+	// A second is ample for 50 goroutines to join, even on a loaded machine.
+	src := &stubSource{list: sampleList(), delay: time.Second}
 	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
 	var wg sync.WaitGroup
 	var ups atomic.Int32
@@ -199,8 +200,27 @@ func TestConcurrentScrapesShareOneFetch(t *testing.T) {
 	assert.Equal(t, int32(50), ups.Load(), "every scrape got the result")
 }
 
+func TestJoinerWithALongerDeadlineFetchesAgain(t *testing.T) {
+	src := &stubSource{list: sampleList(), delay: 300 * time.Millisecond}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelShort()
+	long, cancelLong := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelLong()
+
+	shortUp := make(chan float64, 1)
+	go func() { shortUp <- testutil.ToFloat64(onlyUp{c.WithContext(short)}) }()
+	for src.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// The long scrape joins the fetch the short one started.
+	assert.Equal(t, 1.0, testutil.ToFloat64(onlyUp{c.WithContext(long)}))
+	assert.Equal(t, 0.0, <-shortUp)
+	assert.Equal(t, int32(2), src.calls.Load(), "the shared fetch ran out of time, the long scrape fetched once more")
+}
+
 func TestSharedFetchAgainstFakeAPI(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 1000, WithoutExpiry: 10, Latency: 100 * time.Millisecond, Seed: 4})
+	s := apivideotest.NewServer(apivideotest.Options{Tokens: 1000, WithoutExpiry: 10, Latency: 300 * time.Millisecond, Seed: 4})
 	defer s.Close()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
 	require.NoError(t, err)
@@ -245,6 +265,26 @@ func TestCache(t *testing.T) {
 	clock = now.Add(61 * time.Second)
 	assert.Equal(t, 29.0, expiresIn())
 	assert.Equal(t, int32(2), src.calls.Load(), "expired: fetched again")
+}
+
+func TestCachedTokensThatExpiredAreNotActive(t *testing.T) {
+	clock := now
+	src := &stubSource{list: sampleList()}
+	c := collector.New(src, collector.Options{
+		MaxTokenSeries: 1000, CacheTTL: time.Hour, Now: func() time.Time { return clock },
+	})
+	families := gather(t, c)
+	assert.Equal(t, 9.0, families["apivideo_upload_tokens_active"].GetMetric()[0].GetGauge().GetValue())
+
+	clock = now.Add(2 * time.Minute) // toSoon (90 s) has expired
+	families = gather(t, c)
+	assert.Equal(t, int32(1), src.calls.Load(), "served from the cache")
+	assert.Equal(t, 8.0, families["apivideo_upload_tokens_active"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, 2.0, families["apivideo_upload_tokens_without_expiry"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, uint64(6), families["apivideo_upload_tokens_expires_in_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
+	for _, m := range families["apivideo_upload_token_expires_in_seconds"].GetMetric() {
+		assert.Positive(t, m.GetGauge().GetValue(), "no series for an expired token")
+	}
 }
 
 func TestCacheKeepsNoFailure(t *testing.T) {

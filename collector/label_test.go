@@ -74,6 +74,21 @@ func TestRedactedLabelsAreUniqueAndStable(t *testing.T) {
 	}
 }
 
+func TestRedactedLabelChangesOnlyWithItsPrefixGroup(t *testing.T) {
+	tokens := []string{"toABCDEFGHxxxxxxxxxxxxxx", "toKLMNOPQRxxxxxxxxxxxxxx", "toSTUVWXYZxxxxxxxxxxxxxx"}
+	before := collector.Labels(collector.LabelRedacted, tokens)
+
+	// A token with a prefix of its own changes no label.
+	after := collector.Labels(collector.LabelRedacted, append(tokens, "toNEWNEWNExxxxxxxxxxxxxx"))
+	assert.Equal(t, before, after[:3])
+
+	// A token sharing the first one's prefix lengthens that label only.
+	after = collector.Labels(collector.LabelRedacted, append(tokens, "toABCDEFGHyyyyyyyyyyyyyy"))
+	assert.Equal(t, "toABCDEFGHx...", after[0])
+	assert.Equal(t, "toABCDEFGHy...", after[3])
+	assert.Equal(t, before[1:], after[1:3])
+}
+
 func TestParseLabelMode(t *testing.T) {
 	for _, s := range []string{"redacted", "full", "none"} {
 		m, err := collector.ParseLabelMode(s)

@@ -68,6 +68,9 @@ const (
 	FaultOversize
 )
 
+// authFaults is the key of the faults queued for the auth endpoints.
+const authFaults = -1
+
 // Fault is one injected failure.
 type Fault struct {
 	Kind       FaultKind
@@ -275,6 +278,15 @@ func (s *Server) FailPage(page int, faults ...Fault) {
 	s.faults[page] = append(s.faults[page], faults...)
 }
 
+// FailAuth queues a fault for the next n requests to the auth endpoints.
+func (s *Server) FailAuth(f Fault, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults[authFaults] = append(s.faults[authFaults], f)
+	}
+}
+
 // OnList sets a hook called with the page number before each list reply.
 func (s *Server) OnList(hook func(page int)) {
 	s.mu.Lock()
@@ -378,6 +390,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.takeRateLimit(w) {
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/auth/") && s.authFault(w, r) {
+		return
+	}
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/auth/api-key":
 		s.serveLogin(w, r)
@@ -388,6 +403,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeProblem(w, http.StatusNotFound, "https://docs.api.video/reference/resource-not-found", "The requested resource was not found.", "")
 	}
+}
+
+// authFault injects the next queued auth fault, if any.
+func (s *Server) authFault(w http.ResponseWriter, r *http.Request) bool {
+	s.mu.Lock()
+	q := s.faults[authFaults]
+	if len(q) == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	f := q[0]
+	s.faults[authFaults] = q[1:]
+	s.mu.Unlock()
+	return s.inject(w, r, f, nil)
 }
 
 // takeRateLimit sets the rate-limit headers and, when enforcing, answers
