@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -81,8 +80,8 @@ func run(args []string) int {
 	case *maxSeries < 0 || *maxSeries > 100000:
 		return usage(logger, "--collector.max-token-series must be between 0 and 100000")
 	}
-	apiBase, err := url.Parse(*apiURL)
-	if err != nil || (apiBase.Scheme != "https" && apiBase.Scheme != "http") || apiBase.Host == "" {
+	apiBase, err := apiclient.ParseBaseURL(*apiURL)
+	if err != nil {
 		return usage(logger, "--apivideo.url must be an http or https URL, such as "+apiclient.DefaultURL)
 	}
 

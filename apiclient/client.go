@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -119,8 +120,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultURL
 	}
-	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
-		return nil, fmt.Errorf("apiclient: base URL %q is not http or https", cfg.BaseURL)
+	if _, err := ParseBaseURL(cfg.BaseURL); err != nil {
+		return nil, fmt.Errorf("apiclient: %w", err)
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
@@ -168,6 +169,16 @@ func New(cfg Config) (*Client, error) {
 	c.decoders.New = func() any { return new(pageDecoder) }
 	c.bodies.New = func() any { return new(bytes.Buffer) }
 	return c, nil
+}
+
+// ParseBaseURL checks that raw is an http or https URL with a host, as the
+// API's base URL must be.
+func ParseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("base URL %q is not an http or https URL", raw)
+	}
+	return u, nil
 }
 
 // newTransport keeps enough idle connections for every concurrent page

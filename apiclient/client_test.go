@@ -385,7 +385,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		want string
 	}{
 		{"no key", apiclient.Config{}, "no api.video API key"},
-		{"bad scheme", apiclient.Config{Key: key, BaseURL: "ftp://x"}, "not http or https"},
+		{"bad scheme", apiclient.Config{Key: key, BaseURL: "ftp://x"}, "not an http or https URL"},
+		{"no host", apiclient.Config{Key: key, BaseURL: "https://"}, "not an http or https URL"},
 		{"page too large", apiclient.Config{Key: key, PageSize: 101}, "page size"},
 		{"negative concurrency", apiclient.Config{Key: key, Concurrency: -1}, "concurrency"},
 	} {
