@@ -4,7 +4,7 @@ package main
 // run() wires it (version, Go and process collectors, instrumented API
 // client, default collector options), answering a scrape as Prometheus
 // sends it: OpenMetrics Accept header, gzip, a 10 s scrape timeout. The
-// pages come from pre-rendered apivideotest bodies replayed by a loopback
+// pages come from pre-rendered fakeapi bodies replayed by a loopback
 // server, so that the figures are the exporter's cost.
 //
 //	go test -run '^$' -bench MetricsHandler -benchmem .
@@ -22,7 +22,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 )
 
@@ -47,7 +47,7 @@ func (d *benchDiscard) Write(p []byte) (int, error) {
 func BenchmarkMetricsHandler(b *testing.B) {
 	for _, tokens := range []int{100, 1000, 10000, 100000} {
 		b.Run(fmt.Sprintf("tokens=%d", tokens), func(b *testing.B) {
-			fake := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
+			fake := fakeapi.NewServer(fakeapi.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
 			srv := fake.NewReplay()
 			defer fake.Close()
 			defer srv.Close()

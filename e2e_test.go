@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/dashboards"
 )
 
@@ -163,7 +163,7 @@ func TestE2EPrometheus(t *testing.T) {
 	dir := t.TempDir()
 
 	// The exporter, against the api.video fake.
-	fake := apivideotest.NewServer(apivideotest.Options{Tokens: e2eTokens, WithoutExpiry: e2eNoExpiry, Seed: 1})
+	fake := fakeapi.NewServer(fakeapi.Options{Tokens: e2eTokens, WithoutExpiry: e2eNoExpiry, Seed: 1})
 	t.Cleanup(fake.Close)
 	exporter := startExporter(t, keyEnv(fake.APIKey()), "--apivideo.url="+fake.URL, "--log.level=debug")
 	exporterAddr := strings.TrimPrefix(exporter.URL, "http://")

@@ -29,7 +29,7 @@ import (
 	slgokit "github.com/tjhop/slog-gokit"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 )
 
@@ -93,7 +93,7 @@ func run(args []string) int {
 	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info())
 	level.Info(logger).Log("build_context", version.BuildContext())
 	if *demo {
-		fake := apivideotest.NewDemo()
+		fake := fakeapi.NewDemo()
 		defer fake.Close()
 		*apiURL, key = fake.URL, apiclient.StaticKey(fake.APIKey())
 		level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", fake.URL)

@@ -23,7 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
 func TestScrapeTimeout(t *testing.T) {
@@ -316,7 +316,7 @@ func TestDemoAndEndpoints(t *testing.T) {
 // 43 never expire, pages of at most 100, dates in all three formats.
 func TestAcceptance(t *testing.T) {
 	promtool := requirePromtool(t)
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 21})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Seed: 21})
 	defer s.Close()
 	// At debug level, so that every log line is checked for secrets.
 	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL, "--log.level=debug")
@@ -334,7 +334,7 @@ func TestAcceptance(t *testing.T) {
 	truth := s.Tokens()
 	for _, series := range families["apivideo_upload_token_expires_in_seconds"].GetMetric() {
 		label := strings.TrimSuffix(series.GetLabel()[0].GetValue(), "...")
-		var match []apivideotest.TokenInfo
+		var match []fakeapi.TokenInfo
 		for _, tk := range truth {
 			if strings.HasPrefix(tk.Token, label) {
 				match = append(match, tk)
@@ -380,11 +380,11 @@ func TestUnreachableAPI(t *testing.T) {
 }
 
 func TestScrapeTimeoutHeaderAgainstHangingAPI(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 500})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 500})
 	defer s.Close()
 	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
 	for range 10 {
-		s.FailPage(0, apivideotest.Fault{Kind: apivideotest.FaultHang})
+		s.FailPage(0, fakeapi.Fault{Kind: fakeapi.FaultHang})
 	}
 	start := time.Now()
 	code, _, body := get(t, p.URL+"/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})
@@ -395,7 +395,7 @@ func TestScrapeTimeoutHeaderAgainstHangingAPI(t *testing.T) {
 }
 
 func TestConcurrentHTTPScrapesShareOneRound(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Latency: 500 * time.Millisecond})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Latency: 500 * time.Millisecond})
 	defer s.Close()
 	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
 	var wg sync.WaitGroup

@@ -6,7 +6,7 @@ package apiclient
 //	go test -run '^$' -bench 'ListLatency' -benchmem ./apiclient
 //
 // BenchmarkDecodePage measures the decoding of one full page of 100 tokens
-// as the apivideotest fake renders it. BenchmarkListLatency measures whole
+// as the fakeapi fake renders it. BenchmarkListLatency measures whole
 // listings against the fake with 50 ms of latency per request, compared
 // with the floor that latency sets for a given concurrency.
 
@@ -20,14 +20,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
 // benchPageBody fetches page 1 of an account of tokens tokens from a fresh
 // fake, authenticating with Basic auth so that no login is involved.
 func benchPageBody(b *testing.B, tokens, withoutExpiry int) []byte {
 	b.Helper()
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: withoutExpiry, Seed: 1})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: tokens, WithoutExpiry: withoutExpiry, Seed: 1})
 	defer s.Close()
 	req, err := http.NewRequest(http.MethodGet, s.URL+"/upload-tokens?currentPage=1&pageSize=100", nil)
 	if err != nil {
@@ -90,7 +90,7 @@ func BenchmarkListLatency(b *testing.B) {
 	const latency = 50 * time.Millisecond
 	for _, pages := range []int{1, 10, 100} {
 		tokens := pages * MaxPageSize
-		s := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1, Latency: latency})
+		s := fakeapi.NewServer(fakeapi.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1, Latency: latency})
 		for _, conc := range []int{1, 2, 4, 8, 16} {
 			b.Run(fmt.Sprintf("pages=%d/concurrency=%d", pages, conc), func(b *testing.B) {
 				c, err := New(Config{BaseURL: s.URL, Key: StaticKey(s.APIKey()), Concurrency: conc})

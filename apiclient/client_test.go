@@ -19,10 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
-func newClient(t *testing.T, s *apivideotest.Server, mutate ...func(*apiclient.Config)) *apiclient.Client {
+func newClient(t *testing.T, s *fakeapi.Server, mutate ...func(*apiclient.Config)) *apiclient.Client {
 	t.Helper()
 	cfg := apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())}
 	for _, m := range mutate {
@@ -41,7 +41,7 @@ func listCtx(t *testing.T, d time.Duration) context.Context {
 
 // requireMatchesFake asserts that list holds exactly the fake's tokens with
 // the fake's expiry times.
-func requireMatchesFake(t *testing.T, s *apivideotest.Server, list *apiclient.TokenList) {
+func requireMatchesFake(t *testing.T, s *fakeapi.Server, list *apiclient.TokenList) {
 	t.Helper()
 	want := map[string]time.Time{}
 	for _, tok := range s.Tokens() {
@@ -75,7 +75,7 @@ func TestListUploadTokensPages(t *testing.T) {
 		{"hundred pages", 10000, 100, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := apivideotest.NewServer(apivideotest.Options{Tokens: tc.tokens, WithoutExpiry: tc.withoutExpiry, Seed: 7})
+			s := fakeapi.NewServer(fakeapi.Options{Tokens: tc.tokens, WithoutExpiry: tc.withoutExpiry, Seed: 7})
 			defer s.Close()
 			list, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second))
 			require.NoError(t, err)
@@ -95,7 +95,7 @@ func TestListUploadTokensPages(t *testing.T) {
 }
 
 func TestLoginIsReusedAcrossListings(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 300, Seed: 1})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, Seed: 1})
 	defer s.Close()
 	c := newClient(t, s)
 	for range 5 {
@@ -109,7 +109,7 @@ func TestLoginIsReusedAcrossListings(t *testing.T) {
 
 func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
 	// Tokens that live 2 s are renewed after three quarters of their life.
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second})
 	defer s.Close()
 	c := newClient(t, s)
 	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
@@ -124,7 +124,7 @@ func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
 }
 
 func TestAccessTokenRevokedBetweenPages(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 300, Seed: 3})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, Seed: 3})
 	defer s.Close()
 	var once atomic.Bool
 	s.OnList(func(page int) {
@@ -142,7 +142,7 @@ func TestAccessTokenRevokedBetweenPages(t *testing.T) {
 }
 
 func TestWrongKey(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 3})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 3})
 	defer s.Close()
 	const wrong = "wrong-key-must-not-be-printed"
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey(wrong) })
@@ -159,7 +159,7 @@ func TestWrongKey(t *testing.T) {
 }
 
 func TestEmptyKey(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{})
+	s := fakeapi.NewServer(fakeapi.Options{})
 	defer s.Close()
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey("") })
 	_, err := c.ListUploadTokens(listCtx(t, time.Second))
@@ -167,7 +167,7 @@ func TestEmptyKey(t *testing.T) {
 }
 
 func TestKeyFileRotation(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 5, APIKey: "first-key"})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 5, APIKey: "first-key"})
 	defer s.Close()
 	path := filepath.Join(t.TempDir(), "key")
 	require.NoError(t, os.WriteFile(path, []byte("first-key\n"), 0o600))
@@ -190,27 +190,27 @@ func TestFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		page      int
-		faults    []apivideotest.Fault
+		faults    []fakeapi.Fault
 		timeout   time.Duration
 		wantErr   error
 		wantAs    bool // the error is an *APIError
 		maxTime   time.Duration
 		wantPages int // requests of the faulty page
 	}{
-		{name: "500 then success", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultStatus, Status: 500}}, timeout: 5 * time.Second, wantPages: 2},
-		{name: "503 twice then success", page: 3, faults: []apivideotest.Fault{{Kind: apivideotest.FaultStatus, Status: 503}, {Kind: apivideotest.FaultStatus, Status: 503}}, timeout: 5 * time.Second, wantPages: 3},
-		{name: "connection reset mid-body", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultReset}}, timeout: 5 * time.Second, wantPages: 2},
-		{name: "429 whose wait fits", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultRateLimited, RetryAfter: 1}}, timeout: 5 * time.Second, wantPages: 2},
-		{name: "429 whose wait does not fit", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultRateLimited, RetryAfter: 30}}, timeout: 3 * time.Second, wantErr: apiclient.ErrRateLimited, wantAs: true, maxTime: time.Second, wantPages: 1},
-		{name: "404 is not retried", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultStatus, Status: 404}}, timeout: 5 * time.Second, wantErr: &apiclient.APIError{}, wantAs: true, wantPages: 1},
-		{name: "malformed body", page: 3, faults: []apivideotest.Fault{{Kind: apivideotest.FaultMalformed}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
-		{name: "truncated body", page: 1, faults: []apivideotest.Fault{{Kind: apivideotest.FaultTruncated}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
-		{name: "no pagination", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultWrongShape}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
-		{name: "oversize body", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultOversize, Size: 5 << 20}}, timeout: 5 * time.Second, wantErr: apiclient.ErrResponseTooLarge, wantPages: 1},
-		{name: "page never answers", page: 2, faults: []apivideotest.Fault{{Kind: apivideotest.FaultHang}}, timeout: 1500 * time.Millisecond, wantErr: context.DeadlineExceeded, maxTime: 2 * time.Second, wantPages: 1},
+		{name: "500 then success", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 500}}, timeout: 5 * time.Second, wantPages: 2},
+		{name: "503 twice then success", page: 3, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 503}, {Kind: fakeapi.FaultStatus, Status: 503}}, timeout: 5 * time.Second, wantPages: 3},
+		{name: "connection reset mid-body", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultReset}}, timeout: 5 * time.Second, wantPages: 2},
+		{name: "429 whose wait fits", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 1}}, timeout: 5 * time.Second, wantPages: 2},
+		{name: "429 whose wait does not fit", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 30}}, timeout: 3 * time.Second, wantErr: apiclient.ErrRateLimited, wantAs: true, maxTime: time.Second, wantPages: 1},
+		{name: "404 is not retried", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 404}}, timeout: 5 * time.Second, wantErr: &apiclient.APIError{}, wantAs: true, wantPages: 1},
+		{name: "malformed body", page: 3, faults: []fakeapi.Fault{{Kind: fakeapi.FaultMalformed}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
+		{name: "truncated body", page: 1, faults: []fakeapi.Fault{{Kind: fakeapi.FaultTruncated}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
+		{name: "no pagination", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultWrongShape}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
+		{name: "oversize body", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultOversize, Size: 5 << 20}}, timeout: 5 * time.Second, wantErr: apiclient.ErrResponseTooLarge, wantPages: 1},
+		{name: "page never answers", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultHang}}, timeout: 1500 * time.Millisecond, wantErr: context.DeadlineExceeded, maxTime: 2 * time.Second, wantPages: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 11})
+			s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Seed: 11})
 			defer s.Close()
 			s.FailPage(tc.page, tc.faults...)
 			c := newClient(t, s)
@@ -246,10 +246,10 @@ func TestFaults(t *testing.T) {
 }
 
 func TestRetriesGiveUp(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 10})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10})
 	defer s.Close()
 	for range 10 {
-		s.FailPage(1, apivideotest.Fault{Kind: apivideotest.FaultStatus, Status: 502})
+		s.FailPage(1, fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 502})
 	}
 	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second))
 	var apiErr *apiclient.APIError
@@ -260,7 +260,7 @@ func TestRetriesGiveUp(t *testing.T) {
 
 func TestListingChangesWhileRead(t *testing.T) {
 	t.Run("a token removed mid-read is re-read once", func(t *testing.T) {
-		s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 5})
+		s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Seed: 5})
 		defer s.Close()
 		var once atomic.Bool
 		s.OnList(func(page int) {
@@ -276,7 +276,7 @@ func TestListingChangesWhileRead(t *testing.T) {
 		assert.Equal(t, 6, s.Stats().ListRequests, "two full reads")
 	})
 	t.Run("a token created mid-read is re-read once", func(t *testing.T) {
-		s := apivideotest.NewServer(apivideotest.Options{Tokens: 200, Seed: 5})
+		s := fakeapi.NewServer(fakeapi.Options{Tokens: 200, Seed: 5})
 		defer s.Close()
 		var once atomic.Bool
 		s.OnList(func(page int) {
@@ -291,7 +291,7 @@ func TestListingChangesWhileRead(t *testing.T) {
 		assert.Equal(t, 2+3, s.Stats().ListRequests, "two pages, then one re-read of three")
 	})
 	t.Run("a list that keeps changing fails", func(t *testing.T) {
-		s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, Seed: 5})
+		s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, Seed: 5})
 		defer s.Close()
 		s.OnList(func(page int) {
 			if page == 2 {
@@ -302,7 +302,7 @@ func TestListingChangesWhileRead(t *testing.T) {
 		assert.ErrorIs(t, err, apiclient.ErrInconsistentListing)
 	})
 	t.Run("a token listed twice with stable totals is dropped on the re-read", func(t *testing.T) {
-		s := apivideotest.NewServer(apivideotest.Options{Tokens: 150, Seed: 5})
+		s := fakeapi.NewServer(fakeapi.Options{Tokens: 150, Seed: 5})
 		defer s.Close()
 		tokens := s.Tokens()
 		tokens[120] = tokens[3] // the same token on page 1 and page 2
@@ -322,7 +322,7 @@ func TestListingChangesWhileRead(t *testing.T) {
 func TestPagesAreFetchedConcurrently(t *testing.T) {
 	for _, concurrency := range []int{1, 4, apiclient.DefaultConcurrency} {
 		t.Run(fmt.Sprint(concurrency), func(t *testing.T) {
-			s := apivideotest.NewServer(apivideotest.Options{Tokens: 5000, Seed: 2, Latency: 20 * time.Millisecond})
+			s := fakeapi.NewServer(fakeapi.Options{Tokens: 5000, Seed: 2, Latency: 20 * time.Millisecond})
 			defer s.Close()
 			c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = concurrency })
 			list, err := c.ListUploadTokens(listCtx(t, 10*time.Second))
@@ -336,7 +336,7 @@ func TestPagesAreFetchedConcurrently(t *testing.T) {
 }
 
 func TestRateLimitHeaders(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 10, RateLimit: 50})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, RateLimit: 50})
 	defer s.Close()
 	c := newClient(t, s)
 	_, known := c.RateLimit()
@@ -352,7 +352,7 @@ func TestRateLimitHeaders(t *testing.T) {
 func TestEnforcedRateLimitIsNotHammered(t *testing.T) {
 	// A budget of 3 requests a minute: login and two pages pass, the third
 	// page gets a 429 whose wait (up to a minute) cannot fit.
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 300, RateLimit: 3, EnforceRateLimit: true})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, RateLimit: 3, EnforceRateLimit: true})
 	defer s.Close()
 	start := time.Now()
 	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 3*time.Second))
@@ -363,7 +363,7 @@ func TestEnforcedRateLimitIsNotHammered(t *testing.T) {
 
 func TestUserAgent(t *testing.T) {
 	var got atomic.Value
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 1})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 1})
 	defer s.Close()
 	c := newClient(t, s, func(c *apiclient.Config) {
 		c.UserAgent = "apivideo_exporter/1.2.3"
@@ -407,9 +407,9 @@ func TestAPIErrorMessage(t *testing.T) {
 }
 
 func TestRequestsAreCountedByStatusCode(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 257})
 	defer s.Close()
-	s.FailPage(2, apivideotest.Fault{Kind: apivideotest.FaultStatus, Status: 503})
+	s.FailPage(2, fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503})
 	reg := prometheus.NewRegistry()
 	c := newClient(t, s, func(c *apiclient.Config) { c.Registerer = reg })
 	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
@@ -478,13 +478,13 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 func TestExpiringTokenRidesOutAFailingAuthEndpoint(t *testing.T) {
 	// Access tokens live 6 s and are due for renewal after 4.5 s; the auth
 	// endpoints then fail, and the current token is used until it expires.
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second})
 	defer s.Close()
 	c := newClient(t, s)
 	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
 	require.NoError(t, err)
 	time.Sleep(4600 * time.Millisecond)
-	s.FailAuth(apivideotest.Fault{Kind: apivideotest.FaultStatus, Status: 503}, 100)
+	s.FailAuth(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503}, 100)
 	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
 	require.NoError(t, err, "the listing used the token that is due for renewal but still valid")
 	assert.Equal(t, 0, s.Stats().Rejected)

@@ -6,7 +6,7 @@ package collector_test
 //
 //	go test -run '^$' -bench 'Collect' -benchmem ./collector
 //
-// fake=apivideotest serves the listing from the apivideotest fake, whose
+// fake=fakeapi serves the listing from the fakeapi fake, whose
 // own work (it renders JSON on every page request) runs in the same
 // process and is included in the figures.
 // fake=replay serves the same page bodies, rendered once beforehand, so
@@ -28,7 +28,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 )
 
@@ -53,9 +53,9 @@ func (e *errorCounter) Log(...any) error { e.n.Add(1); return nil }
 
 func BenchmarkCollect(b *testing.B) {
 	for _, tokens := range []int{100, 1000, 10000, 100000} {
-		fake := apivideotest.NewServer(apivideotest.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
+		fake := fakeapi.NewServer(fakeapi.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1})
 		rep := fake.NewReplay()
-		for _, kind := range []string{"apivideotest", "replay"} {
+		for _, kind := range []string{"fakeapi", "replay"} {
 			url := fake.URL
 			if kind == "replay" {
 				url = rep.URL

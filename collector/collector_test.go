@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 )
 
@@ -220,7 +220,7 @@ func TestJoinerWithALongerDeadlineFetchesAgain(t *testing.T) {
 }
 
 func TestSharedFetchAgainstFakeAPI(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 1000, WithoutExpiry: 10, Latency: 300 * time.Millisecond, Seed: 4})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 1000, WithoutExpiry: 10, Latency: 300 * time.Millisecond, Seed: 4})
 	defer s.Close()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
 	require.NoError(t, err)
@@ -299,7 +299,7 @@ func TestCacheKeepsNoFailure(t *testing.T) {
 // TestAgainstFakeAPI checks the acceptance case: 257 tokens, 43
 // without expiry, dates in every format, pages of 100.
 func TestAgainstFakeAPI(t *testing.T) {
-	s := apivideotest.NewServer(apivideotest.Options{Tokens: 257, WithoutExpiry: 43, Seed: 9})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Seed: 9})
 	defer s.Close()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
 	require.NoError(t, err)
@@ -318,7 +318,7 @@ func TestAgainstFakeAPI(t *testing.T) {
 	truth := s.Tokens()
 	for _, m := range series {
 		label := m.GetLabel()[0].GetValue()
-		var matched []apivideotest.TokenInfo
+		var matched []fakeapi.TokenInfo
 		for _, tk := range truth {
 			assert.NotContains(t, label, tk.Token, "a full token in a label")
 			if strings.HasPrefix(tk.Token, strings.TrimSuffix(label, "...")) {

@@ -1,5 +1,5 @@
 // Command measure builds the exporter, runs it as its own process against
-// an apivideotest fake served from this process, and reports the
+// an fakeapi fake served from this process, and reports the
 // exporter's resident memory and CPU time per scrape, its API cost and its
 // scrape wall time against a fake with latency, as a Markdown table.
 //
@@ -37,7 +37,7 @@ import (
 	"time"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient/apivideotest"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
 // What Prometheus 3 sends with a scrape; Go's transport adds gzip.
@@ -148,7 +148,7 @@ type scraper struct {
 	cfg    config
 	url    string
 	client *http.Client
-	fake   *apivideotest.Server
+	fake   *fakeapi.Server
 	p      proc
 }
 
@@ -267,11 +267,11 @@ func run(cfg config) error {
 		}
 	}
 
-	fake := apivideotest.NewServer(apivideotest.Options{Tokens: cfg.tokens, WithoutExpiry: cfg.tokens / 10, Seed: 1})
+	fake := fakeapi.NewServer(fakeapi.Options{Tokens: cfg.tokens, WithoutExpiry: cfg.tokens / 10, Seed: 1})
 	defer fake.Close()
-	var bigTokens []apivideotest.TokenInfo
+	var bigTokens []fakeapi.TokenInfo
 	if cfg.big > 0 {
-		gen := apivideotest.NewServer(apivideotest.Options{Tokens: cfg.big, WithoutExpiry: cfg.big / 10, Seed: 1})
+		gen := fakeapi.NewServer(fakeapi.Options{Tokens: cfg.big, WithoutExpiry: cfg.big / 10, Seed: 1})
 		bigTokens = gen.Tokens()
 		gen.Close()
 	}

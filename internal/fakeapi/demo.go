@@ -1,4 +1,4 @@
-package apivideotest
+package fakeapi
 
 import (
 	"time"

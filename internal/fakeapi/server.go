@@ -1,9 +1,9 @@
-// Package apivideotest is a fake of the api.video API for tests, benchmarks
+// Package fakeapi is a fake of the api.video API for tests, benchmarks
 // and the exporter's demo mode. It speaks the documented shapes of
 // POST /auth/api-key, POST /auth/refresh and GET /upload-tokens: Bearer and
 // Basic auth, pagination with links, JSON problem bodies and rate-limit
 // headers. Knobs inject latency and faults.
-package apivideotest
+package fakeapi
 
 import (
 	"encoding/base64"
@@ -21,7 +21,7 @@ import (
 )
 
 // DefaultAPIKey is the key the fake accepts when Options.APIKey is empty.
-const DefaultAPIKey = "apivideotest-key"
+const DefaultAPIKey = "fakeapi-key"
 
 // Options configure a Server.
 type Options struct {
