@@ -22,8 +22,8 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
 const benchAccept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5," +

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/dashboards"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
 // The end-to-end test runs the exporter binary against the api.video fake,

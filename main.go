@@ -29,8 +29,8 @@ import (
 	slgokit "github.com/tjhop/slog-gokit"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
 const (

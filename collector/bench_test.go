@@ -28,8 +28,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
 // discard is a ResponseWriter that throws the body away.
