@@ -1,7 +1,10 @@
 package dashboards_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,6 +18,13 @@ import (
 
 // The checks below follow grafana/dashboard-linter's rules, so that the
 // dashboard lints clean without the tool.
+
+// Defaults of the mixin's _config that the generated files carry.
+const (
+	exporterSelector = `job=~".*apivideo.*"`
+	runbookURL       = "https://github.com/apivideo-exporter/apivideo_exporter/blob/main/docs/runbook.md"
+	readmeURL        = "https://github.com/apivideo-exporter/apivideo_exporter#readme"
+)
 
 // Units the linter's panel-units-rule accepts that fit this dashboard.
 var validUnits = []string{"none", "short", "percent", "percentunit", "s", "ms", "reqps", "ops", "dtdurations", "bool"}
@@ -46,12 +56,28 @@ func TestDashboardBasics(t *testing.T) {
 	assert.NotEmpty(t, d.UID)
 	assert.NotEmpty(t, d.Title)
 	assert.False(t, d.Editable, "uneditable-dashboard-rule")
-	assert.GreaterOrEqual(t, d.SchemaVersion, 36)
+	// Grafana 12's schema; older versions are migrated on load.
+	assert.GreaterOrEqual(t, d.SchemaVersion, 42)
 	ids := map[int]bool{}
 	for _, p := range d.AllPanels() {
 		assert.False(t, ids[p.ID], "duplicate panel id %d", p.ID)
 		ids[p.ID] = true
 	}
+
+	// No leftovers of a UI export.
+	var raw map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(dashboards.DashboardJSON, &raw))
+	for _, k := range []string{"__requires", "__inputs", "__elements"} {
+		assert.NotContains(t, raw, k)
+	}
+	assert.NotContains(t, string(dashboards.DashboardJSON), "${DS_", "an export's data source input")
+
+	links := map[string]string{}
+	for _, l := range d.Links {
+		assert.Equal(t, "link", l.Type, l.Title)
+		links[l.Title] = l.URL
+	}
+	assert.Equal(t, map[string]string{"README": readmeURL, "Runbook": runbookURL}, links)
 }
 
 func TestTemplateVariables(t *testing.T) {
@@ -78,6 +104,29 @@ func TestTemplateVariables(t *testing.T) {
 		})
 	}
 	assert.Contains(t, variable(t, d, "instance").QueryString(), `job=~"$job"`)
+
+	// Optional filters: "All" is ".*", which also matches series without
+	// the label, so they cost nothing where Prometheus adds no such label.
+	var names []string
+	for _, v := range d.Templating.List {
+		names = append(names, v.Name)
+	}
+	assert.Equal(t, append(append([]string{"datasource"}, dashboards.FilterVariables...), "job", "instance"), names)
+	for i, name := range dashboards.FilterVariables {
+		t.Run(name, func(t *testing.T) {
+			v := variable(t, d, name)
+			assert.Equal(t, "query", v.Type)
+			assert.True(t, v.IncludeAll)
+			assert.True(t, v.Multi)
+			assert.Equal(t, ".*", v.AllValue)
+			assert.Equal(t, 2, v.Refresh)
+			assert.Regexp(t, `^label_values\(apivideo_up\{.*\}, `+name+`\)$`, v.QueryString())
+			// Each filter narrows the next variables.
+			for _, later := range append(slices.Clone(dashboards.FilterVariables[i+1:]), "job", "instance") {
+				assert.Contains(t, variable(t, d, later).QueryString(), name+`=~"$`+name+`"`, later)
+			}
+		})
+	}
 }
 
 var (
@@ -118,6 +167,10 @@ func TestPanels(t *testing.T) {
 				for _, s := range sels {
 					assert.Contains(t, s, `job=~"$job"`, "selector %s of %s", s, tg.Expr)
 					assert.Contains(t, s, `instance=~"$instance"`, "selector %s of %s", s, tg.Expr)
+					assert.Contains(t, s, exporterSelector, "selector %s of %s", s, tg.Expr)
+					for _, f := range dashboards.FilterVariables {
+						assert.Contains(t, s, f+`=~"$`+f+`"`, "selector %s of %s", s, tg.Expr)
+					}
 				}
 				// target-rate-interval-rule
 				for _, m := range rangeRe.FindAllStringSubmatch(tg.Expr, -1) {
@@ -164,13 +217,27 @@ func TestDashboardCoversMetrics(t *testing.T) {
 func TestAlertRules(t *testing.T) {
 	rules, err := dashboards.Rules()
 	require.NoError(t, err)
+	runbook, err := os.ReadFile("../docs/runbook.md")
+	require.NoError(t, err)
+	anchors := markdownAnchors(string(runbook))
 	var names []string
 	for _, r := range rules {
 		t.Run(r.Alert, func(t *testing.T) {
 			require.NotEmpty(t, r.Alert, "only alerting rules here")
 			names = append(names, r.Alert)
-			for _, a := range []string{"summary", "description", "runbook"} {
-				assert.NotEmpty(t, r.Annotations[a], a)
+			assert.Equal(t, []string{"description", "runbook_url", "summary"}, slices.Sorted(maps.Keys(r.Annotations)))
+			for a, v := range r.Annotations {
+				assert.NotEmpty(t, v, a)
+			}
+			// The runbook_url points at the alert's own section.
+			anchor, ok := strings.CutPrefix(r.Annotations["runbook_url"], runbookURL+"#")
+			require.True(t, ok, r.Annotations["runbook_url"])
+			section, ok := anchors[anchor]
+			require.True(t, ok, "docs/runbook.md has no heading for #%s", anchor)
+			assert.Equal(t, r.Alert, section)
+			// Every selector goes through the exporter selector.
+			for _, sel := range dashboards.Selectors(r.Expr) {
+				assert.Contains(t, sel, exporterSelector, r.Expr)
 			}
 			assert.Contains(t, []string{"critical", "warning", "info"}, r.Labels["severity"])
 			assert.NotEmpty(t, r.For)
@@ -186,6 +253,55 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
+// TestRunbookSections checks that each runbook section says what the alert
+// means, how to confirm it and what to do, and that every section belongs to
+// an alert.
+func TestRunbookSections(t *testing.T) {
+	data, err := os.ReadFile("../docs/runbook.md")
+	require.NoError(t, err)
+	rules, err := dashboards.Rules()
+	require.NoError(t, err)
+	var alerts []string
+	for _, r := range rules {
+		alerts = append(alerts, r.Alert)
+	}
+	sections := strings.Split(string(data), "\n## ")[1:]
+	var headings []string
+	for _, sec := range sections {
+		heading, body, _ := strings.Cut(sec, "\n")
+		headings = append(headings, heading)
+		t.Run(heading, func(t *testing.T) {
+			for _, sub := range []string{"### Meaning", "### Confirm", "### Act"} {
+				assert.Contains(t, body, sub+"\n")
+			}
+		})
+	}
+	assert.ElementsMatch(t, alerts, headings)
+}
+
+// markdownAnchors returns the anchors GitHub gives the "## " headings of a
+// Markdown document, mapped to the heading text.
+func markdownAnchors(doc string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(doc, "\n") {
+		heading, ok := strings.CutPrefix(line, "## ")
+		if !ok {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range strings.ToLower(heading) {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+				b.WriteRune(r)
+			case r == ' ':
+				b.WriteRune('-')
+			}
+		}
+		out[b.String()] = heading
+	}
+	return out
+}
+
 func TestSelectors(t *testing.T) {
 	tests := []struct {
 		expr string
@@ -198,6 +314,8 @@ func TestSelectors(t *testing.T) {
 		{`(a - b offset 30m > 100) and (a > 1.5 * b offset 30m)`, []string{"a", "b", "a", "b"}},
 		{`bottomk(25, min by (job, token) (m{x="y"}))`, []string{`m{x="y"}`}},
 		{`absent(apivideo_up{job=~".*apivideo.*"})`, []string{`apivideo_up{job=~".*apivideo.*"}`}},
+		{"(group by (job) (present_over_time(a{x=\"y\"}[1d])) unless group by (job) (a{x=\"y\"})) or on () absent(a{x=\"y\"})",
+			[]string{`a{x="y"}`, `a{x="y"}`, `a{x="y"}`}},
 		{`a / on (job) group_left (version) b`, []string{"a", "b"}},
 	}
 	for _, tt := range tests {

@@ -1,15 +1,16 @@
 // Package dashboards holds the exporter's Grafana dashboard and Prometheus
 // alerting rules, embedded for tests, and helpers to read the PromQL in
-// them.
+// them. Both files are generated from the monitoring mixin in mixin/.
 package dashboards
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 )
 
 // DashboardJSON is apivideo-exporter.json, the Grafana dashboard.
@@ -39,6 +40,14 @@ type Dashboard struct {
 		List []Variable `json:"list"`
 	} `json:"templating"`
 	Panels []Panel `json:"panels"`
+	Links  []Link  `json:"links"`
+}
+
+// Link is a link shown in the dashboard's header.
+type Link struct {
+	Title string `json:"title"`
+	Type  string `json:"type"`
+	URL   string `json:"url"`
 }
 
 // Variable is a dashboard template variable.
@@ -122,28 +131,42 @@ func (d *Dashboard) AllPanels() []Panel {
 	return out
 }
 
-// RuleGroups is a Prometheus rule file.
+// RuleGroups is a Prometheus rule file, or the spec of a PrometheusRule.
 type RuleGroups struct {
-	Groups []struct {
-		Name  string `json:"name"`
-		Rules []Rule `json:"rules"`
-	} `json:"groups"`
+	Groups []RuleGroup `json:"groups" yaml:"groups"`
+}
+
+// RuleGroup is a named group of rules.
+type RuleGroup struct {
+	Name  string `json:"name" yaml:"name"`
+	Rules []Rule `json:"rules" yaml:"rules"`
 }
 
 // Rule is an alerting or recording rule.
 type Rule struct {
-	Alert       string            `json:"alert,omitempty"`
-	Record      string            `json:"record,omitempty"`
-	Expr        string            `json:"expr"`
-	For         string            `json:"for,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
+	Alert       string            `json:"alert,omitempty" yaml:"alert,omitempty"`
+	Record      string            `json:"record,omitempty" yaml:"record,omitempty"`
+	Expr        string            `json:"expr" yaml:"expr"`
+	For         string            `json:"for,omitempty" yaml:"for,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty" yaml:"annotations,omitempty"`
+}
+
+// ParseRules decodes a rule file, rejecting unknown and duplicate fields.
+func ParseRules(data []byte) (RuleGroups, error) {
+	var g RuleGroups
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&g); err != nil {
+		return RuleGroups{}, err
+	}
+	return g, nil
 }
 
 // Rules decodes the embedded alerting rules, rejecting unknown fields.
 func Rules() ([]Rule, error) {
-	var g RuleGroups
-	if err := yaml.UnmarshalStrict(AlertRulesYAML, &g); err != nil {
+	g, err := ParseRules(AlertRulesYAML)
+	if err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", RulesFile, err)
 	}
 	var out []Rule
@@ -153,20 +176,28 @@ func Rules() ([]Rule, error) {
 	return out, nil
 }
 
+// FilterVariables are the dashboard's optional filters, whose "All" value
+// (".*") also matches series without the label.
+var FilterVariables = []string{"cluster", "namespace"}
+
 // Substitute replaces Grafana variables in expr the way Grafana would for
-// the given job and instance regexps, with $__rate_interval, $__interval
-// and $__range set to rateInterval.
+// the given job and instance regexps, with the filter variables set to
+// "All", and $__rate_interval, $__interval and $__range set to
+// rateInterval.
 func Substitute(expr, job, instance, rateInterval string) string {
-	r := strings.NewReplacer(
+	pairs := []string{
 		"${datasource}", "", "$datasource", "",
 		"${job}", job, "$job", job,
 		"${instance}", instance, "$instance", instance,
 		"${__rate_interval}", rateInterval, "$__rate_interval", rateInterval,
-		"${__interval}", rateInterval, "$__interval", rateInterval,
-		"${__range}", rateInterval, "$__range", rateInterval,
-		"$__range_s", "60", "$__interval_ms", "15000",
-	)
-	return r.Replace(expr)
+		// Longer names first: the replacer tries them in this order.
+		"$__interval_ms", "15000", "${__interval}", rateInterval, "$__interval", rateInterval,
+		"$__range_s", "60", "${__range}", rateInterval, "$__range", rateInterval,
+	}
+	for _, v := range FilterVariables {
+		pairs = append(pairs, "${"+v+"}", ".*", "$"+v, ".*")
+	}
+	return strings.NewReplacer(pairs...).Replace(expr)
 }
 
 var notSelectors = map[string]bool{

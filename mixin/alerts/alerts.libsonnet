@@ -1,0 +1,121 @@
+local utils = import '../lib/utils.libsonnet';
+
+{
+  prometheusAlerts+:: {
+    local cfg = $._config,
+    local by = utils.by(cfg.groupLabels),
+    local sel(extra=[]) = utils.selector([cfg.exporterSelector] + extra),
+    local runbook(alert) = cfg.runbookURLBase + '#' + utils.githubAnchor(alert),
+    local alert(name, severity, expr, forDuration, summary, description) = {
+      alert: name,
+      expr: expr,
+      'for': forDuration,
+      labels: { severity: severity },
+      annotations: {
+        summary: summary,
+        description: description,
+        runbook_url: runbook(name),
+      },
+    },
+
+    groups+: [
+      {
+        name: 'apivideo-exporter',
+        rules: [
+          alert(
+            'ApivideoScrapeFailing',
+            'critical',
+            'max %s (apivideo_up{%s}) == 0' % [by, sel()],
+            cfg.scrapeFailingFor,
+            'apivideo_exporter cannot read api.video ({{ $labels.job }})',
+            'No replica of job {{ $labels.job }} has read the upload tokens from api.video for %s (apivideo_up == 0); token metrics are missing.' % cfg.scrapeFailingFor,
+          ),
+
+          // A job that was seen within the lookback and has no series now
+          // keeps its labels; "absent" covers a selector that has never
+          // matched anything (it keeps only the selector's equality
+          // matchers), and "or on ()" keeps it from doubling the first.
+          alert(
+            'ApivideoExporterAbsent',
+            'critical',
+            |||
+              (
+                group %(by)s (present_over_time(apivideo_up{%(sel)s}[%(lookback)s]))
+                unless
+                group %(by)s (apivideo_up{%(sel)s})
+              )
+              or on ()
+              absent(apivideo_up{%(sel)s})
+            ||| % { by: by, sel: sel(), lookback: cfg.exporterAbsentLookback },
+            cfg.exporterAbsentFor,
+            'apivideo_exporter has disappeared from Prometheus{{ with $labels.job }} ({{ . }}){{ end }}',
+            'No apivideo_up series {{ with $labels.job }}of job {{ . }}{{ else }}matching %s{{ end }} has been scraped for %s: the exporter is down, not scraped (PodMonitor, ServiceMonitor, scrape annotations or target discovery broken) or its job was renamed.' % [cfg.exporterSelector, cfg.exporterAbsentFor],
+          ),
+
+          alert(
+            'ApivideoRateLimitHeadroomLow',
+            'warning',
+            'min %(by)s (apivideo_ratelimit_remaining{%(sel)s}) / max %(by)s (apivideo_ratelimit_limit{%(sel)s}) < %(threshold)s' % {
+              by: by,
+              sel: sel(),
+              threshold: utils.number(cfg.rateLimitHeadroomThreshold),
+            },
+            cfg.rateLimitHeadroomFor,
+            'api.video rate-limit headroom nearly gone ({{ $labels.job }})',
+            'Only {{ $value | humanizePercentage }} of the api.video rate limit is left for job {{ $labels.job }}; further reads (by the exporter and the applications sharing the key) will get 429.',
+          ),
+
+          // Each replica's requests are real, distinct calls against the
+          // account's rate limit: this one counter is summed.
+          alert(
+            'ApivideoAPIThrottled',
+            'warning',
+            'sum %s (increase(apivideo_api_requests_total{%s}[%s])) > 0' % [by, sel(['code="429"']), cfg.apiThrottledWindow],
+            cfg.apiThrottledFor,
+            'api.video is rate-limiting the exporter ({{ $labels.job }})',
+            'api.video answered {{ $value | humanize }} requests of job {{ $labels.job }} with 429 Too Many Requests in the last %s.' % cfg.apiThrottledWindow,
+          ),
+
+          alert(
+            'ApivideoTokensWithoutExpiry',
+            'warning',
+            'max %s (apivideo_upload_tokens_without_expiry{%s}) > %s' % [by, sel(), utils.number(cfg.tokensWithoutExpiryThreshold)],
+            cfg.tokensWithoutExpiryFor,
+            'api.video upload tokens that never expire ({{ $labels.job }})',
+            '{{ $value }} delegated upload tokens of job {{ $labels.job }} have no TTL: each is a standing credential that lets anyone holding it upload videos to the account.',
+          ),
+
+          alert(
+            'ApivideoActiveTokensJump',
+            'warning',
+            |||
+              (
+                max %(by)s (apivideo_upload_tokens_active{%(sel)s})
+                - max %(by)s (apivideo_upload_tokens_active{%(sel)s} offset %(window)s)
+                > %(min)s
+              )
+              and
+              (
+                max %(by)s (apivideo_upload_tokens_active{%(sel)s})
+                > %(ratio)s * max %(by)s (apivideo_upload_tokens_active{%(sel)s} offset %(window)s)
+              )
+            ||| % {
+              by: by,
+              sel: sel(),
+              window: cfg.activeTokensJumpWindow,
+              min: utils.number(cfg.activeTokensJumpMin),
+              ratio: utils.number(cfg.activeTokensJumpRatio),
+            },
+            cfg.activeTokensJumpFor,
+            'Sudden jump in active api.video upload tokens ({{ $labels.job }})',
+            'Job {{ $labels.job }} has {{ $value }} more active upload tokens than %s ago (more than %s and more than %s%% up).' % [
+              cfg.activeTokensJumpWindow,
+              utils.number(cfg.activeTokensJumpMin),
+              std.floor((cfg.activeTokensJumpRatio - 1) * 100 + 0.5),
+            ],
+          ),
+        ],
+      },
+    ],
+  },
+}

@@ -1,0 +1,60 @@
+{
+  _config+:: {
+    // Label matchers that select the exporter's series, in every alert and
+    // dashboard query. The default matches the job names of the examples in
+    // this repository ("apivideo", "<namespace>/apivideo-exporter" for a
+    // PodMonitor, "<release>-apivideo-exporter" for the Helm chart). With an
+    // equality matcher (job="apivideo") ApivideoExporterAbsent names the job
+    // even when it has never been seen.
+    exporterSelector: 'job=~".*apivideo.*"',
+
+    // Labels the alerts aggregate by: one alert per exporter job. Sidecar
+    // replicas of one job report the same account, so gauges are taken as
+    // max or min by these labels, never summed. Add labels that tell
+    // accounts apart here.
+    groupLabels: ['job'],
+
+    // Dashboard filters shown before job and instance, each with an "All"
+    // that also matches series without the label: set to [] where Prometheus
+    // adds no such labels.
+    dashboardFilterLabels: ['cluster', 'namespace'],
+
+    // ApivideoScrapeFailing: no replica of a job reads api.video.
+    scrapeFailingFor: '10m',
+
+    // ApivideoExporterAbsent: a job seen within the lookback has no
+    // apivideo_up series, or no series matches the selector at all.
+    exporterAbsentFor: '10m',
+    exporterAbsentLookback: '1d',
+
+    // ApivideoRateLimitHeadroomLow: share of the rate limit left.
+    rateLimitHeadroomThreshold: 0.1,
+    rateLimitHeadroomFor: '5m',
+
+    // ApivideoAPIThrottled: 429 replies within the window.
+    apiThrottledWindow: '10m',
+    apiThrottledFor: '5m',
+
+    // ApivideoTokensWithoutExpiry: more standing tokens than this.
+    tokensWithoutExpiryThreshold: 0,
+    tokensWithoutExpiryFor: '15m',
+
+    // ApivideoActiveTokensJump: active tokens more than Min above and more
+    // than Ratio times their value Window ago.
+    activeTokensJumpWindow: '30m',
+    activeTokensJumpMin: 100,
+    activeTokensJumpRatio: 1.5,
+    activeTokensJumpFor: '5m',
+
+    // Each alert's runbook_url is runbookURLBase + '#' + the alert name in
+    // lower case (the anchor of its section in docs/runbook.md).
+    runbookURLBase: 'https://github.com/apivideo-exporter/apivideo_exporter/blob/main/docs/runbook.md',
+    readmeURL: 'https://github.com/apivideo-exporter/apivideo_exporter#readme',
+
+    dashboardUID: 'apivideo-exporter',
+    dashboardTitle: 'api.video upload tokens',
+    dashboardTags: ['apivideo', 'prometheus'],
+    dashboardRefresh: '1m',
+    dashboardTimeFrom: 'now-6h',
+  },
+}

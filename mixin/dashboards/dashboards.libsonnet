@@ -1,0 +1,5 @@
+{
+  grafanaDashboards+:: {
+    'apivideo-exporter.json': (import 'apivideo-exporter.libsonnet').new($._config),
+  },
+}
