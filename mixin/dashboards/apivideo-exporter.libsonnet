@@ -63,6 +63,7 @@ local stat(id, title, description, pos, targets, unit='none', thresholdSteps=[['
       textMode: 'auto',
       wideLayout: true,
       showPercentChange: false,
+      percentChangeColorMode: 'standard',
     },
   };
 
@@ -318,7 +319,7 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
               unit: 's',
               decimals: 0,
               color: { mode: 'thresholds' },
-              custom: { align: 'auto', cellOptions: { type: 'auto' } },
+              custom: { align: 'auto', cellOptions: { type: 'auto' }, inspect: false },
               thresholds: steps([['red', null], ['orange', 3600], ['yellow', 86400], ['green', 604800]]),
             },
             overrides: [{
@@ -329,6 +330,7 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
           options: {
             showHeader: true,
             cellHeight: 'sm',
+            frameIndex: 0,
             sortBy: [{ displayName: 'Expires in', desc: false }],
             footer: { show: false, reducer: ['sum'], fields: '' },
           },
@@ -372,6 +374,10 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
             valueMode: 'color',
             namePlacement: 'auto',
             sizing: 'auto',
+            minVizWidth: 8,
+            minVizHeight: 16,
+            maxVizHeight: 300,
+            legend: { displayMode: 'list', placement: 'bottom', showLegend: false, calcs: [] },
             reduceOptions: reduceOptions,
           },
         },
@@ -396,6 +402,7 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
           options: {
             calculate: false,
             cellGap: 1,
+            showValue: 'auto',
             color: {
               mode: 'scheme',
               scheme: 'Oranges',
@@ -508,7 +515,6 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
             label: 'Data source',
             type: 'datasource',
             query: 'prometheus',
-            current: {},
             hide: 0,
             includeAll: false,
             multi: false,
