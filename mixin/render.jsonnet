@@ -43,7 +43,19 @@ local prometheusRule = |||
   spec: mixin.prometheusAlerts,
 });
 
-local dashboard = std.manifestJsonEx(mixin.grafanaDashboards['apivideo-exporter.json'], '  ');
+// manifestJsonEx writes an empty array or object over three lines, the
+// middle one blank: join them into "[]" and "{}". Strings hold no raw
+// newline, so a blank line is never anything else.
+local compactEmpty(json) =
+  local lines = std.split(json, '\n');
+  local n = std.length(lines);
+  std.join('\n', [
+    if i + 2 < n && lines[i + 1] == '' then lines[i] + std.lstripChars(lines[i + 2], ' ') else lines[i]
+    for i in std.range(0, n - 1)
+    if lines[i] != '' && !(i > 0 && lines[i - 1] == '')
+  ]);
+
+local dashboard = compactEmpty(std.manifestJsonEx(mixin.grafanaDashboards['apivideo-exporter.json'], '  '));
 
 {
   'dashboards/apivideo-exporter.json': dashboard,
