@@ -5,7 +5,7 @@
 #     --build-arg VERSION=$(git describe --tags --always) \
 #     --build-arg REVISION=$(git rev-parse HEAD) \
 #     --build-arg BRANCH=$(git rev-parse --abbrev-ref HEAD) \
-#     --build-arg BUILD_DATE=$(date -u +%Y%m%d-%H:%M:%S) \
+#     --build-arg BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 #     -t apivideo_exporter .
 # Multi-platform: docker buildx build --platform linux/amd64,linux/arm64 ...
 #
@@ -49,13 +49,17 @@ FROM gcr.io/distroless/static-debian12:nonroot
 
 ARG VERSION=dev
 ARG REVISION=unknown
+# RFC 3339, as the OCI annotation requires; empty when not given.
+ARG BUILD_DATE
 LABEL org.opencontainers.image.title="apivideo_exporter" \
       org.opencontainers.image.description="Prometheus exporter for the delegated upload tokens of an api.video account" \
       org.opencontainers.image.source="https://github.com/apivideo-exporter/apivideo_exporter" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+COPY LICENSE /license/LICENSE
 COPY --from=build /out/apivideo_exporter /bin/apivideo_exporter
 
 USER 65532:65532
