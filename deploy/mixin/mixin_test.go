@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 dashboard.Dashboard is the classic JSON model that Grafana imports and provisions from files; dashboardv2 is another format.
+
 // Package mixin_test renders the monitoring mixin in mixin/ and checks the
 // files generated from it, and the Grafana dashboard against Grafana's own
 // schema.
@@ -166,13 +168,24 @@ func TestDefaultConfig(t *testing.T) {
 // Foundation SDK's strict decoder, which knows every panel type's options and
 // field config) and validates it.
 func TestDashboardStrict(t *testing.T) {
-	plugins.RegisterDefaultPlugins()
-	var d dashboard.Dashboard
-	require.NoError(t, sdkError(d.UnmarshalJSONStrict(dashboards.DashboardJSON)))
-	require.NoError(t, sdkError(d.Validate()))
+	d, err := decodeDashboard(dashboards.DashboardJSON)
+	require.NoError(t, err)
 	assert.Equal(t, dashboard.NewDashboard().SchemaVersion, d.SchemaVersion, "the schema version of current Grafana")
 	require.NotNil(t, d.Uid)
 	assert.Equal(t, "apivideo-exporter", *d.Uid)
+}
+
+// decodeDashboard decodes a dashboard strictly and validates it.
+func decodeDashboard(data []byte) (*dashboard.Dashboard, error) {
+	plugins.RegisterDefaultPlugins()
+	var d dashboard.Dashboard
+	if err := sdkError(d.UnmarshalJSONStrict(data)); err != nil {
+		return nil, err
+	}
+	if err := sdkError(d.Validate()); err != nil {
+		return nil, err
+	}
+	return &d, nil
 }
 
 // sdkError turns the SDK's empty error list, which it returns as a non-nil
@@ -188,7 +201,6 @@ func sdkError(err error) error {
 // TestDashboardStrictRejectsTypos makes sure the strict decoding catches a
 // misspelt field at every level instead of dropping it.
 func TestDashboardStrictRejectsTypos(t *testing.T) {
-	plugins.RegisterDefaultPlugins()
 	tests := []struct{ name, from, to string }{
 		{"dashboard field", `"graphTooltip":`, `"graphTooltips":`},
 		{"panel field", `"gridPos":`, `"gridPosition":`},
@@ -202,11 +214,7 @@ func TestDashboardStrictRejectsTypos(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Contains(t, string(dashboards.DashboardJSON), tt.from)
 			bad := bytes.Replace(dashboards.DashboardJSON, []byte(tt.from), []byte(tt.to), 1)
-			var d dashboard.Dashboard
-			err := sdkError(d.UnmarshalJSONStrict(bad))
-			if err == nil {
-				err = sdkError(d.Validate())
-			}
+			_, err := decodeDashboard(bad)
 			assert.Error(t, err)
 		})
 	}
