@@ -322,3 +322,25 @@ func TestSelectors(t *testing.T) {
 		assert.Equal(t, tt.want, dashboards.Selectors(tt.expr), tt.expr)
 	}
 }
+
+func TestParseRulesStrict(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		ok        bool
+	}{
+		{"valid", "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n", true},
+		{"unknown field", "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        runbok: x\n", false},
+		{"duplicate field", "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        expr: up\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := dashboards.ParseRules([]byte(tt.doc))
+			if !tt.ok {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "up == 0", g.Groups[0].Rules[0].Expr)
+		})
+	}
+}
