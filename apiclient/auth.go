@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,6 +19,18 @@ import (
 // that a token never expires between the pages of one scrape. Short-lived
 // tokens are renewed after three quarters of their life instead.
 const renewBefore = 5 * time.Minute
+
+// Bounds on expires_in. api.video's access tokens live an hour; a reply
+// without expires_in (or with 0) is taken to mean that, and a longer life
+// than a day is read as a day, so that no reply can push the renewal out
+// of range.
+const (
+	defaultTokenLife = time.Hour
+	maxTokenLife     = 24 * time.Hour
+	// maxCredentialBytes bounds an access or refresh token, which is sent
+	// back in a header or body.
+	maxCredentialBytes = 8 << 10
+)
 
 // authenticator holds the Bearer token and renews it. Logins are serialised
 // through sem, a one-slot semaphore that callers can stop waiting on when
@@ -34,9 +48,43 @@ type authenticator struct {
 }
 
 type tokenReply struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	ExpiresIn    int    `json:"expires_in"`
+	AccessToken  string      `json:"access_token"`
+	RefreshToken string      `json:"refresh_token"`
+	ExpiresIn    json.Number `json:"expires_in"`
+}
+
+// life reads expires_in, a number of seconds: 0 or absent means
+// defaultTokenLife, more than maxTokenLife (however large) is clamped to
+// it, and a negative or non-numeric value is an error.
+func (r *tokenReply) life() (time.Duration, error) {
+	if r.ExpiresIn == "" {
+		return defaultTokenLife, nil
+	}
+	f, err := strconv.ParseFloat(string(r.ExpiresIn), 64)
+	if (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsNaN(f) || f < 0 {
+		return 0, errors.New("expires_in is not a number of seconds")
+	}
+	switch {
+	case f == 0:
+		return defaultTokenLife, nil
+	case f >= maxTokenLife.Seconds():
+		return maxTokenLife, nil
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
+
+// validCredential reports whether an access or refresh token can be sent
+// back as it is: printable ASCII of a sane length.
+func validCredential(s string) bool {
+	if len(s) > maxCredentialBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // token returns a valid access token, logging in or refreshing first when
@@ -65,7 +113,7 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 	current, expiry := a.access, a.expiry
 	a.mu.Unlock()
 	if current != "" && ctx.Err() == nil && time.Now().Before(expiry) {
-		level.Warn(a.client.logger).Log("msg", "renewing the api.video access token failed, using the current one until it expires", "expires_in", time.Until(expiry).Round(time.Second), "err", err)
+		level.Warn(a.client.logger).Log("msg", "renewing the api.video access token failed, using the current one until it expires", "expires_in", time.Until(expiry).Round(time.Second), "err", scrubError(err, current))
 		return current, nil
 	}
 	return "", err
@@ -78,7 +126,7 @@ func (a *authenticator) renew(ctx context.Context) (string, error) {
 	refresh := a.refresh
 	a.mu.Unlock()
 	if refresh != "" {
-		t, err := a.grant(ctx, "/auth/refresh", map[string]string{"refreshToken": refresh})
+		t, err := a.grant(ctx, "/auth/refresh", map[string]string{"refreshToken": refresh}, refresh)
 		if err == nil {
 			return t, nil
 		}
@@ -94,11 +142,14 @@ func (a *authenticator) renew(ctx context.Context) (string, error) {
 	if key == "" {
 		return "", fmt.Errorf("logging in to api.video: %w", ErrNoAPIKey)
 	}
-	t, err := a.grant(ctx, "/auth/api-key", map[string]string{"apiKey": key})
+	t, err := a.grant(ctx, "/auth/api-key", map[string]string{"apiKey": key}, key)
 	var apiErr *APIError
 	switch {
 	case err == nil:
 		return t, nil
+	case errors.As(err, &apiErr) && apiErr.StatusCode < 400:
+		// A redirect (never followed) or an odd 1xx/2xx says nothing of the key.
+		return "", fmt.Errorf("logging in to api.video: %w: %w", ErrUnexpectedReply, err)
 	case errors.As(err, &apiErr) && apiErr.StatusCode < 500 && apiErr.StatusCode != http.StatusTooManyRequests:
 		// api.video answers a wrong key with 400 or 404 as well as 401.
 		return "", fmt.Errorf("logging in to api.video: %w", rejectedKeyError{err})
@@ -133,7 +184,9 @@ func (a *authenticator) invalidate(token string) {
 	}
 }
 
-func (a *authenticator) grant(ctx context.Context, path string, payload map[string]string) (string, error) {
+// grant posts payload, which carries secret, to path and keeps the tokens
+// of the reply.
+func (a *authenticator) grant(ctx context.Context, path string, payload map[string]string, secret string) (string, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return "", err
@@ -141,20 +194,23 @@ func (a *authenticator) grant(ctx context.Context, path string, payload map[stri
 	buf := a.client.bodies.Get().(*bytes.Buffer)
 	defer a.client.bodies.Put(buf)
 	issued := time.Now()
-	if err := a.client.do(ctx, request{method: http.MethodPost, path: path, body: body}, buf); err != nil {
+	if err := a.client.do(ctx, request{method: http.MethodPost, path: path, body: body, secrets: []string{secret}}, buf); err != nil {
 		return "", err
 	}
 	var reply tokenReply
 	if err := json.Unmarshal(buf.Bytes(), &reply); err != nil || reply.AccessToken == "" {
 		return "", fmt.Errorf("POST %s: %w: no access_token in the reply", path, ErrMalformedResponse)
 	}
-	if reply.ExpiresIn <= 0 {
-		reply.ExpiresIn = 3600
+	if !validCredential(reply.AccessToken) || !validCredential(reply.RefreshToken) {
+		return "", fmt.Errorf("POST %s: %w: access_token or refresh_token is not printable ASCII of at most %d bytes", path, ErrMalformedResponse, maxCredentialBytes)
+	}
+	life, err := reply.life()
+	if err != nil {
+		return "", fmt.Errorf("POST %s: %w: %w", path, ErrMalformedResponse, err)
 	}
 	a.mu.Lock()
 	a.access = reply.AccessToken
 	a.refresh = reply.RefreshToken
-	life := time.Duration(reply.ExpiresIn) * time.Second
 	a.renewAt = issued.Add(life - min(renewBefore, life/4))
 	a.expiry = issued.Add(life)
 	a.mu.Unlock()

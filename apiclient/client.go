@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +36,15 @@ const (
 	DefaultConcurrency = 8
 	// DefaultMaxBodyBytes caps a reply: a full page of 100 tokens is about 15 KiB.
 	DefaultMaxBodyBytes = 4 << 20
+	// MaxResponseHeaderBytes caps the headers of a reply, which the body
+	// cap does not cover; api.video's are under 2 KiB.
+	MaxResponseHeaderBytes = 64 << 10
+	// MaxRetryAfter is the longest wait taken from Retry-After or
+	// X-RateLimit-Retry-After: a larger value is read as this one, which
+	// fits no scrape's deadline, so the scrape fails at once.
+	MaxRetryAfter = 24 * time.Hour
+	// maxRateLimitValue bounds X-RateLimit-Limit and X-RateLimit-Remaining.
+	maxRateLimitValue = 1<<31 - 1
 
 	maxAttempts  = 4
 	backoffBase  = 100 * time.Millisecond
@@ -59,8 +67,15 @@ func FileKey(path string) KeySource {
 		if err != nil {
 			return "", fmt.Errorf("reading API key file: %w", err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		return CleanKey(string(b)), nil
 	}
+}
+
+// CleanKey trims white space and a UTF-8 byte-order mark, which some
+// editors write at the start of a file, from a key.
+func CleanKey(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.TrimSpace(strings.TrimPrefix(s, "\uFEFF"))
 }
 
 // Config configures a Client. Only Key is required.
@@ -191,6 +206,7 @@ func newTransport(concurrency int) *http.Transport {
 	t.IdleConnTimeout = 5 * time.Minute
 	t.TLSHandshakeTimeout = 10 * time.Second
 	t.ResponseHeaderTimeout = 0 // bounded by the request context
+	t.MaxResponseHeaderBytes = MaxResponseHeaderBytes
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return t
 }
@@ -223,31 +239,89 @@ func (c *Client) RateLimit() (RateLimit, bool) {
 	return c.rateLimit, c.rlKnown
 }
 
+// recordRateLimit keeps the rate-limit headers of a reply. A reply without
+// them leaves the last known values; one with values out of range (not a
+// count, above 2^31-1, more remaining than the limit) makes them unknown,
+// so that no gauge shows a number api.video cannot have meant.
 func (c *Client) recordRateLimit(h http.Header) {
-	limit, err1 := strconv.Atoi(h.Get("X-RateLimit-Limit"))
-	remaining, err2 := strconv.Atoi(h.Get("X-RateLimit-Remaining"))
-	if err1 != nil || err2 != nil {
+	rawLimit, rawRemaining := h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Remaining")
+	if rawLimit == "" && rawRemaining == "" {
 		return
 	}
-	retry, _ := strconv.Atoi(h.Get("X-RateLimit-Retry-After"))
+	limit, ok1 := parseCount(rawLimit, maxRateLimitValue)
+	remaining, ok2 := parseCount(rawRemaining, maxRateLimitValue)
+	retry, ok3 := parseRetryAfter(h.Get("X-RateLimit-Retry-After"))
 	c.rlMu.Lock()
+	defer c.rlMu.Unlock()
+	if !ok1 || !ok2 || remaining > limit {
+		c.rateLimit, c.rlKnown = RateLimit{}, false
+		return
+	}
+	if !ok3 {
+		retry = 0
+	}
 	c.rateLimit = RateLimit{Limit: limit, Remaining: remaining, RetryAfter: retry}
 	c.rlKnown = true
-	c.rlMu.Unlock()
 }
 
-// request is one API call. body, when set, is sent as JSON.
+// parseCount parses a header value of at most ten decimal digits, between 0
+// and limit.
+func parseCount(v string, limit int) (int, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" || len(v) > 10 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	return n, n <= limit
+}
+
+// parseRetryAfter parses a wait in seconds, reading anything longer than
+// MaxRetryAfter (however many digits) as MaxRetryAfter. It reports false
+// for a value that is not a number of seconds.
+func parseRetryAfter(v string) (int, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	maxSeconds := int(MaxRetryAfter / time.Second)
+	if n, ok := parseCount(v, maxSeconds); ok {
+		return n, true
+	}
+	return maxSeconds, true
+}
+
+// request is one API call. body, when set, is sent as JSON. secrets are
+// the credentials it carries, scrubbed from any error it returns.
 type request struct {
-	method string
-	path   string
-	body   []byte
-	bearer string
+	method  string
+	path    string
+	body    []byte
+	bearer  string
+	secrets []string
 }
 
 // do sends req, retrying 5xx replies and network errors with jittered
 // backoff and waiting out a 429 when its wait fits in the context's
 // deadline. On success it returns the body in buf, which it fills.
 func (c *Client) do(ctx context.Context, req request, buf *bytes.Buffer) error {
+	if req.bearer != "" {
+		req.secrets = append(req.secrets, req.bearer)
+	}
+	return scrubError(c.try(ctx, req, buf), req.secrets...)
+}
+
+func (c *Client) try(ctx context.Context, req request, buf *bytes.Buffer) error {
 	var lastErr error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		status, header, err := c.send(ctx, req, buf)
@@ -263,7 +337,7 @@ func (c *Client) do(ctx context.Context, req request, buf *bytes.Buffer) error {
 			}
 			lastErr = fmt.Errorf("%s %s: %w", req.method, req.path, err)
 		} else {
-			apiErr := decodeAPIError(status, header, buf.Bytes())
+			apiErr := decodeAPIError(status, header, buf.Bytes(), req.secrets...)
 			lastErr = fmt.Errorf("%s %s: %w", req.method, req.path, apiErr)
 			switch {
 			case status == http.StatusTooManyRequests:
@@ -290,7 +364,7 @@ func (c *Client) do(ctx context.Context, req request, buf *bytes.Buffer) error {
 		if !fitsDeadline(ctx, wait) {
 			return lastErr
 		}
-		level.Debug(c.logger).Log("msg", "retrying api.video request", "path", req.path, "err", lastErr, "wait", wait)
+		level.Debug(c.logger).Log("msg", "retrying api.video request", "path", req.path, "err", scrubError(lastErr, req.secrets...), "wait", wait)
 		if err := sleep(ctx, wait); err != nil {
 			return lastErr
 		}
@@ -318,14 +392,16 @@ func (c *Client) send(ctx context.Context, req request, buf *bytes.Buffer) (int,
 	}
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return 0, nil, err
+		// Go's client may quote what the server sent, such as a
+		// malformed status line.
+		return 0, nil, scrubError(err, req.secrets...)
 	}
 	defer resp.Body.Close()
 	c.recordRateLimit(resp.Header)
 	buf.Reset()
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
-		return 0, nil, fmt.Errorf("reading reply: %w", err)
+		return 0, nil, fmt.Errorf("reading reply: %w", scrubError(err, req.secrets...))
 	}
 	if n > c.maxBody {
 		return 0, nil, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, c.maxBody)
@@ -334,11 +410,11 @@ func (c *Client) send(ctx context.Context, req request, buf *bytes.Buffer) (int,
 }
 
 // decodeAPIError builds an APIError from a non-2xx reply, using the JSON
-// problem body when there is one.
-func decodeAPIError(status int, h http.Header, body []byte) *APIError {
+// problem body when there is one, scrubbed of secrets.
+func decodeAPIError(status int, h http.Header, body []byte, secrets ...string) *APIError {
 	e := &APIError{StatusCode: status, RetryAfterSeconds: -1}
 	for _, name := range []string{"X-RateLimit-Retry-After", "Retry-After"} {
-		if n, err := strconv.Atoi(strings.TrimSpace(h.Get(name))); err == nil && n >= 0 {
+		if n, ok := parseRetryAfter(h.Get(name)); ok {
 			e.RetryAfterSeconds = n
 			break
 		}
@@ -350,7 +426,10 @@ func decodeAPIError(status int, h http.Header, body []byte) *APIError {
 		Detail string `json:"detail"`
 	}
 	if json.Unmarshal(body, &problem) == nil {
-		e.Type, e.Title, e.Name, e.Detail = problem.Type, problem.Title, problem.Name, problem.Detail
+		e.Type = scrub(problem.Type, maxProblemText, secrets...)
+		e.Title = scrub(problem.Title, maxProblemText, secrets...)
+		e.Name = scrub(problem.Name, maxProblemText, secrets...)
+		e.Detail = scrub(problem.Detail, maxProblemText, secrets...)
 	}
 	return e
 }

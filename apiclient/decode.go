@@ -7,6 +7,20 @@ import (
 	"github.com/valyala/fastjson"
 )
 
+// Ranges of what a token may say. api.video's spec bounds ttl by a 32-bit
+// integer; a date outside these years is garbage, not an expiry, and would
+// otherwise be read as a saturated or a wrapped number of seconds.
+const (
+	// MaxTTL is the longest ttl in seconds api.video can mean.
+	MaxTTL = 1<<31 - 1
+)
+
+var (
+	// EarliestDate and LatestDate bound the dates accepted from api.video.
+	EarliestDate = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	LatestDate   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // page is one decoded page of GET /upload-tokens. Token values are
 // substrings of one string allocated for the whole page.
 type page struct {
@@ -109,8 +123,8 @@ func decodeToken(item *fastjson.Value) ([]byte, time.Time, error) {
 	ttl := int64(-1)
 	if v := item.Get("ttl"); v != nil && v.Type() != fastjson.TypeNull {
 		n, err := v.Int64()
-		if err != nil || n < 0 {
-			return nil, time.Time{}, fmt.Errorf("ttl is not a count of seconds")
+		if err != nil || n < 0 || n > MaxTTL {
+			return nil, time.Time{}, fmt.Errorf("ttl is not a count of seconds between 0 and %d", MaxTTL)
 		}
 		ttl = n
 	}
@@ -124,9 +138,9 @@ func decodeToken(item *fastjson.Value) ([]byte, time.Time, error) {
 		}
 		// A ttl without an expiry: it expires ttl seconds after creation.
 		// Counting it as never expiring would raise a false alarm.
-		created, err := ParseTime(item.GetStringBytes("createdAt"))
+		created, err := parseDate(item.GetStringBytes("createdAt"))
 		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("ttl %d without expiresAt nor a usable createdAt", ttl)
+			return nil, time.Time{}, fmt.Errorf("ttl %d without expiresAt nor a usable createdAt: %w", ttl, err)
 		}
 		return value, created.Add(time.Duration(ttl) * time.Second), nil
 	}
@@ -134,11 +148,24 @@ func decodeToken(item *fastjson.Value) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("expiresAt is not a string")
 	}
-	expires, err := ParseTime(s)
+	expires, err := parseDate(s)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("expiresAt: %w", err)
 	}
 	return value, expires, nil
+}
+
+// parseDate parses a date of a token and checks that it lies between
+// EarliestDate and LatestDate.
+func parseDate(b []byte) (time.Time, error) {
+	t, err := ParseTime(b)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if t.Before(EarliestDate) || !t.Before(LatestDate) {
+		return time.Time{}, fmt.Errorf("date in year %d is outside %d-%d", t.Year(), EarliestDate.Year(), LatestDate.Year()-1)
+	}
+	return t, nil
 }
 
 // ParseTime parses the dates api.video sends: 2020-12-02T10:26:46+00:00,
@@ -150,7 +177,8 @@ func ParseTime(b []byte) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, string(b))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("unrecognised date %q", truncateForError(b))
+		// Not quoted: a garbled reply may put a token here.
+		return time.Time{}, fmt.Errorf("unrecognised date (%d bytes)", len(b))
 	}
 	return t.UTC(), nil
 }
@@ -222,12 +250,4 @@ func digits(b []byte) (int, bool) {
 
 func daysIn(year, month int) int {
 	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
-}
-
-func truncateForError(b []byte) string {
-	const max = 40
-	if len(b) > max {
-		return string(b[:max]) + "..."
-	}
-	return string(b)
 }
