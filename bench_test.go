@@ -67,7 +67,7 @@ func BenchmarkMetricsHandler(b *testing.B) {
 				Timeout:        10 * time.Second,
 				Logger:         log.NewNopLogger(),
 			})
-			h := metricsHandler(reg, tokensCollector, 0.5, 10*time.Second, log.NewNopLogger())
+			h := metricsHandler(reg, tokensCollector, 0.5, 10*time.Second, 0, log.NewNopLogger())
 			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 			req.Header.Set("Accept", benchAccept)
 			req.Header.Set("Accept-Encoding", "gzip")

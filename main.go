@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"math"
 	"net/http"
@@ -36,6 +37,12 @@ import (
 const (
 	exporterName = "apivideo_exporter"
 	defaultPort  = ":9856"
+	// idleTimeout closes keep-alive connections left idle this long, so
+	// that clients holding connections open cannot exhaust file descriptors.
+	idleTimeout = 60 * time.Second
+	// maxRequestHeaderBytes bounds a request's headers; a scrape's are
+	// under 1 KiB.
+	maxRequestHeaderBytes = 64 << 10
 )
 
 func main() {
@@ -47,6 +54,7 @@ func run(args []string) int {
 	var (
 		webConfig     = kingpinflag.AddFlags(app, defaultPort)
 		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		maxRequests   = app.Flag("web.max-requests", "Most scrapes served at once; more get 503 at once (0: no limit).").Default("40").Int()
 		timeoutOffset = app.Flag("web.timeout-offset", "Seconds to subtract from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer.").Default("0.5").Float64()
 		apiURL        = app.Flag("apivideo.url", "api.video API base URL (https://sandbox.api.video for the sandbox).").Envar("APIVIDEO_URL").Default(apiclient.DefaultURL).String()
 		keyFile       = app.Flag("apivideo.api-key-file", "File holding the api.video API key, read again at each login so a rotated key is picked up. Otherwise the key comes from the APIVIDEO_API_KEY environment variable.").Envar("APIVIDEO_API_KEY_FILE").PlaceHolder("PATH").String()
@@ -71,6 +79,8 @@ func run(args []string) int {
 	switch {
 	case *timeoutOffset < 0:
 		return usage(logger, "--web.timeout-offset must not be negative")
+	case *maxRequests < 0:
+		return usage(logger, "--web.max-requests must not be negative")
 	case *apiTimeout <= 0 || *apiTimeout > 5*time.Minute:
 		return usage(logger, "--apivideo.timeout must be between 0 and 5m")
 	case *concurrency < 1 || *concurrency > 32:
@@ -131,7 +141,7 @@ func run(args []string) int {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, metricsHandler(reg, tokens, *timeoutOffset, *apiTimeout, logger))
+	mux.Handle(*metricsPath, metricsHandler(reg, tokens, *timeoutOffset, *apiTimeout, *maxRequests, logger))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	// Readiness never depends on api.video: a failing sidecar probe would
 	// take the whole pod out of its Service.
@@ -154,7 +164,7 @@ func run(args []string) int {
 		mux.Handle("/", landing)
 	}
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(mux, idleTimeout, base)
 	serveErr := make(chan error, 1)
 	go func() {
 		serveErr <- web.ListenAndServe(srv, webConfig, slog.New(slgokit.NewGoKitHandler(base, nil)))
@@ -207,22 +217,67 @@ func keySource(file string) (apiclient.KeySource, error) {
 		}
 		return src, nil
 	}
-	if key := strings.TrimSpace(os.Getenv("APIVIDEO_API_KEY")); key != "" {
+	if key := apiclient.CleanKey(os.Getenv("APIVIDEO_API_KEY")); key != "" {
 		return apiclient.StaticKey(key), nil
 	}
 	return nil, errors.New("no api.video API key: set the APIVIDEO_API_KEY environment variable or pass --apivideo.api-key-file (or run with --demo)")
 }
 
+// newServer bounds what a client can hold: header size, time to send the
+// headers, idle keep-alive connections. Its own errors (TLS handshakes
+// that fail, for one) go to logger.
+func newServer(h http.Handler, idle time.Duration, logger log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    maxRequestHeaderBytes,
+		ErrorLog:          stdlog.New(serverErrorWriter{logger}, "", 0),
+	}
+}
+
+// serverErrorWriter takes net/http's error lines into the exporter's log.
+// A failed TLS handshake, which any port scan or TCP health check causes
+// once a connection, is logged at debug level; the rest as errors.
+type serverErrorWriter struct{ logger log.Logger }
+
+func (w serverErrorWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	lvl := level.Error
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		lvl = level.Debug
+	}
+	lvl(log.With(w.logger, "ts", log.DefaultTimestampUTC, "component", "http")).Log("msg", msg)
+	return len(p), nil
+}
+
 // metricsHandler serves the exporter's own metrics together with a token
 // scrape bounded by the scrape timeout Prometheus announces, less offset,
-// and never longer than limit.
-func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offset float64, limit time.Duration, logger log.Logger) http.Handler {
+// and never longer than limit. At most maxRequests are served at once (no
+// limit when 0); more get 503 as promhttp's MaxRequestsInFlight gives it.
+// The limit is kept here, not in promhttp, because a promhttp handler is
+// built for each request to carry its deadline, and its limit would not be
+// shared.
+func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offset float64, limit time.Duration, maxRequests int, logger log.Logger) http.Handler {
 	opts := promhttp.HandlerOpts{
 		ErrorLog:          promhttpLogger{logger},
 		EnableOpenMetrics: true,
 		Registry:          reg,
 	}
+	var inFlight chan struct{}
+	if maxRequests > 0 {
+		inFlight = make(chan struct{}, maxRequests)
+	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxRequests), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r.Header, offset, limit))
 		defer cancel()
 		scrape := prometheus.NewRegistry()

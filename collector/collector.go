@@ -250,8 +250,21 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 	ch <- prometheus.MustNewConstHistogram(expiryHistogramDesc, expiring, sum, buckets)
 
 	labels := Labels(c.opts.TokenLabel, soonest.values())
+	dropped := 0
 	for i, t := range soonest {
-		ch <- prometheus.MustNewConstMetric(expiresInDesc, prometheus.GaugeValue, t.ExpiresAt.Sub(now).Seconds(), labels[i])
+		// A label Labels could not make valid, or one the registry would
+		// still refuse, drops that series, never the whole exposition.
+		m, err := prometheus.NewConstMetric(expiresInDesc, prometheus.GaugeValue, t.ExpiresAt.Sub(now).Seconds(), labels[i])
+		if labels[i] == "" || err != nil {
+			dropped++
+			continue
+		}
+		ch <- m
+	}
+	if dropped > 0 {
+		// The tokens themselves are not logged: they are credentials.
+		level.Warn(c.opts.Logger).Log("msg", "dropped per-token series whose token cannot be a label value (not valid UTF-8, or repeated)",
+			"dropped", dropped, "token_label", c.opts.TokenLabel)
 	}
 }
 

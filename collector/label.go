@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"unicode/utf8"
 )
 
 // LabelMode says what the token label of per-token series holds.
@@ -52,14 +54,29 @@ const (
 	redactMark   = "..."
 )
 
-// Labels returns the label value for each token, in order. Redacted labels
-// are a prefix of the token, lengthened where two of the given tokens share
-// it so that no two series collide, and stable for as long as the set of
-// tokens sharing a prefix is.
+// Labels returns the label value for each token, in order, no two alike.
+//
+// Redacted labels are a prefix of the token, lengthened where two of the
+// given tokens share it, stable for as long as the set of tokens sharing a
+// prefix is. A prefix shows only letters, digits, '-' and '_' (any other
+// byte shows as '_'), so it is valid UTF-8 whatever the token holds. Should
+// two labels still come out alike (tokens that differ only in bytes shown
+// as '_', or whose hashes share their first four bytes), each gets "~n",
+// its rank among them in the tokens' sorted order: labels are unique by
+// construction, never by chance.
+//
+// Full labels are the tokens themselves; a token that is not valid UTF-8,
+// or that repeats an earlier one, gets "" and its series must be dropped.
 func Labels(mode LabelMode, tokens []string) []string {
 	out := make([]string, len(tokens))
 	if mode == LabelFull {
-		copy(out, tokens)
+		seen := make(map[string]bool, len(tokens))
+		for i, t := range tokens {
+			if utf8.ValidString(t) && !seen[t] {
+				out[i] = t
+				seen[t] = true
+			}
+		}
 		return out
 	}
 	// Sort indexes by token so that tokens sharing a prefix are adjacent.
@@ -67,7 +84,7 @@ func Labels(mode LabelMode, tokens []string) []string {
 	for i := range order {
 		order[i] = i
 	}
-	sort.Slice(order, func(a, b int) bool { return tokens[order[a]] < tokens[order[b]] })
+	sort.SliceStable(order, func(a, b int) bool { return tokens[order[a]] < tokens[order[b]] })
 	for k, i := range order {
 		need := redactedPrefix
 		if k > 0 {
@@ -78,22 +95,45 @@ func Labels(mode LabelMode, tokens []string) []string {
 		}
 		out[i] = redact(tokens[i], need)
 	}
+	seen := make(map[string]int, len(tokens))
+	for _, l := range out {
+		seen[l]++
+	}
+	rank := make(map[string]int)
+	for _, i := range order {
+		if l := out[i]; seen[l] > 1 {
+			rank[l]++
+			out[i] = l + "~" + strconv.Itoa(rank[l])
+		}
+	}
 	return out
 }
 
-// redact shows the first n characters of token, never more than
-// revealAtMost nor all but a few of them; where that is not enough to tell
-// tokens apart, a short hash of the whole token tells them apart instead.
+// redact shows the first n bytes of token, never more than revealAtMost
+// nor all but a few of them; where that is not enough to tell tokens
+// apart, a short hash of the whole token tells them apart instead.
 func redact(token string, n int) string {
 	limit := min(revealAtMost, len(token)-4)
 	if limit < 1 {
 		limit = 1
 	}
 	if n <= limit {
-		return token[:min(n, len(token))] + redactMark
+		return shown(token[:min(n, len(token))]) + redactMark
 	}
 	sum := sha256.Sum256([]byte(token))
-	return token[:limit] + redactMark + hex.EncodeToString(sum[:4])
+	return shown(token[:limit]) + redactMark + hex.EncodeToString(sum[:4])
+}
+
+// shown keeps the letters, digits, '-' and '_' of a token's prefix and
+// turns any other byte into '_'.
+func shown(prefix string) string {
+	b := []byte(prefix)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 func commonPrefix(a, b string) int {
