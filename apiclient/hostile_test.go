@@ -260,4 +260,3 @@ func TestKeyFileByteOrderMark(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, hostileKey, a.loginBody.Load(), "the key is sent without the byte-order mark")
 }
-
