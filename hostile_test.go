@@ -226,7 +226,7 @@ func TestHostileReplies(t *testing.T) {
 			assert.EqualValues(t, 1, s.lists.Load(), "failed at once, no retries")
 		}},
 		{name: "X-RateLimit headers out of range", list: func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("X-RateLimit-Limit", "99999999999999999999")
+			w.Header().Set("X-RateLimit-Limit", "9223372036854775807")
 			w.Header().Set("X-RateLimit-Remaining", "-4")
 			page(goodItems...)(w, r)
 		}, up: 1, active: 2, check: func(t *testing.T, _ *hostileServer, m map[string][]float64, _ string) {
