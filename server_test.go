@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/collector"
+)
+
+func okHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+}
+
+func TestServerBounds(t *testing.T) {
+	assert.Positive(t, idleTimeout)
+	assert.LessOrEqual(t, idleTimeout, 60*time.Second)
+	srv := newServer(okHandler(), idleTimeout, log.NewNopLogger())
+	assert.Equal(t, idleTimeout, srv.IdleTimeout)
+	assert.Positive(t, srv.ReadHeaderTimeout)
+	assert.Equal(t, 64<<10, srv.MaxHeaderBytes)
+	assert.NotNil(t, srv.ErrorLog)
+}
+
+// TestIdleConnectionsAreClosed opens keep-alive connections, leaves them
+// idle past the idle timeout, and sees the server close every one.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	ts := httptest.NewUnstartedServer(okHandler())
+	ts.Config = newServer(okHandler(), idle, log.NewNopLogger())
+	ts.Start()
+	defer ts.Close()
+
+	conns := make([]net.Conn, 50)
+	for i := range conns {
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		require.NoError(t, err)
+		defer conn.Close()
+		fmt.Fprint(conn, "GET /-/healthy HTTP/1.1\r\nHost: exporter\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.False(t, resp.Close, "kept alive")
+		conns[i] = conn
+	}
+	// Every connection is now idle; each read ends with EOF once the server
+	// closes it, well before the 5 s deadline.
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, conn := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err := conn.Read(make([]byte, 1))
+			assert.ErrorIs(t, err, io.EOF, "the server closed the idle connection")
+		}()
+	}
+	wg.Wait()
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
+func TestOversizeRequestHeadersAreRefused(t *testing.T) {
+	ts := httptest.NewUnstartedServer(okHandler())
+	ts.Config = newServer(okHandler(), idleTimeout, log.NewNopLogger())
+	ts.Start()
+	defer ts.Close()
+	req, err := http.NewRequest(http.MethodGet, ts.URL+"/-/healthy", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Filler", strings.Repeat("x", 200<<10))
+	resp, err := ts.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
+}
+
+// TestTLSHandshakeErrorsGoThroughTheLogger: with --log.format=json, a bad
+// TLS client gives a JSON line, not a line from Go's standard logger.
+func TestTLSHandshakeErrorsGoThroughTheLogger(t *testing.T) {
+	logs := &lockedBuffer{}
+	logger := level.NewFilter(log.NewJSONLogger(logs), level.AllowDebug())
+	ts := httptest.NewUnstartedServer(okHandler())
+	ts.Config = newServer(okHandler(), idleTimeout, logger)
+	stderr := captureStdlog(t)
+	ts.StartTLS()
+	defer ts.Close()
+
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	require.NoError(t, err)
+	fmt.Fprint(conn, "GET / HTTP/1.1\r\nHost: exporter\r\n\r\n")
+	io.Copy(io.Discard, conn)
+	conn.Close()
+	// A proper TLS client still gets through.
+	resp, err := ts.Client().Get(ts.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "TLS handshake error") }, 5*time.Second, 20*time.Millisecond)
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "a JSON line: %s", line)
+		assert.Equal(t, "debug", fmt.Sprint(rec["level"]))
+		assert.Equal(t, "http", rec["component"])
+	}
+	assert.Empty(t, stderr(), "nothing through Go's standard logger")
+}
+
+// captureStdlog redirects Go's standard logger for the test and returns
+// what it received.
+func captureStdlog(t *testing.T) func() string {
+	buf := &lockedBuffer{}
+	prev := stdlog.Writer()
+	stdlog.SetOutput(buf)
+	t.Cleanup(func() { stdlog.SetOutput(prev) })
+	return buf.String
+}
+
+// TestScrapesInFlightAreLimited: past --web.max-requests, scrapes get 503
+// at once instead of queueing.
+func TestScrapesInFlightAreLimited(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	s := newHostileServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		page(goodItems...)(w, r)
+	})
+	reg := newRegistry()
+	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(hostileKey)})
+	require.NoError(t, err)
+	tokens := collector.New(client, collector.Options{MaxTokenSeries: 10})
+	exporter := httptest.NewServer(metricsHandler(reg, tokens, 0, 10*time.Second, 2, log.NewNopLogger()))
+	defer exporter.Close()
+
+	codes := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Get(exporter.URL)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	require.Eventually(t, func() bool { return s.lists.Load() > 0 }, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // both scrapes are in the handler
+	start := time.Now()
+	resp, err := http.Get(exporter.URL)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Contains(t, string(body), "Limit of concurrent requests reached (2)")
+	assert.Less(t, time.Since(start), time.Second, "refused at once")
+
+	unblock()
+	for range 2 {
+		assert.Equal(t, http.StatusOK, <-codes)
+	}
+	resp, err = http.Get(exporter.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "served again once the slots are free")
+}
