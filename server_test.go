@@ -183,6 +183,8 @@ func TestScrapesInFlightAreLimited(t *testing.T) {
 	}
 	resp, err = http.Get(exporter.URL)
 	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "served again once the slots are free")
+	assert.Contains(t, string(body), `promhttp_metric_handler_requests_total{code="503"} 1`, "the refusal is counted")
 }
