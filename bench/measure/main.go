@@ -46,18 +46,17 @@ const acceptHeader = "application/openmetrics-text;version=1.0.0;escaping=allow-
 	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
 
 type config struct {
-	tokens, big         int
-	scrapes, warmup     int
-	bigScrapes          int
-	latency             time.Duration
-	latencyScrapes      int
-	concurrency         int
-	settle              time.Duration
-	exporter            string
-	extraFlags          string
-	extraEnv            string
-	clkTck              float64
-	scrapeTimeoutHeader string
+	tokens, big     int
+	scrapes, warmup int
+	bigScrapes      int
+	latency         time.Duration
+	latencyScrapes  int
+	concurrency     int
+	settle          time.Duration
+	exporter        string
+	extraFlags      string
+	extraEnv        string
+	clkTck          float64
 }
 
 func main() {
