@@ -232,6 +232,7 @@ func TestFlagsOutOfRange(t *testing.T) {
 		{"--apivideo.cache-ttl=-1s", "--apivideo.cache-ttl must not be negative"},
 		{"--collector.max-token-series=-1", "--collector.max-token-series must be between 0 and 100000"},
 		{"--web.timeout-offset=-1", "--web.timeout-offset must not be negative"},
+		{"--web.max-requests=-1", "--web.max-requests must not be negative"},
 		{"--collector.token-label=partial", "enum value must be one of redacted,full,none"},
 		{"--log.format=xml", "enum value must be one of logfmt,json"},
 		{"--apivideo.url=ftp://example.com", "--apivideo.url must be an http or https URL"},
@@ -397,7 +398,8 @@ func TestScrapeTimeoutHeaderAgainstHangingAPI(t *testing.T) {
 func TestConcurrentHTTPScrapesShareOneRound(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Latency: 500 * time.Millisecond})
 	defer s.Close()
-	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
+	// 50 scrapes at once: past the default --web.max-requests of 40.
+	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL, "--web.max-requests=50")
 	var wg sync.WaitGroup
 	ups := make(chan float64, 50)
 	for range 50 {
