@@ -18,9 +18,9 @@ import (
 
 const fuzzGood = "toFuzzGood00000000000000"
 
-// jsonString quotes s for JSON, escaping only what JSON requires, so that
+// fuzzJSONString quotes s for JSON, escaping only what JSON requires, so that
 // bytes that are not UTF-8 reach the decoder as they are.
-func jsonString(s string) string {
+func fuzzJSONString(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for i := 0; i < len(s); i++ {
@@ -50,8 +50,8 @@ func hostileCore(seed []byte) string {
 	return string(b)
 }
 
-// printable reports whether s can be a header value as it is.
-func printable(s string) bool {
+// fuzzPrintable reports whether s can be a header value as it is.
+func fuzzPrintable(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
 			return false
@@ -60,9 +60,9 @@ func printable(s string) bool {
 	return true
 }
 
-// validLife mirrors what expires_in may be: absent, or a number of seconds
+// fuzzValidLife mirrors what expires_in may be: absent, or a number of seconds
 // that is not negative (infinite ones are clamped).
-func validLife(s string) bool {
+func fuzzValidLife(s string) bool {
 	if s == "" {
 		return true
 	}
@@ -93,12 +93,12 @@ func FuzzHostileAPI(f *testing.F) {
 		hostile := hostileCore(seed)
 		token := hostile + string(suffix)
 		echo := strings.Join([]string{hostileKey, hostileAccess, hostileRefresh, fuzzGood, token}, " ")
-		problem := func(w http.ResponseWriter, status int) {
+		echoProblem := func(w http.ResponseWriter, status int) {
 			w.WriteHeader(status)
 			json.NewEncoder(w).Encode(map[string]any{"type": "https://docs.api.video/" + echo, "title": echo, "name": echo, "detail": echo, "status": status})
 		}
 		statusLine := func(w http.ResponseWriter) {
-			hijack(w, func(w io.Writer) { fmt.Fprintf(w, "HTTP/1.1 %s\r\n\r\n", echo) })
+			hostileHijack(w, func(w io.Writer) { fmt.Fprintf(w, "HTTP/1.1 %s\r\n\r\n", echo) })
 		}
 		login := func(w http.ResponseWriter, r *http.Request) {
 			switch loginMode % 6 {
@@ -113,23 +113,23 @@ func FuzzHostileAPI(f *testing.F) {
 			case 1:
 				http.Redirect(w, r, "http://127.0.0.1:1/"+hostileKey, http.StatusFound)
 			case 2:
-				problem(w, http.StatusBadRequest)
+				echoProblem(w, http.StatusBadRequest)
 			case 3:
-				problem(w, http.StatusUnauthorized)
+				echoProblem(w, http.StatusUnauthorized)
 			case 4:
-				problem(w, http.StatusInternalServerError)
+				echoProblem(w, http.StatusInternalServerError)
 			case 5:
 				statusLine(w)
 			}
 		}
-		item := fmt.Sprintf(`{"token":%s,"ttl":%d`, jsonString(token), ttl)
+		itemJSON := fmt.Sprintf(`{"token":%s,"ttl":%d`, fuzzJSONString(token), ttl)
 		if expiresAt != "" {
-			item += `,"expiresAt":` + jsonString(expiresAt)
+			itemJSON += `,"expiresAt":` + fuzzJSONString(expiresAt)
 		}
-		item += "}"
-		body := fmt.Sprintf(`{"data":[{"token":%q,"ttl":0},%s],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":2}}`, fuzzGood, item)
+		itemJSON += "}"
+		body := fmt.Sprintf(`{"data":[{"token":%q,"ttl":0},%s],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":2}}`, fuzzGood, itemJSON)
 		list := func(w http.ResponseWriter, _ *http.Request) {
-			if rateLimit != "" && printable(rateLimit) && printable(retryAfter) {
+			if rateLimit != "" && fuzzPrintable(rateLimit) && fuzzPrintable(retryAfter) {
 				w.Header().Set("X-RateLimit-Limit", rateLimit)
 				w.Header().Set("X-RateLimit-Remaining", rateLimit)
 				w.Header().Set("X-RateLimit-Retry-After", retryAfter)
@@ -138,16 +138,16 @@ func FuzzHostileAPI(f *testing.F) {
 			case 0:
 				fmt.Fprint(w, body)
 			case 1:
-				if printable(retryAfter) {
+				if fuzzPrintable(retryAfter) {
 					w.Header().Set("Retry-After", retryAfter)
 				}
-				problem(w, http.StatusTooManyRequests)
+				echoProblem(w, http.StatusTooManyRequests)
 			case 2:
-				problem(w, http.StatusBadRequest)
+				echoProblem(w, http.StatusBadRequest)
 			case 3:
-				problem(w, http.StatusUnauthorized)
+				echoProblem(w, http.StatusUnauthorized)
 			case 4:
-				problem(w, http.StatusServiceUnavailable)
+				echoProblem(w, http.StatusServiceUnavailable)
 			case 5:
 				statusLine(w)
 			case 6:
@@ -169,7 +169,7 @@ func FuzzHostileAPI(f *testing.F) {
 		expiry, dateErr := apiclient.ParseTime([]byte(expiresAt))
 		inRange := ttl >= 0 && ttl <= apiclient.MaxTTL &&
 			(ttl == 0 || (dateErr == nil && !expiry.Before(apiclient.EarliestDate) && expiry.Before(apiclient.LatestDate)))
-		serves := loginMode%6 == 0 && validLife(expiresIn) && (listMode%8 == 0 || (listMode%8 == 7 && headerKiB%128 < 48))
+		serves := loginMode%6 == 0 && fuzzValidLife(expiresIn) && (listMode%8 == 0 || (listMode%8 == 7 && headerKiB%128 < 48))
 
 		// Replies that fail are retried or waited on within the scrape's
 		// time: a short one keeps the fuzzer fast. Replies that serve get
@@ -179,13 +179,13 @@ func FuzzHostileAPI(f *testing.F) {
 			timeout = 5 * time.Second
 		}
 		s := newHostileServer(t, login, list)
-		logs := &lockedBuffer{}
+		logs := &hostileLog{}
 		now := time.Now()
-		code, exposition := scrapeOnce(t, s.URL, mode, timeout, logs)
+		code, exposition := hostileScrape(t, s.URL, mode, timeout, logs)
 		if code != http.StatusOK {
 			t.Fatalf("/metrics answered %d: %s", code, exposition)
 		}
-		m := samples(t, exposition)
+		m := hostileSamples(t, exposition)
 		if len(m["apivideo_up"]) != 1 {
 			t.Fatalf("no apivideo_up in\n%s", exposition)
 		}

@@ -34,19 +34,19 @@ const (
 	collidingB = "toCRAFTEDabcdKdqR2imWcP4"
 )
 
-// lockedBuffer collects log lines written from several goroutines.
-type lockedBuffer struct {
+// hostileLog collects log lines written from several goroutines.
+type hostileLog struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *hostileLog) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *hostileLog) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -84,9 +84,9 @@ func newHostileServer(t testing.TB, login, list http.HandlerFunc) *hostileServer
 	return s
 }
 
-// scrapeOnce serves /metrics as run() wires it against api and scrapes it
+// hostileScrape serves /metrics as run() wires it against api and scrapes it
 // once with Prometheus' headers and the given timeout.
-func scrapeOnce(t testing.TB, api string, mode collector.LabelMode, timeout time.Duration, logs io.Writer) (int, string) {
+func hostileScrape(t testing.TB, api string, mode collector.LabelMode, timeout time.Duration, logs io.Writer) (int, string) {
 	reg := newRegistry()
 	logger := log.NewLogfmtLogger(logs)
 	client, err := apiclient.New(apiclient.Config{BaseURL: api, Key: apiclient.StaticKey(hostileKey), Registerer: reg,
@@ -108,9 +108,9 @@ func scrapeOnce(t testing.TB, api string, mode collector.LabelMode, timeout time
 	return resp.StatusCode, string(body)
 }
 
-// samples parses a text exposition into the values of its series
+// hostileSamples parses a text exposition into the values of its series
 // by name.
-func samples(t testing.TB, body string) map[string][]float64 {
+func hostileSamples(t testing.TB, body string) map[string][]float64 {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
 	require.NoError(t, err, "the exposition parses")
@@ -123,7 +123,7 @@ func samples(t testing.TB, body string) map[string][]float64 {
 	return out
 }
 
-func page(items ...string) http.HandlerFunc {
+func hostilePage(items ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"data":[%s],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":%d}}`,
@@ -131,18 +131,18 @@ func page(items ...string) http.HandlerFunc {
 	}
 }
 
-func item(token string, ttl int, expiresAt string) string {
+func hostileItem(token string, ttl int, expiresAt string) string {
 	return fmt.Sprintf(`{"token":"%s","ttl":%d,"createdAt":"2026-01-01T00:00:00+00:00","expiresAt":%s}`, token, ttl, expiresAt)
 }
 
 const (
-	goodA = "toGoodAAAAAAAAAAAAAAAAAA"
-	goodB = "toGoodBBBBBBBBBBBBBBBBBB"
+	hostileGoodA = "toGoodAAAAAAAAAAAAAAAAAA"
+	hostileGoodB = "toGoodBBBBBBBBBBBBBBBBBB"
 )
 
-var goodItems = []string{item(goodA, 0, "null"), item(goodB, 3600, `"2199-01-01T00:00:00.000Z"`)}
+var hostileGoodItems = []string{hostileItem(hostileGoodA, 0, "null"), hostileItem(hostileGoodB, 3600, `"2199-01-01T00:00:00.000Z"`)}
 
-func problem(status int, detail string) http.HandlerFunc {
+func hostileProblem(status int, detail string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -151,7 +151,7 @@ func problem(status int, detail string) http.HandlerFunc {
 	}
 }
 
-func hijack(w http.ResponseWriter, then func(io.Writer)) {
+func hostileHijack(w http.ResponseWriter, then func(io.Writer)) {
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return
@@ -163,7 +163,7 @@ func hijack(w http.ResponseWriter, then func(io.Writer)) {
 	}
 }
 
-var gzipBomb = sync.OnceValue(func() []byte {
+var hostileGzipBomb = sync.OnceValue(func() []byte {
 	var b bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
 	zeros := make([]byte, 1<<20)
@@ -190,22 +190,22 @@ func TestHostileReplies(t *testing.T) {
 		up          float64
 		active      float64 // when up is 1
 		secrets     []string
-		check       func(t *testing.T, s *hostileServer, samples map[string][]float64, logs string)
+		check       func(t *testing.T, s *hostileServer, hostileSamples map[string][]float64, logs string)
 	}{
-		{name: "redacted prefix cuts a character in half", list: page(append(goodItems, item("to12345\u00e9abcdefghijklmnop", 3600, `"2199-01-01T00:00:00Z"`))...),
+		{name: "redacted prefix cuts a character in half", list: hostilePage(append(hostileGoodItems, hostileItem("to12345\u00e9abcdefghijklmnop", 3600, `"2199-01-01T00:00:00Z"`))...),
 			up: 1, active: 3, secrets: []string{"to12345\u00e9abcdefghijklmnop"},
 			check: func(t *testing.T, _ *hostileServer, m map[string][]float64, _ string) {
 				assert.Len(t, m["apivideo_upload_token_expires_in_seconds"], 2)
 			}},
 		{name: "raw invalid UTF-8 in a token, full labels", mode: collector.LabelFull,
-			list: page(append(goodItems, item("to12345\xe9SECRETsecret1234", 3600, `"2199-01-01T00:00:00Z"`))...),
+			list: hostilePage(append(hostileGoodItems, hostileItem("to12345\xe9SECRETsecret1234", 3600, `"2199-01-01T00:00:00Z"`))...),
 			up:   1, active: 3, secrets: []string{"to12345\xe9SECRETsecret1234", "SECRETsecret1234"},
 			check: func(t *testing.T, _ *hostileServer, m map[string][]float64, logs string) {
 				assert.Len(t, m["apivideo_upload_token_expires_in_seconds"], 1, "only the valid token's series")
 				assert.Contains(t, logs, "dropped per-token series")
 			}},
 		{name: "two tokens sharing twelve characters and a 4-byte hash prefix",
-			list: page(item(collidingA, 3600, `"2199-01-01T00:00:00Z"`), item(collidingB, 3600, `"2199-01-01T00:00:00Z"`)),
+			list: hostilePage(hostileItem(collidingA, 3600, `"2199-01-01T00:00:00Z"`), hostileItem(collidingB, 3600, `"2199-01-01T00:00:00Z"`)),
 			up:   1, active: 2, secrets: []string{collidingA, collidingB},
 			check: func(t *testing.T, _ *hostileServer, m map[string][]float64, _ string) {
 				assert.Len(t, m["apivideo_upload_token_expires_in_seconds"], 2)
@@ -214,21 +214,21 @@ func TestHostileReplies(t *testing.T) {
 			login: func(w http.ResponseWriter, _ *http.Request) {
 				fmt.Fprintf(w, `{"access_token":%q,"refresh_token":%q,"expires_in":10000000000}`, hostileAccess, hostileRefresh)
 			},
-			list: pagesOf(250), up: 1, active: 250,
+			list: hostilePagesOf(250), up: 1, active: 250,
 			check: func(t *testing.T, s *hostileServer, _ map[string][]float64, _ string) {
 				assert.EqualValues(t, 0, s.refreshes.Load(), "no refresh before every page")
 				assert.EqualValues(t, 3, s.lists.Load())
 			}},
 		{name: "Retry-After 1e10 on a 429", list: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", "10000000000")
-			problem(http.StatusTooManyRequests, "too-many-requests")(w, nil)
+			hostileProblem(http.StatusTooManyRequests, "too-many-requests")(w, nil)
 		}, up: 0, check: func(t *testing.T, s *hostileServer, _ map[string][]float64, _ string) {
 			assert.EqualValues(t, 1, s.lists.Load(), "failed at once, no retries")
 		}},
 		{name: "X-RateLimit headers out of range", list: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-RateLimit-Limit", "9223372036854775807")
 			w.Header().Set("X-RateLimit-Remaining", "-4")
-			page(goodItems...)(w, r)
+			hostilePage(hostileGoodItems...)(w, r)
 		}, up: 1, active: 2, check: func(t *testing.T, _ *hostileServer, m map[string][]float64, _ string) {
 			assert.NotContains(t, m, "apivideo_ratelimit_limit")
 			assert.NotContains(t, m, "apivideo_ratelimit_remaining")
@@ -238,27 +238,27 @@ func TestHostileReplies(t *testing.T) {
 			for i := range 1150 {
 				w.Header().Set(fmt.Sprintf("X-Filler-%d", i), filler)
 			}
-			page(goodItems...)(w, r)
+			hostilePage(hostileGoodItems...)(w, r)
 		}, up: 0},
-		{name: "401 whose detail echoes the API key", login: problem(http.StatusUnauthorized, hostileKey), list: page(goodItems...), up: 0,
+		{name: "401 whose detail echoes the API key", login: hostileProblem(http.StatusUnauthorized, hostileKey), list: hostilePage(hostileGoodItems...), up: 0,
 			check: func(t *testing.T, _ *hostileServer, _ map[string][]float64, logs string) {
 				assert.Contains(t, logs, "401 Unauthorized")
 			}},
-		{name: "400 whose detail holds a token", list: problem(http.StatusBadRequest, "toLEAKEDleaked0123456789"), up: 0,
+		{name: "400 whose detail holds a token", list: hostileProblem(http.StatusBadRequest, "toLEAKEDleaked0123456789"), up: 0,
 			secrets: []string{"toLEAKEDleaked0123456789"}},
 		{name: "status line echoing the API key", login: func(w http.ResponseWriter, _ *http.Request) {
-			hijack(w, func(w io.Writer) { fmt.Fprintf(w, "HTTP/1.1 %s\r\n\r\n", hostileKey) })
-		}, list: page(goodItems...), up: 0},
-		{name: "ttl 2^63-1 without expiresAt", list: page(goodItems[0], `{"token":"toHugeTTL0000000000000000","ttl":9223372036854775807,"createdAt":"2026-01-01T00:00:00Z"}`), up: 0},
-		{name: "ttl 1e11", list: page(goodItems[0], item("toTTL1e11000000000000000", 100000000000, `"2199-01-01T00:00:00Z"`)), up: 0},
-		{name: "expiresAt in year 9999", list: page(goodItems[0], item("toYear999900000000000000", 3600, `"9999-12-31T23:59:59Z"`)), up: 0},
-		{name: "expiresAt 0001-01-01 with ttl 3600", list: page(goodItems[0], item("toYearOne000000000000000", 3600, `"0001-01-01T00:00:00+00:00"`)), up: 0,
+			hostileHijack(w, func(w io.Writer) { fmt.Fprintf(w, "HTTP/1.1 %s\r\n\r\n", hostileKey) })
+		}, list: hostilePage(hostileGoodItems...), up: 0},
+		{name: "ttl 2^63-1 without expiresAt", list: hostilePage(hostileGoodItems[0], `{"token":"toHugeTTL0000000000000000","ttl":9223372036854775807,"createdAt":"2026-01-01T00:00:00Z"}`), up: 0},
+		{name: "ttl 1e11", list: hostilePage(hostileGoodItems[0], hostileItem("toTTL1e11000000000000000", 100000000000, `"2199-01-01T00:00:00Z"`)), up: 0},
+		{name: "expiresAt in year 9999", list: hostilePage(hostileGoodItems[0], hostileItem("toYear999900000000000000", 3600, `"9999-12-31T23:59:59Z"`)), up: 0},
+		{name: "expiresAt 0001-01-01 with ttl 3600", list: hostilePage(hostileGoodItems[0], hostileItem("toYearOne000000000000000", 3600, `"0001-01-01T00:00:00+00:00"`)), up: 0,
 			check: func(t *testing.T, _ *hostileServer, m map[string][]float64, _ string) {
 				assert.NotContains(t, m, "apivideo_upload_tokens_without_expiry", "not counted as never expiring")
 			}},
 		{name: "302 on login", login: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, other.URL+"/auth/api-key", http.StatusFound)
-		}, list: page(goodItems...), up: 0, check: func(t *testing.T, _ *hostileServer, _ map[string][]float64, logs string) {
+		}, list: hostilePage(hostileGoodItems...), up: 0, check: func(t *testing.T, _ *hostileServer, _ map[string][]float64, logs string) {
 			assert.Contains(t, logs, "redirect")
 			assert.NotContains(t, logs, "rejected")
 			assert.False(t, elsewhere.Load(), "the key was not sent to the redirect's target")
@@ -271,13 +271,13 @@ func TestHostileReplies(t *testing.T) {
 		{name: "huge body", list: func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprint(w, `{"data":[`)
 			for range 60000 {
-				fmt.Fprint(w, item(goodA, 0, "null")+",")
+				fmt.Fprint(w, hostileItem(hostileGoodA, 0, "null")+",")
 			}
 			fmt.Fprint(w, `]}`)
 		}, up: 0},
 		{name: "gzip bomb", list: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Encoding", "gzip")
-			w.Write(gzipBomb())
+			w.Write(hostileGzipBomb())
 		}, up: 0},
 		{name: "deep nesting", list: func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprint(w, `{"data":`+strings.Repeat("[", 200000)+strings.Repeat("]", 200000)+`,"pagination":{"pagesTotal":1,"itemsTotal":1}}`)
@@ -293,8 +293,8 @@ func TestHostileReplies(t *testing.T) {
 				}
 			}
 		}, up: 0},
-		{name: "connection reset", list: func(w http.ResponseWriter, _ *http.Request) { hijack(w, nil) }, up: 0},
-		{name: "401 forever", list: problem(http.StatusUnauthorized, "authentication-failed"), up: 0,
+		{name: "connection reset", list: func(w http.ResponseWriter, _ *http.Request) { hostileHijack(w, nil) }, up: 0},
+		{name: "401 forever", list: hostileProblem(http.StatusUnauthorized, "authentication-failed"), up: 0,
 			check: func(t *testing.T, s *hostileServer, _ map[string][]float64, _ string) {
 				assert.LessOrEqual(t, s.logins.Load(), int32(2), "one fresh login after a 401, no more")
 			}},
@@ -305,12 +305,12 @@ func TestHostileReplies(t *testing.T) {
 			if timeout == 0 {
 				timeout = 5 * time.Second
 			}
-			logs := &lockedBuffer{}
+			logs := &hostileLog{}
 			start := time.Now()
-			code, body := scrapeOnce(t, s.URL, tc.mode, timeout, logs)
+			code, body := hostileScrape(t, s.URL, tc.mode, timeout, logs)
 			assert.Less(t, time.Since(start), timeout+time.Second, "answered within the scrape timeout")
 			require.Equal(t, http.StatusOK, code, body)
-			m := samples(t, body)
+			m := hostileSamples(t, body)
 			require.Len(t, m["apivideo_up"], 1, "apivideo_up is published")
 			assert.Equal(t, tc.up, m["apivideo_up"][0])
 			for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "apivideo_exporter_build_info"} {
@@ -323,7 +323,7 @@ func TestHostileReplies(t *testing.T) {
 				assert.NotContains(t, m, "apivideo_upload_tokens_active", "no count from a failed scrape")
 			}
 			log := logs.String()
-			for _, secret := range append([]string{hostileKey, hostileAccess, hostileRefresh, goodA, goodB, collidingA, collidingB}, tc.secrets...) {
+			for _, secret := range append([]string{hostileKey, hostileAccess, hostileRefresh, hostileGoodA, hostileGoodB, collidingA, collidingB}, tc.secrets...) {
 				assert.NotContains(t, log, secret, "a secret in the log")
 				if tc.mode != collector.LabelFull {
 					assert.NotContains(t, body, secret, "a whole token in the metrics")
@@ -339,8 +339,8 @@ func TestHostileReplies(t *testing.T) {
 	}
 }
 
-// pagesOf answers every page of a listing of n tokens that never expire.
-func pagesOf(n int) http.HandlerFunc {
+// hostilePagesOf answers every page of a listing of n tokens that never expire.
+func hostilePagesOf(n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		number := 1
 		fmt.Sscan(r.URL.Query().Get("currentPage"), &number)

@@ -23,14 +23,14 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 )
 
-func okHandler() http.Handler {
+func serverTestHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 }
 
 func TestServerBounds(t *testing.T) {
 	assert.Positive(t, idleTimeout)
 	assert.LessOrEqual(t, idleTimeout, 60*time.Second)
-	srv := newServer(okHandler(), idleTimeout, log.NewNopLogger())
+	srv := newServer(serverTestHandler(), idleTimeout, log.NewNopLogger())
 	assert.Equal(t, idleTimeout, srv.IdleTimeout)
 	assert.Positive(t, srv.ReadHeaderTimeout)
 	assert.Equal(t, 64<<10, srv.MaxHeaderBytes)
@@ -41,8 +41,8 @@ func TestServerBounds(t *testing.T) {
 // idle past the idle timeout, and sees the server close every one.
 func TestIdleConnectionsAreClosed(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	ts := httptest.NewUnstartedServer(okHandler())
-	ts.Config = newServer(okHandler(), idle, log.NewNopLogger())
+	ts := httptest.NewUnstartedServer(serverTestHandler())
+	ts.Config = newServer(serverTestHandler(), idle, log.NewNopLogger())
 	ts.Start()
 	defer ts.Close()
 
@@ -78,8 +78,8 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 }
 
 func TestOversizeRequestHeadersAreRefused(t *testing.T) {
-	ts := httptest.NewUnstartedServer(okHandler())
-	ts.Config = newServer(okHandler(), idleTimeout, log.NewNopLogger())
+	ts := httptest.NewUnstartedServer(serverTestHandler())
+	ts.Config = newServer(serverTestHandler(), idleTimeout, log.NewNopLogger())
 	ts.Start()
 	defer ts.Close()
 	req, err := http.NewRequest(http.MethodGet, ts.URL+"/-/healthy", nil)
@@ -94,10 +94,10 @@ func TestOversizeRequestHeadersAreRefused(t *testing.T) {
 // TestTLSHandshakeErrorsGoThroughTheLogger: with --log.format=json, a bad
 // TLS client gives a JSON line, not a line from Go's standard logger.
 func TestTLSHandshakeErrorsGoThroughTheLogger(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &hostileLog{}
 	logger := level.NewFilter(log.NewJSONLogger(logs), level.AllowDebug())
-	ts := httptest.NewUnstartedServer(okHandler())
-	ts.Config = newServer(okHandler(), idleTimeout, logger)
+	ts := httptest.NewUnstartedServer(serverTestHandler())
+	ts.Config = newServer(serverTestHandler(), idleTimeout, logger)
 	stderr := captureStdlog(t)
 	ts.StartTLS()
 	defer ts.Close()
@@ -125,7 +125,7 @@ func TestTLSHandshakeErrorsGoThroughTheLogger(t *testing.T) {
 // captureStdlog redirects Go's standard logger for the test and returns
 // what it received.
 func captureStdlog(t *testing.T) func() string {
-	buf := &lockedBuffer{}
+	buf := &hostileLog{}
 	prev := stdlog.Writer()
 	stdlog.SetOutput(buf)
 	t.Cleanup(func() { stdlog.SetOutput(prev) })
@@ -145,7 +145,7 @@ func TestScrapesInFlightAreLimited(t *testing.T) {
 		case <-r.Context().Done():
 			return
 		}
-		page(goodItems...)(w, r)
+		hostilePage(hostileGoodItems...)(w, r)
 	})
 	reg := newRegistry()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(hostileKey)})
