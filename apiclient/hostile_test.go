@@ -208,7 +208,6 @@ func TestReplyTextNeverCarriesSecrets(t *testing.T) {
 			}
 			assert.NotContains(t, msg, "\n")
 			assert.NotContains(t, msg, "\x1b")
-			t.Log(msg)
 		})
 	}
 }
