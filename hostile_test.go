@@ -163,21 +163,22 @@ func hostileHijack(w http.ResponseWriter, then func(io.Writer)) {
 	}
 }
 
+// hostileGzipBomb is 100 MiB of zeros in about 100 KiB of gzip: one
+// compressed MiB repeated as 100 gzip members, which a reader decodes as one
+// stream, so that building it stays cheap under the race detector.
 var hostileGzipBomb = sync.OnceValue(func() []byte {
-	var b bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-	zeros := make([]byte, 1<<20)
-	for range 100 {
-		zw.Write(zeros)
-	}
+	var member bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&member, gzip.BestCompression)
+	zw.Write(make([]byte, 1<<20))
 	zw.Close()
-	return b.Bytes()
+	return bytes.Repeat(member.Bytes(), 100)
 })
 
 // TestHostileReplies: whatever api.video sends, /metrics answers 200 with
 // apivideo_up and the right count (no count when up is 0), and no secret
 // reaches the log.
 func TestHostileReplies(t *testing.T) {
+	hostileGzipBomb() // built before any scrape is timed
 	var elsewhere atomic.Bool
 	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Store(true) }))
 	defer other.Close()
@@ -278,7 +279,9 @@ func TestHostileReplies(t *testing.T) {
 		{name: "gzip bomb", list: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Encoding", "gzip")
 			w.Write(hostileGzipBomb())
-		}, up: 0},
+		}, up: 0, check: func(t *testing.T, _ *hostileServer, _ map[string][]float64, logs string) {
+			assert.Contains(t, logs, "too large", "stopped at the body cap")
+		}},
 		{name: "deep nesting", list: func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprint(w, `{"data":`+strings.Repeat("[", 200000)+strings.Repeat("]", 200000)+`,"pagination":{"pagesTotal":1,"itemsTotal":1}}`)
 		}, up: 0},
