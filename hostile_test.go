@@ -191,7 +191,7 @@ func TestHostileReplies(t *testing.T) {
 		up          float64
 		active      float64 // when up is 1
 		secrets     []string
-		check       func(t *testing.T, s *hostileServer, hostileSamples map[string][]float64, logs string)
+		check       func(t *testing.T, s *hostileServer, samples map[string][]float64, logs string)
 	}{
 		{name: "redacted prefix cuts a character in half", list: hostilePage(append(hostileGoodItems, hostileItem("to12345\u00e9abcdefghijklmnop", 3600, `"2199-01-01T00:00:00Z"`))...),
 			up: 1, active: 3, secrets: []string{"to12345\u00e9abcdefghijklmnop"},
