@@ -184,8 +184,12 @@ func TestPanels(t *testing.T) {
 				}
 				// Several sidecars report the same account: the gauges are
 				// aggregated, never summed across replicas.
+				// The token creation counter too: every replica counts the
+				// same tokens of the account.
 				for _, g := range []string{"apivideo_upload_tokens_active", "apivideo_upload_tokens_without_expiry",
 					"apivideo_upload_token_expires_in_seconds", "apivideo_upload_tokens_expires_in_seconds_bucket",
+					"apivideo_upload_token_without_expiry_created_timestamp_seconds", "apivideo_upload_tokens_ttl_seconds_bucket",
+					"apivideo_upload_tokens_created_total",
 					"apivideo_ratelimit_remaining", "apivideo_ratelimit_limit", "apivideo_scrape_duration_seconds"} {
 					assert.NotRegexp(t, `sum[^(]*\([^()]*\b`+g+`\{`, tg.Expr, "summing duplicates of %s", g)
 				}
@@ -208,6 +212,8 @@ func TestDashboardCoversMetrics(t *testing.T) {
 		"apivideo_upload_tokens_without_expiry", "apivideo_upload_token_expires_in_seconds",
 		"apivideo_upload_tokens_expires_in_seconds_bucket", "apivideo_api_requests_total",
 		"apivideo_api_request_duration_seconds_bucket", "apivideo_ratelimit_limit", "apivideo_ratelimit_remaining",
+		"apivideo_upload_token_without_expiry_created_timestamp_seconds", "apivideo_upload_tokens_ttl_seconds_bucket",
+		"apivideo_upload_tokens_created_total",
 	} {
 		assert.Contains(t, all.String(), m+"{")
 	}
@@ -242,13 +248,14 @@ func TestAlertRules(t *testing.T) {
 			assert.Contains(t, []string{"critical", "warning", "info"}, r.Labels["severity"])
 			assert.NotEmpty(t, r.For)
 			for _, g := range []string{"apivideo_upload_tokens_active", "apivideo_upload_tokens_without_expiry",
+				"apivideo_upload_token_without_expiry_created_timestamp_seconds", "apivideo_upload_tokens_created_total",
 				"apivideo_ratelimit_remaining", "apivideo_ratelimit_limit", "apivideo_up"} {
 				assert.NotRegexp(t, `sum[^(]*\([^()]*\b`+g+`\b`, r.Expr, "summing duplicates of %s", g)
 			}
 		})
 	}
 	for _, want := range []string{"ApivideoScrapeFailing", "ApivideoExporterAbsent", "ApivideoRateLimitHeadroomLow",
-		"ApivideoTokensWithoutExpiry", "ApivideoActiveTokensJump"} {
+		"ApivideoTokensWithoutExpiry", "ApivideoActiveTokensJump", "ApivideoStandingTokenTooOld", "ApivideoTokenMintingSpike"} {
 		assert.True(t, slices.Contains(names, want), want)
 	}
 }
@@ -343,4 +350,88 @@ func TestParseRulesStrict(t *testing.T) {
 			assert.Equal(t, "up == 0", g.Groups[0].Rules[0].Expr)
 		})
 	}
+}
+
+// TestLifecyclePanels checks the panels of standing credentials, minting
+// and token lifetimes: what each queries and how the table reads.
+func TestLifecyclePanels(t *testing.T) {
+	d := load(t)
+	byTitle := map[string]dashboards.Panel{}
+	for _, p := range d.AllPanels() {
+		byTitle[p.Title] = p
+	}
+	tests := []struct {
+		title, typ string
+		exprs      []*regexp.Regexp
+	}{
+		{"Standing credentials", "table", []*regexp.Regexp{
+			regexp.MustCompile(`^1000 \* min by \(job, token\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
+			regexp.MustCompile(`^time\(\) - min by \(job, token\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
+		}},
+		{"Oldest standing credential", "stat", []*regexp.Regexp{
+			regexp.MustCompile(`^time\(\) - min by \(job\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
+		}},
+		{"Tokens minted a minute", "timeseries", []*regexp.Regexp{
+			regexp.MustCompile(`^60 \* max by \(job\) \(rate\(apivideo_upload_tokens_created_total\{[^}]*\}\[\$__rate_interval\]\)\)$`),
+		}},
+		{"Tokens living over a day", "stat", []*regexp.Regexp{
+			regexp.MustCompile(`^1 - max by \(job\) \(apivideo_upload_tokens_ttl_seconds_bucket\{[^}]*le=~"86400\(\\\\\.0\)\?"\}\) / max by \(job\) \(apivideo_upload_tokens_active\{`),
+		}},
+		{"Lifetime (ttl) distribution", "bargauge", []*regexp.Regexp{
+			regexp.MustCompile(`^max by \(le\) \(apivideo_upload_tokens_ttl_seconds_bucket\{[^}]*\}\)$`),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.title, func(t *testing.T) {
+			p, ok := byTitle[tt.title]
+			require.True(t, ok, "no panel %q", tt.title)
+			assert.Equal(t, tt.typ, p.Type)
+			require.Len(t, p.Targets, len(tt.exprs))
+			for i, re := range tt.exprs {
+				assert.Regexp(t, re, p.Targets[i].Expr)
+			}
+		})
+	}
+
+	// The table joins created and age into one row per token, oldest first.
+	type tablePanel struct {
+		Title   string `json:"title"`
+		Targets []struct {
+			Instant bool   `json:"instant"`
+			Format  string `json:"format"`
+		} `json:"targets"`
+		Options struct {
+			SortBy []struct {
+				DisplayName string `json:"displayName"`
+				Desc        bool   `json:"desc"`
+			} `json:"sortBy"`
+		} `json:"options"`
+		Transformations []struct {
+			ID      string `json:"id"`
+			Options struct {
+				RenameByName map[string]string `json:"renameByName"`
+			} `json:"options"`
+		} `json:"transformations"`
+	}
+	var raw struct {
+		Panels []tablePanel `json:"panels"`
+	}
+	require.NoError(t, json.Unmarshal(dashboards.DashboardJSON, &raw))
+	i := slices.IndexFunc(raw.Panels, func(p tablePanel) bool { return p.Title == "Standing credentials" })
+	require.GreaterOrEqual(t, i, 0)
+	table := raw.Panels[i]
+	for _, tg := range table.Targets {
+		assert.True(t, tg.Instant)
+		assert.Equal(t, "table", tg.Format)
+	}
+	require.Len(t, table.Options.SortBy, 1)
+	assert.Equal(t, "Age", table.Options.SortBy[0].DisplayName)
+	assert.True(t, table.Options.SortBy[0].Desc, "oldest first")
+	require.Len(t, table.Transformations, 2)
+	assert.Equal(t, "merge", table.Transformations[0].ID)
+	assert.Equal(t, "organize", table.Transformations[1].ID)
+	renames := table.Transformations[1].Options.RenameByName
+	assert.Equal(t, "Created", renames["Value #A"])
+	assert.Equal(t, "Age", renames["Value #B"])
+	assert.Equal(t, "Token (redacted)", renames["token"])
 }

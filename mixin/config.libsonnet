@@ -46,6 +46,22 @@
     activeTokensJumpRatio: 1.5,
     activeTokensJumpFor: '5m',
 
+    // ApivideoStandingTokenTooOld: a token that never expires was created
+    // more than this many days ago. One alert per token, named by its
+    // (redacted) token label.
+    standingTokenMaxAgeDays: 30,
+    standingTokenTooOldFor: '15m',
+
+    // ApivideoTokenMintingSpike: tokens minted per minute over Window more
+    // than Ratio times their rate over BaselineWindow before it, and more
+    // than MinPerMinute, so that a handful of tokens on a quiet account
+    // does not fire.
+    tokenMintingWindow: '10m',
+    tokenMintingBaselineWindow: '1d',
+    tokenMintingRatio: 5,
+    tokenMintingMinPerMinute: 5,
+    tokenMintingFor: '5m',
+
     // Each alert's runbook_url is runbookURLBase + '#' + the alert name in
     // lower case (the anchor of its section in docs/runbook.md).
     runbookURLBase: 'https://github.com/apivideo-exporter/apivideo_exporter/blob/main/docs/runbook.md',

@@ -114,6 +114,59 @@ local utils = import '../lib/utils.libsonnet';
               std.floor((cfg.activeTokensJumpRatio - 1) * 100 + 0.5),
             ],
           ),
+
+          // One alert per standing token, so that it names the token.
+          // Replicas publish the same createdAt: min keeps one series.
+          alert(
+            'ApivideoStandingTokenTooOld',
+            'warning',
+            'time() - min %s (apivideo_upload_token_without_expiry_created_timestamp_seconds{%s}) > %s' % [
+              utils.by(cfg.groupLabels + ['token']),
+              sel(),
+              utils.number(cfg.standingTokenMaxAgeDays * 86400),
+            ],
+            cfg.standingTokenTooOldFor,
+            'Standing api.video upload token {{ $labels.token }} is more than %s days old ({{ $labels.job }})' % utils.number(cfg.standingTokenMaxAgeDays),
+            'Upload token {{ $labels.token }} of job {{ $labels.job }} has no TTL and was created {{ $value | humanizeDuration }} ago (more than %s days): a standing credential that lets anyone holding it upload videos to the account until it is deleted.' % utils.number(cfg.standingTokenMaxAgeDays),
+          ),
+
+          // Each replica counts the same tokens of the account: max, not
+          // sum. The baseline is the average of the job's rate over the
+          // baseline window, ending where the current window starts so that
+          // a spike does not raise its own baseline. Averaging the per-job
+          // rate, rather than taking rate() over the whole baseline window,
+          // keeps it right when there is less history than that (a new
+          // Prometheus, a replaced pod whose series starts afresh).
+          alert(
+            'ApivideoTokenMintingSpike',
+            'warning',
+            |||
+              (
+                60 * max %(by)s (rate(apivideo_upload_tokens_created_total{%(sel)s}[%(window)s]))
+                > %(min)s
+              )
+              and
+              (
+                max %(by)s (rate(apivideo_upload_tokens_created_total{%(sel)s}[%(window)s]))
+                > %(ratio)s * avg_over_time((max %(by)s (rate(apivideo_upload_tokens_created_total{%(sel)s}[%(window)s])))[%(baseline)s:%(window)s] offset %(window)s)
+              )
+            ||| % {
+              by: by,
+              sel: sel(),
+              window: cfg.tokenMintingWindow,
+              baseline: cfg.tokenMintingBaselineWindow,
+              min: utils.number(cfg.tokenMintingMinPerMinute),
+              ratio: utils.number(cfg.tokenMintingRatio),
+            },
+            cfg.tokenMintingFor,
+            'api.video upload tokens minted far faster than usual ({{ $labels.job }})',
+            'Job {{ $labels.job }} has minted {{ $value | humanize }} upload tokens a minute over the last %s, more than %s times its rate of the %s before and more than %s a minute. A leaked API key or a loop in an application can mint tokens in bulk.' % [
+              cfg.tokenMintingWindow,
+              utils.number(cfg.tokenMintingRatio),
+              cfg.tokenMintingBaselineWindow,
+              utils.number(cfg.tokenMintingMinPerMinute),
+            ],
+          ),
         ],
       },
     ],

@@ -150,7 +150,7 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
           type: 'dashboard',
         }],
       },
-      description: 'Delegated upload tokens of an api.video account, from apivideo_exporter: exporter health, active tokens and tokens without expiry, tokens closest to expiry, the expiry distribution, API requests and rate-limit headroom.',
+      description: 'Delegated upload tokens of an api.video account, from apivideo_exporter: exporter health, active tokens and tokens without expiry, tokens closest to expiry, the expiry distribution, standing credentials, the minting rate and token lifetimes, API requests and rate-limit headroom.',
       editable: false,
       fiscalYearStartMonth: 0,
       graphTooltip: 1,
@@ -422,12 +422,139 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
           },
         },
 
-        row(16, 'api.video API', 28),
+        row(21, 'Standing credentials and token lifecycle', 28),
+        panel(
+          'table',
+          22,
+          'Standing credentials',
+          'Every active upload token that never expires, oldest first: its redacted prefix, when it was created and how long it has existed (apivideo_upload_token_without_expiry_created_timestamp_seconds, min by job and token so that replicas do not list a token twice). Each one lets anyone holding it upload videos to the account until it is deleted. Red past %s days, the ApivideoStandingTokenTooOld threshold. Empty with --collector.token-label=none.' % utils.number(cfg.standingTokenMaxAgeDays),
+          gridPos(0, 29, 12, 8),
+          [
+            target('1000 * min %s (%s)' % [by(['token']), m('apivideo_upload_token_without_expiry_created_timestamp_seconds')], '{{token}}', instant=true, format='table'),
+            target('time() - min %s (%s)' % [by(['token']), m('apivideo_upload_token_without_expiry_created_timestamp_seconds')], '{{token}}', 'B', instant=true, format='table'),
+          ],
+        ) + {
+          fieldConfig: {
+            defaults: {
+              unit: 'dtdurations',
+              color: { mode: 'thresholds' },
+              custom: { align: 'auto', cellOptions: { type: 'auto' }, inspect: false },
+              thresholds: steps([['orange', null], ['red', cfg.standingTokenMaxAgeDays * 86400]]),
+            },
+            overrides: [
+              {
+                matcher: { id: 'byName', options: 'Created' },
+                properties: [{ id: 'unit', value: 'dateTimeAsIso' }],
+              },
+              {
+                matcher: { id: 'byName', options: 'Age' },
+                properties: [
+                  { id: 'decimals', value: 2 },
+                  { id: 'custom.cellOptions', value: { type: 'color-background' } },
+                ],
+              },
+            ],
+          },
+          options: {
+            showHeader: true,
+            cellHeight: 'sm',
+            frameIndex: 0,
+            sortBy: [{ displayName: 'Age', desc: true }],
+            footer: { show: false, reducer: ['sum'], fields: '' },
+          },
+          // The two queries give one frame each: merge joins them on the
+          // labels into one row per token.
+          transformations: [
+            { id: 'merge', options: {} },
+            {
+              id: 'organize',
+              options: {
+                excludeByName: { Time: true },
+                indexByName: { [cfg.groupLabels[i]]: i for i in std.range(0, std.length(cfg.groupLabels) - 1) } + {
+                  token: std.length(cfg.groupLabels),
+                  'Value #A': std.length(cfg.groupLabels) + 1,
+                  'Value #B': std.length(cfg.groupLabels) + 2,
+                },
+                renameByName: { [l]: std.asciiUpper(l[0]) + l[1:] for l in cfg.groupLabels } + {
+                  token: 'Token (redacted)',
+                  'Value #A': 'Created',
+                  'Value #B': 'Age',
+                },
+              },
+            },
+          ],
+        },
+        timeseries(
+          23,
+          'Tokens minted a minute',
+          'Upload tokens created per minute (rate of apivideo_upload_tokens_created_total: tokens that a listing shows for the first time with a createdAt after the previous listing). Max by job, since every replica counts the same tokens of the account. A leaked API key or a loop in an application shows here as a spike long before the active count looks odd (ApivideoTokenMintingSpike).',
+          gridPos(12, 29, 12, 8),
+          [target('60 * max %s (rate(%s[$__rate_interval]))' % [by(), m('apivideo_upload_tokens_created_total')], legend)],
+          'short',
+        ),
+        stat(
+          24,
+          'Oldest standing credential',
+          'Age of the oldest active upload token that never expires (time since its createdAt, from apivideo_upload_token_without_expiry_created_timestamp_seconds). Red past %s days, the ApivideoStandingTokenTooOld threshold.' % utils.number(cfg.standingTokenMaxAgeDays),
+          gridPos(0, 37, 6, 4),
+          [target('time() - min %s (%s)' % [by(), m('apivideo_upload_token_without_expiry_created_timestamp_seconds')], legend, instant=true)],
+          unit='dtdurations',
+          thresholdSteps=[['orange', null], ['red', cfg.standingTokenMaxAgeDays * 86400]],
+          decimals=2,
+        ) + { fieldConfig+: { defaults+: { noValue: 'None' } } },
+        stat(
+          25,
+          'Tokens living over a day',
+          'Share of the active upload tokens whose ttl is more than a day, or which never expire: 1 minus the le="86400" bucket of apivideo_upload_tokens_ttl_seconds over apivideo_upload_tokens_active (max by job). A ttl of a week is nearly as risky as none.',
+          gridPos(0, 41, 6, 4),
+          [target('1 - max %s (%s) / max %s (%s)' % [
+            by(),
+            m('apivideo_upload_tokens_ttl_seconds_bucket', ['le=~"86400(\\\\.0)?"']),
+            by(),
+            m('apivideo_upload_tokens_active'),
+          ], legend, instant=true)],
+          unit='percentunit',
+          thresholdSteps=[['green', null], ['orange', 0.1], ['red', 0.5]],
+        ),
+        panel(
+          'bargauge',
+          26,
+          'Lifetime (ttl) distribution',
+          'How many expiring upload tokens were created with a ttl within each bucket (apivideo_upload_tokens_ttl_seconds histogram of the active tokens, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). It describes the tokens active now, so a bucket falls when its tokens expire. Tokens without expiry are not in it. max by le, so replicas are not added up; pick one job.',
+          gridPos(6, 37, 18, 8),
+          [target('max by (le) (%s)' % m('apivideo_upload_tokens_ttl_seconds_bucket'), '{{le}}', instant=true, format='heatmap')],
+        ) + {
+          fieldConfig: {
+            defaults: {
+              unit: 'none',
+              decimals: 0,
+              min: 0,
+              color: { mode: 'thresholds' },
+              thresholds: steps([['blue', null]]),
+            },
+            overrides: [],
+          },
+          options: {
+            orientation: 'vertical',
+            displayMode: 'basic',
+            showUnfilled: true,
+            valueMode: 'color',
+            namePlacement: 'auto',
+            sizing: 'auto',
+            minVizWidth: 8,
+            minVizHeight: 16,
+            maxVizHeight: 300,
+            legend: { displayMode: 'list', placement: 'bottom', showLegend: false, calcs: [] },
+            reduceOptions: reduceOptions,
+          },
+        },
+
+        row(16, 'api.video API', 45),
         timeseries(
           17,
           'API requests by status code',
           "Requests the exporter sent to api.video per second, by HTTP status code (apivideo_api_requests_total). Summed over replicas on purpose: each replica's requests are real calls that count against the account's rate limit. 401 means a bad API key, 429 rate limiting, 5xx an api.video problem.",
-          gridPos(0, 29, 8, 8),
+          gridPos(0, 46, 8, 8),
           [target('sum %s (rate(%s[$__rate_interval]))' % [by(['code']), m('apivideo_api_requests_total')], '{{code}}')],
           'reqps',
           fillOpacity=60,
@@ -446,7 +573,7 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
           18,
           'API request latency',
           "Median and 99th percentile of the duration of the exporter's requests to api.video (apivideo_api_request_duration_seconds).",
-          gridPos(8, 29, 8, 8),
+          gridPos(8, 46, 8, 8),
           [
             target('histogram_quantile(0.5, sum %s (rate(%s[$__rate_interval])))' % [by(['le']), m('apivideo_api_request_duration_seconds_bucket')], legend + ' p50'),
             target('histogram_quantile(0.99, sum %s (rate(%s[$__rate_interval])))' % [by(['le']), m('apivideo_api_request_duration_seconds_bucket')], legend + ' p99', 'B'),
@@ -458,7 +585,7 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
           19,
           'Rate-limit headroom',
           "Share of api.video's per-minute rate limit still available, from the X-RateLimit-Remaining and X-RateLimit-Limit headers of the latest replies (lowest remaining over the replicas divided by the limit). The key's quota is shared with every application using the same API key.",
-          gridPos(16, 29, 4, 8),
+          gridPos(16, 46, 4, 8),
           [target('min %s (%s) / max %s (%s)' % [by(), m('apivideo_ratelimit_remaining'), by(), m('apivideo_ratelimit_limit')], legend, instant=true)],
         ) + {
           fieldConfig: {
@@ -486,7 +613,7 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
           20,
           'Rate limit remaining',
           "Requests left in the current rate-limit window (lowest over the replicas) against the limit, from api.video's X-RateLimit-* headers.",
-          gridPos(20, 29, 4, 8),
+          gridPos(20, 46, 4, 8),
           [
             target('min %s (%s)' % [by(), m('apivideo_ratelimit_remaining')], legend + ' remaining'),
             target('max %s (%s)' % [by(), m('apivideo_ratelimit_limit')], legend + ' limit', 'B'),
