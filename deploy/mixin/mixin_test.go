@@ -110,6 +110,11 @@ func TestConfigOverrides(t *testing.T) {
     scrapeFailingFor: '3m',
     tokensWithoutExpiryThreshold: 4,
     activeTokensJumpMin: 500,
+    standingTokenMaxAgeDays: 7,
+    tokenMintingWindow: '15m',
+    tokenMintingBaselineWindow: '6h',
+    tokenMintingRatio: 3,
+    tokenMintingMinPerMinute: 0.5,
     runbookURLBase: 'https://wiki.example.com/apivideo',
     dashboardUID: 'my-uid',
     dashboardTags: ['video'],
@@ -133,6 +138,15 @@ func TestConfigOverrides(t *testing.T) {
 	assert.Contains(t, byName["ApivideoExporterAbsent"].Expr, "group by (job, account) (")
 	assert.True(t, strings.HasSuffix(byName["ApivideoTokensWithoutExpiry"].Expr, "> 4"), byName["ApivideoTokensWithoutExpiry"].Expr)
 	assert.Contains(t, byName["ApivideoActiveTokensJump"].Expr, "> 500")
+	standing := byName["ApivideoStandingTokenTooOld"]
+	assert.True(t, strings.HasSuffix(standing.Expr, "> 604800"), standing.Expr)
+	assert.Contains(t, standing.Expr, "min by (job, account, token) (")
+	assert.Contains(t, standing.Annotations["summary"], "more than 7 days old")
+	minting := byName["ApivideoTokenMintingSpike"]
+	assert.Contains(t, minting.Expr, "[15m]))\n  > 0.5\n")
+	assert.Contains(t, minting.Expr, "> 3 * avg_over_time((max by (job, account) (rate(")
+	assert.Contains(t, minting.Expr, "[6h:15m] offset 15m)")
+	assert.Contains(t, minting.Annotations["description"], "more than 3 times its rate of the 6h before and more than 0.5 a minute")
 
 	assert.Equal(t, "my-uid", dash["uid"])
 	assert.Equal(t, []any{"video"}, dash["tags"])
