@@ -53,9 +53,9 @@
     standingTokenTooOldFor: '15m',
 
     // ApivideoTokenMintingSpike: tokens minted per minute over Window more
-    // than Ratio times their rate over BaselineWindow before it, and more
-    // than MinPerMinute, so that a handful of tokens on a quiet account
-    // does not fire.
+    // than Ratio times their average rate over the BaselineWindow before
+    // it, and more than MinPerMinute, so that a handful of tokens on a
+    // quiet account does not fire.
     tokenMintingWindow: '10m',
     tokenMintingBaselineWindow: '1d',
     tokenMintingRatio: 5,

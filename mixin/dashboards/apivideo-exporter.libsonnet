@@ -93,6 +93,35 @@ local timeseries(id, title, description, pos, targets, unit, fillOpacity=10) =
 
 local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: color } };
 
+// buckets shows a histogram of the current state as bars, one for each
+// bucket (Grafana's heatmap format turns the cumulative buckets into counts).
+local buckets(id, title, description, pos, targets) =
+  panel('bargauge', id, title, description, pos, targets) + {
+    fieldConfig: {
+      defaults: {
+        unit: 'none',
+        decimals: 0,
+        min: 0,
+        color: { mode: 'thresholds' },
+        thresholds: steps([['blue', null]]),
+      },
+      overrides: [],
+    },
+    options: {
+      orientation: 'vertical',
+      displayMode: 'basic',
+      showUnfilled: true,
+      valueMode: 'color',
+      namePlacement: 'auto',
+      sizing: 'auto',
+      minVizWidth: 8,
+      minVizHeight: 16,
+      maxVizHeight: 300,
+      legend: { displayMode: 'list', placement: 'bottom', showLegend: false, calcs: [] },
+      reduceOptions: reduceOptions,
+    },
+  };
+
 {
   new(cfg)::
     local by(extra=[]) = utils.by(cfg.groupLabels + extra);
@@ -349,38 +378,13 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
             },
           }],
         },
-        panel(
-          'bargauge',
+        buckets(
           14,
           'Expiry distribution',
           'How many expiring upload tokens expire within each bucket of time from now (apivideo_upload_tokens_expires_in_seconds histogram, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). max by le, so replicas are not added up; pick one job.',
           gridPos(0, 20, 12, 8),
           [target('max by (le) (%s)' % m('apivideo_upload_tokens_expires_in_seconds_bucket'), '{{le}}', instant=true, format='heatmap')],
-        ) + {
-          fieldConfig: {
-            defaults: {
-              unit: 'none',
-              decimals: 0,
-              min: 0,
-              color: { mode: 'thresholds' },
-              thresholds: steps([['blue', null]]),
-            },
-            overrides: [],
-          },
-          options: {
-            orientation: 'vertical',
-            displayMode: 'basic',
-            showUnfilled: true,
-            valueMode: 'color',
-            namePlacement: 'auto',
-            sizing: 'auto',
-            minVizWidth: 8,
-            minVizHeight: 16,
-            maxVizHeight: 300,
-            legend: { displayMode: 'list', placement: 'bottom', showLegend: false, calcs: [] },
-            reduceOptions: reduceOptions,
-          },
-        },
+        ),
         panel(
           'heatmap',
           15,
@@ -516,38 +520,13 @@ local fixedColor(color) = { id: 'color', value: { mode: 'fixed', fixedColor: col
           unit='percentunit',
           thresholdSteps=[['green', null], ['orange', 0.1], ['red', 0.5]],
         ),
-        panel(
-          'bargauge',
+        buckets(
           26,
           'Lifetime (ttl) distribution',
           'How many expiring upload tokens were created with a ttl within each bucket (apivideo_upload_tokens_ttl_seconds histogram of the active tokens, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). It describes the tokens active now, so a bucket falls when its tokens expire. Tokens without expiry are not in it. max by le, so replicas are not added up; pick one job.',
           gridPos(6, 37, 18, 8),
           [target('max by (le) (%s)' % m('apivideo_upload_tokens_ttl_seconds_bucket'), '{{le}}', instant=true, format='heatmap')],
-        ) + {
-          fieldConfig: {
-            defaults: {
-              unit: 'none',
-              decimals: 0,
-              min: 0,
-              color: { mode: 'thresholds' },
-              thresholds: steps([['blue', null]]),
-            },
-            overrides: [],
-          },
-          options: {
-            orientation: 'vertical',
-            displayMode: 'basic',
-            showUnfilled: true,
-            valueMode: 'color',
-            namePlacement: 'auto',
-            sizing: 'auto',
-            minVizWidth: 8,
-            minVizHeight: 16,
-            maxVizHeight: 300,
-            legend: { displayMode: 'list', placement: 'bottom', showLegend: false, calcs: [] },
-            reduceOptions: reduceOptions,
-          },
-        },
+        ),
 
         row(16, 'api.video API', 45),
         timeseries(
