@@ -182,10 +182,9 @@ func TestPanels(t *testing.T) {
 					require.NotNil(t, m, "counter not in rate/increase: %s", tg.Expr)
 					assert.Contains(t, []string{"rate", "irate", "increase"}, m[1])
 				}
-				// Several sidecars report the same account: the gauges are
-				// aggregated, never summed across replicas.
-				// The token creation counter too: every replica counts the
-				// same tokens of the account.
+				// Several sidecars report the same account: the gauges, and
+				// the counter of created tokens (each replica counts the same
+				// tokens), are aggregated, never summed across replicas.
 				for _, g := range []string{"apivideo_upload_tokens_active", "apivideo_upload_tokens_without_expiry",
 					"apivideo_upload_token_expires_in_seconds", "apivideo_upload_tokens_expires_in_seconds_bucket",
 					"apivideo_upload_token_without_expiry_created_timestamp_seconds", "apivideo_upload_tokens_ttl_seconds_bucket",

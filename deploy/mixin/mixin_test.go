@@ -146,7 +146,7 @@ func TestConfigOverrides(t *testing.T) {
 	assert.Contains(t, minting.Expr, "[15m]))\n  > 0.5\n")
 	assert.Contains(t, minting.Expr, "> 3 * avg_over_time((max by (job, account) (rate(")
 	assert.Contains(t, minting.Expr, "[6h:15m] offset 15m)")
-	assert.Contains(t, minting.Annotations["description"], "more than 3 times its rate of the 6h before and more than 0.5 a minute")
+	assert.Contains(t, minting.Annotations["description"], "more than 3 times its average rate over the 6h before and more than 0.5 a minute")
 
 	assert.Equal(t, "my-uid", dash["uid"])
 	assert.Equal(t, []any{"video"}, dash["tags"])

@@ -160,7 +160,7 @@ local utils = import '../lib/utils.libsonnet';
             },
             cfg.tokenMintingFor,
             'api.video upload tokens minted far faster than usual ({{ $labels.job }})',
-            'Job {{ $labels.job }} has minted {{ $value | humanize }} upload tokens a minute over the last %s, more than %s times its rate of the %s before and more than %s a minute. A leaked API key or a loop in an application can mint tokens in bulk.' % [
+            'Job {{ $labels.job }} has minted {{ $value | humanize }} upload tokens a minute over the last %s, more than %s times its average rate over the %s before and more than %s a minute. A leaked API key or a loop in an application can mint tokens in bulk.' % [
               cfg.tokenMintingWindow,
               utils.number(cfg.tokenMintingRatio),
               cfg.tokenMintingBaselineWindow,
