@@ -24,25 +24,8 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
-
-const benchAccept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5," +
-	"application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3," +
-	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
-
-// benchDiscard is a ResponseWriter that counts and drops the body.
-type benchDiscard struct {
-	h      http.Header
-	status int
-	n      int
-}
-
-func (d *benchDiscard) Header() http.Header  { return d.h }
-func (d *benchDiscard) WriteHeader(code int) { d.status = code }
-func (d *benchDiscard) Write(p []byte) (int, error) {
-	d.n += len(p)
-	return len(p), nil
-}
 
 func BenchmarkMetricsHandler(b *testing.B) {
 	for _, tokens := range []int{100, 1000, 10000, 100000} {
@@ -69,11 +52,11 @@ func BenchmarkMetricsHandler(b *testing.B) {
 			})
 			h := metricsHandler(reg, tokensCollector, 0.5, 10*time.Second, 0, log.NewNopLogger())
 			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-			req.Header.Set("Accept", benchAccept)
+			req.Header.Set("Accept", testsupport.PrometheusAccept)
 			req.Header.Set("Accept-Encoding", "gzip")
 			req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
-			scrape := func() *benchDiscard {
-				out := &benchDiscard{h: http.Header{}}
+			scrape := func() *testsupport.Discard {
+				out := testsupport.NewDiscard()
 				h.ServeHTTP(out, req)
 				return out
 			}
@@ -88,16 +71,16 @@ func BenchmarkMetricsHandler(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			var out *benchDiscard
+			var out *testsupport.Discard
 			for i := 0; i < b.N; i++ {
 				out = scrape()
 			}
 			b.StopTimer()
-			if out.status != 0 && out.status != http.StatusOK {
-				b.Fatalf("status %d", out.status)
+			if out.Status != 0 && out.Status != http.StatusOK {
+				b.Fatalf("status %d", out.Status)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(tokens), "ns/token")
-			b.ReportMetric(float64(out.n), "gzip-B")
+			b.ReportMetric(float64(out.Bytes), "gzip-B")
 		})
 	}
 }

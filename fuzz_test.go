@@ -165,8 +165,10 @@ func FuzzHostileAPI(f *testing.F) {
 			mode = collector.LabelFull
 		}
 
-		// What a correct exporter must make of the hostile token.
-		expiry, dateErr := apiclient.ParseTime([]byte(expiresAt))
+		// What a correct exporter must make of the hostile token. The
+		// client reads dates as RFC 3339 (FuzzParseTime holds it to
+		// time.Parse).
+		expiry, dateErr := time.Parse(time.RFC3339Nano, expiresAt)
 		inRange := ttl >= 0 && ttl <= apiclient.MaxTTL &&
 			(ttl == 0 || (dateErr == nil && !expiry.Before(apiclient.EarliestDate) && expiry.Before(apiclient.LatestDate)))
 		serves := loginMode%6 == 0 && fuzzValidLife(expiresIn) && (listMode%8 == 0 || (listMode%8 == 7 && headerKiB%128 < 48))

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	stdlog "log"
-	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alecthomas/kingpin/v2"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,8 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
-	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
-	slgokit "github.com/tjhop/slog-gokit"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
@@ -50,77 +46,45 @@ func main() {
 }
 
 func run(args []string) int {
-	app := kingpin.New(exporterName, "Prometheus exporter for the delegated upload tokens of an api.video account.")
-	var (
-		webConfig     = kingpinflag.AddFlags(app, defaultPort)
-		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		maxRequests   = app.Flag("web.max-requests", "Most scrapes served at once; more get 503 at once (0: no limit).").Default("40").Int()
-		timeoutOffset = app.Flag("web.timeout-offset", "Seconds to subtract from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer.").Default("0.5").Float64()
-		apiURL        = app.Flag("apivideo.url", "api.video API base URL (https://sandbox.api.video for the sandbox).").Envar("APIVIDEO_URL").Default(apiclient.DefaultURL).String()
-		keyFile       = app.Flag("apivideo.api-key-file", "File holding the api.video API key, read again at each login so a rotated key is picked up. Otherwise the key comes from the APIVIDEO_API_KEY environment variable.").Envar("APIVIDEO_API_KEY_FILE").PlaceHolder("PATH").String()
-		apiTimeout    = app.Flag("apivideo.timeout", "Longest time a scrape may spend on api.video; a shorter Prometheus scrape timeout takes precedence.").Envar("APIVIDEO_TIMEOUT").Default("10s").Duration()
-		concurrency   = app.Flag("apivideo.concurrency", "Pages of upload tokens fetched at once (1-32).").Envar("APIVIDEO_CONCURRENCY").Default(strconv.Itoa(apiclient.DefaultConcurrency)).Int()
-		cacheTTL      = app.Flag("apivideo.cache-ttl", "Reuse the last successful listing for scrapes within this time (0: fetch on every scrape). Seconds until expiry are still computed at scrape time.").Envar("APIVIDEO_CACHE_TTL").Default("0s").Duration()
-		tokenLabel    = app.Flag("collector.token-label", "What the token label of per-token series holds: redacted (a prefix), full (the whole token, a credential) or none (no per-token series).").Default("redacted").Enum("redacted", "full", "none")
-		maxSeries     = app.Flag("collector.max-token-series", "Most per-token series to publish, keeping the tokens closest to expiry (0-100000). Counts always cover every token.").Default(strconv.Itoa(collector.DefaultMaxTokenSeries)).Int()
-		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above.").Default("info").Enum("debug", "info", "warn", "error")
-		logFormat     = app.Flag("log.format", "Output format of log messages.").Default("logfmt").Enum("logfmt", "json")
-		demo          = app.Flag("demo", "Serve a simulated account from a built-in fake of api.video, no API key needed.").Bool()
-	)
-	app.Version(version.Print(exporterName))
-	app.HelpFlag.Short('h')
-	if _, err := app.Parse(args); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", exporterName, err)
+	cfg, err := parseFlags(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: error: %v\n", exporterName, err)
 		return 2
 	}
-	base := newBaseLogger(*logFormat, *logLevel)
-	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
-
-	switch {
-	case *timeoutOffset < 0:
-		return usage(logger, "--web.timeout-offset must not be negative")
-	case *maxRequests < 0:
-		return usage(logger, "--web.max-requests must not be negative")
-	case *apiTimeout <= 0 || *apiTimeout > 5*time.Minute:
-		return usage(logger, "--apivideo.timeout must be between 0 and 5m")
-	case *concurrency < 1 || *concurrency > 32:
-		return usage(logger, "--apivideo.concurrency must be between 1 and 32")
-	case *cacheTTL < 0:
-		return usage(logger, "--apivideo.cache-ttl must not be negative")
-	case *maxSeries < 0 || *maxSeries > 100000:
-		return usage(logger, "--collector.max-token-series must be between 0 and 100000")
+	logger, toolkitLogger := newLoggers(os.Stderr, cfg.logFormat, cfg.logLevel)
+	if err := cfg.validate(); err != nil {
+		for _, e := range unjoin(err) {
+			level.Error(logger).Log("msg", e)
+		}
+		return 2
 	}
-	apiBase, err := apiclient.ParseBaseURL(*apiURL)
-	if err != nil {
-		return usage(logger, "--apivideo.url must be an http or https URL, such as "+apiclient.DefaultURL)
+	if err := checkWebConfig(*cfg.web.WebConfigFile); err != nil {
+		level.Error(logger).Log("msg", err)
+		return 1
 	}
-
-	key, keyErr := keySource(*keyFile)
-	if keyErr != nil && !*demo {
+	key, keyErr := keySource(cfg.keyFile)
+	if keyErr != nil && !cfg.demo {
 		level.Error(logger).Log("msg", keyErr)
 		return 1
 	}
 	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info())
 	level.Info(logger).Log("build_context", version.BuildContext())
-	if *demo {
+	apiURL := cfg.apiURL
+	if cfg.demo {
 		fake := fakeapi.NewDemo()
 		defer fake.Close()
-		*apiURL, key = fake.URL, apiclient.StaticKey(fake.APIKey())
+		apiURL, key = fake.URL, apiclient.StaticKey(fake.APIKey())
 		level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", fake.URL)
-	} else if apiBase.Scheme == "http" {
-		level.Warn(logger).Log("msg", "--apivideo.url is plain http: the API key and the tokens cross the network unencrypted", "url", *apiURL)
+	} else if strings.HasPrefix(apiURL, "http:") {
+		level.Warn(logger).Log("msg", "--apivideo.url is plain http: the API key and the tokens cross the network unencrypted", "url", apiURL)
 	}
 
-	userAgent := exporterName
-	if version.Version != "" {
-		userAgent += "/" + version.Version
-	}
 	reg := newRegistry()
 	client, err := apiclient.New(apiclient.Config{
-		BaseURL:     *apiURL,
+		BaseURL:     apiURL,
 		Key:         key,
-		UserAgent:   userAgent,
-		Concurrency: *concurrency,
+		UserAgent:   exporterName + "/" + version.Version,
+		Concurrency: cfg.concurrency,
 		Registerer:  reg,
 		Logger:      log.With(logger, "component", "apiclient"),
 	})
@@ -128,34 +92,35 @@ func run(args []string) int {
 		level.Error(logger).Log("msg", "invalid api.video settings", "err", err)
 		return 1
 	}
-	mode, _ := collector.ParseLabelMode(*tokenLabel)
-	if mode == collector.LabelFull {
+	if cfg.tokenLabel == collector.LabelFull {
 		level.Warn(logger).Log("msg", "--collector.token-label=full publishes whole upload tokens: anyone who can read the metrics can upload into the account")
 	}
 	tokens := collector.New(client, collector.Options{
-		TokenLabel:     mode,
-		MaxTokenSeries: *maxSeries,
-		Timeout:        *apiTimeout,
-		CacheTTL:       *cacheTTL,
+		TokenLabel:     cfg.tokenLabel,
+		MaxTokenSeries: cfg.maxSeries,
+		Timeout:        cfg.apiTimeout,
+		CacheTTL:       cfg.cacheTTL,
 		Logger:         log.With(logger, "component", "collector"),
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, metricsHandler(reg, tokens, *timeoutOffset, *apiTimeout, *maxRequests, logger))
+	mux.Handle(cfg.metricsPath, metricsHandler(reg, tokens, cfg.timeoutOffset, cfg.apiTimeout, cfg.maxRequests, logger))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	// Readiness never depends on api.video: a failing sidecar probe would
 	// take the whole pod out of its Service.
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Ready") })
-	if *metricsPath != "/" {
+	if cfg.metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "api.video exporter",
 			Description: "Prometheus exporter for the delegated upload tokens of an api.video account",
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
-				{Address: *metricsPath, Text: "Metrics"},
+				{Address: cfg.metricsPath, Text: "Metrics"},
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 			},
+			// No /debug/pprof handlers are mounted.
+			Profiling: "false",
 		})
 		if err != nil {
 			level.Error(logger).Log("msg", "building the landing page", "err", err)
@@ -164,10 +129,10 @@ func run(args []string) int {
 		mux.Handle("/", landing)
 	}
 
-	srv := newServer(mux, idleTimeout, base)
+	srv := newServer(mux, idleTimeout, logger)
 	serveErr := make(chan error, 1)
 	go func() {
-		serveErr <- web.ListenAndServe(srv, webConfig, slog.New(slgokit.NewGoKitHandler(base, nil)))
+		serveErr <- web.ListenAndServe(srv, cfg.web, toolkitLogger)
 	}()
 
 	term := make(chan os.Signal, 1)
@@ -188,6 +153,14 @@ func run(args []string) int {
 		}
 	}
 	return 0
+}
+
+// unjoin returns the errors joined in err, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // newRegistry holds the exporter's own metrics: build info, Go runtime and
@@ -247,7 +220,7 @@ func (w serverErrorWriter) Write(p []byte) (int, error) {
 	if strings.HasPrefix(msg, "http: TLS handshake error") {
 		lvl = level.Debug
 	}
-	lvl(log.With(w.logger, "ts", log.DefaultTimestampUTC, "component", "http")).Log("msg", msg)
+	lvl(log.With(w.logger, "component", "http")).Log("msg", msg)
 	return len(p), nil
 }
 
@@ -309,24 +282,6 @@ func scrapeTimeout(h http.Header, offset float64, limit time.Duration) time.Dura
 		return time.Duration(seconds * float64(time.Second) / 2)
 	}
 	return time.Duration((seconds - offset) * float64(time.Second))
-}
-
-// newBaseLogger logs to stderr at lvl and above. The toolkit's slog records
-// go to it directly, since the bridge adds their own time and caller.
-func newBaseLogger(format, lvl string) log.Logger {
-	w := log.NewSyncWriter(os.Stderr)
-	var logger log.Logger
-	if format == "json" {
-		logger = log.NewJSONLogger(w)
-	} else {
-		logger = log.NewLogfmtLogger(w)
-	}
-	return level.NewFilter(logger, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
-}
-
-func usage(logger log.Logger, msg string) int {
-	level.Error(logger).Log("msg", msg)
-	return 2
 }
 
 // promhttpLogger adapts go-kit's logger to promhttp's Println logger.

@@ -5,14 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 func TestScrapeTimeout(t *testing.T) {
@@ -56,104 +56,26 @@ func TestScrapeTimeout(t *testing.T) {
 	}
 }
 
-var (
-	exporterBinaryOnce sync.Once
-	exporterBinaryPath string
-	exporterBinaryErr  error
-)
-
-// exporterBinary builds the exporter once per test run.
-func exporterBinary(t *testing.T) string {
-	t.Helper()
-	exporterBinaryOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "apivideo_exporter-test")
-		if err != nil {
-			exporterBinaryErr = err
-			return
-		}
-		exporterBinaryPath = filepath.Join(dir, "apivideo_exporter")
-		out, err := exec.Command("go", "build", "-o", exporterBinaryPath, ".").CombinedOutput()
-		if err != nil {
-			exporterBinaryErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, exporterBinaryErr)
-	return exporterBinaryPath
-}
-
-// syncBuffer collects a process's stderr while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-type exporterProcess struct {
-	URL    string
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan error
-}
+func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
 
 func freeAddress(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testsupport.FreeAddress()
 	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
 	return addr
 }
 
-// startExporter runs the exporter with args and the given environment only,
-// and waits until it answers /-/ready.
-func startExporter(t *testing.T, env []string, args ...string) *exporterProcess {
+// runExporter runs the exporter to its exit, expecting it not to serve.
+func runExporter(t *testing.T, env []string, args ...string) (exitCode int, stderr string) {
 	t.Helper()
-	addr := freeAddress(t)
-	cmd := exec.Command(exporterBinary(t), append([]string{"--web.listen-address=" + addr}, args...)...)
+	cmd := exec.Command(testsupport.ExporterBinary(t), append(args, "--web.listen-address="+freeAddress(t))...)
 	cmd.Env = env
-	p := &exporterProcess{URL: "http://" + addr, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = p.stderr
-	require.NoError(t, cmd.Start())
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", p.stderr.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(p.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return p
-			}
-		}
-		select {
-		case err := <-p.done:
-			t.Fatalf("exporter exited: %v\n%s", err, p.stderr.String())
-		default:
-		}
-		require.True(t, time.Now().Before(deadline), "exporter not ready:\n%s", p.stderr.String())
-		time.Sleep(50 * time.Millisecond)
-	}
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr, "exits non-zero: %s", out.String())
+	return exitErr.ExitCode(), out.String()
 }
 
 func get(t *testing.T, url string, header http.Header) (int, http.Header, string) {
@@ -204,59 +126,44 @@ func countSeries(text, name string) int {
 func keyEnv(key string) []string { return []string{"APIVIDEO_API_KEY=" + key} }
 
 func TestMissingKeyExitsAtOnce(t *testing.T) {
-	cmd := exec.Command(exporterBinary(t), "--web.listen-address="+freeAddress(t))
-	cmd.Env = []string{}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	testsupport.ExporterBinary(t) // built before the clock starts
 	start := time.Now()
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	require.ErrorAs(t, err, &exitErr)
-	assert.NotEqual(t, 0, exitErr.ExitCode())
+	code, stderr := runExporter(t, []string{})
+	assert.Equal(t, 1, code)
 	assert.Less(t, time.Since(start), 5*time.Second)
-	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	require.Len(t, lines, 1, "one line: %s", stderr.String())
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	require.Len(t, lines, 1, "one line: %s", stderr)
 	assert.Contains(t, lines[0], "APIVIDEO_API_KEY")
 	assert.Contains(t, lines[0], "--apivideo.api-key-file")
 }
 
-func TestFlagsOutOfRange(t *testing.T) {
+// TestBadFlagsExitBeforeListening runs the binary for a few bad values;
+// TestParseFlags and TestValidate cover every flag in process.
+func TestBadFlagsExitBeforeListening(t *testing.T) {
 	for _, tc := range []struct {
-		flag string
-		want string
+		flag     string
+		wantCode int
+		want     string
 	}{
-		{"--apivideo.concurrency=0", "--apivideo.concurrency must be between 1 and 32"},
-		{"--apivideo.concurrency=33", "--apivideo.concurrency must be between 1 and 32"},
-		{"--apivideo.timeout=0s", "--apivideo.timeout must be between 0 and 5m"},
-		{"--apivideo.timeout=10m", "--apivideo.timeout must be between 0 and 5m"},
-		{"--apivideo.cache-ttl=-1s", "--apivideo.cache-ttl must not be negative"},
-		{"--collector.max-token-series=-1", "--collector.max-token-series must be between 0 and 100000"},
-		{"--web.timeout-offset=-1", "--web.timeout-offset must not be negative"},
-		{"--web.max-requests=-1", "--web.max-requests must not be negative"},
-		{"--collector.token-label=partial", "enum value must be one of redacted,full,none"},
-		{"--log.format=xml", "enum value must be one of logfmt,json"},
-		{"--apivideo.url=ftp://example.com", "--apivideo.url must be an http or https URL"},
-		{"--apivideo.url=ws.api.video", "--apivideo.url must be an http or https URL"},
-		{"--apivideo.concurrency=many", "invalid syntax"},
+		{"--apivideo.concurrency=abc", 2, `--apivideo.concurrency (or APIVIDEO_CONCURRENCY): invalid value "abc"`},
+		{"--log.level=verbose", 2, `--log.level: invalid value "verbose"`},
+		{"--apivideo.concurrency=33", 2, "--apivideo.concurrency must be between 1 and 32, got 33"},
+		{"--apivideo.url=http://host?x=1", 2, "--apivideo.url must be an http or https URL"},
+		{"--web.config.file=/nonexistent/web.yml", 1, "--web.config.file=/nonexistent/web.yml: open /nonexistent/web.yml: no such file or directory"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
-			cmd := exec.Command(exporterBinary(t), tc.flag, "--web.listen-address="+freeAddress(t))
-			cmd.Env = keyEnv("k")
-			out, err := cmd.CombinedOutput()
-			var exitErr *exec.ExitError
-			require.ErrorAs(t, err, &exitErr, "exits non-zero: %s", out)
-			assert.Equal(t, 2, exitErr.ExitCode(), "a usage error")
-			assert.Contains(t, string(out), tc.want)
+			code, stderr := runExporter(t, keyEnv("k"), tc.flag)
+			assert.Equal(t, tc.wantCode, code)
+			assert.Contains(t, stderr, tc.want)
+			assert.NotContains(t, stderr, "Listening on")
 		})
 	}
 }
 
 func TestKeyFileMissing(t *testing.T) {
-	cmd := exec.Command(exporterBinary(t), "--apivideo.api-key-file=/nonexistent/key", "--web.listen-address="+freeAddress(t))
-	cmd.Env = []string{}
-	out, err := cmd.CombinedOutput()
-	require.Error(t, err)
-	assert.Contains(t, string(out), "reading API key file")
+	code, stderr := runExporter(t, []string{}, "--apivideo.api-key-file=/nonexistent/key")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "reading API key file")
 }
 
 func TestBasicAuthFromWebConfig(t *testing.T) {
@@ -264,7 +171,7 @@ func TestBasicAuthFromWebConfig(t *testing.T) {
 	require.NoError(t, err)
 	config := filepath.Join(t.TempDir(), "web.yml")
 	require.NoError(t, os.WriteFile(config, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600))
-	p := startExporter(t, nil, "--demo", "--web.config.file="+config)
+	p := testsupport.StartExporter(t, nil, "--demo", "--web.config.file="+config)
 
 	for _, path := range []string{"/metrics", "/", "/-/healthy"} {
 		code, _, _ := get(t, p.URL+path, nil)
@@ -279,7 +186,7 @@ func TestBasicAuthFromWebConfig(t *testing.T) {
 }
 
 func TestDemoAndEndpoints(t *testing.T) {
-	p := startExporter(t, nil, "--demo")
+	p := testsupport.StartExporter(t, nil, "--demo")
 	code, _, body := get(t, p.URL+"/metrics", nil)
 	require.Equal(t, http.StatusOK, code)
 	m := parseMetrics(t, body)
@@ -296,21 +203,33 @@ func TestDemoAndEndpoints(t *testing.T) {
 		assert.Equal(t, http.StatusOK, code, path)
 		assert.Contains(t, body, want, path)
 	}
+	// The landing page shows the version and links only to what is served.
+	_, _, landing := get(t, p.URL+"/", nil)
+	assert.NotContains(t, landing, "version=,", "a version even without -ldflags")
+	assert.NotContains(t, landing, "pprof")
+	for _, link := range regexp.MustCompile(`href="([^"]+)"`).FindAllStringSubmatch(landing, -1) {
+		if strings.HasPrefix(link[1], "/") || !strings.Contains(link[1], ":") {
+			code, _, _ := get(t, p.URL+"/"+strings.TrimPrefix(link[1], "/"), nil)
+			assert.Equal(t, http.StatusOK, code, "landing page link %s", link[1])
+		}
+	}
 
 	_, header, body := get(t, p.URL+"/metrics", http.Header{"Accept": {"application/openmetrics-text;version=1.0.0"}})
 	assert.Contains(t, header.Get("Content-Type"), "application/openmetrics-text")
 	assert.True(t, strings.HasSuffix(body, "# EOF\n"))
 
 	// SIGTERM shuts down cleanly.
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-p.done:
-		assert.NoError(t, err, "exit status 0 on SIGTERM")
-		p.done <- err
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit after SIGTERM")
+	require.NoError(t, p.Stop(), "exit status 0 on SIGTERM")
+	log := p.Log()
+	assert.Contains(t, log, "shutting down")
+	// Every line, the toolkit's "Listening on" included, starts the same way.
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	assert.GreaterOrEqual(t, len(lines), 4)
+	for _, line := range lines {
+		assert.Regexp(t, `^level=\w+ ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z caller=\S+:\d+ `, line)
+		assert.NotContains(t, line, " time=")
 	}
-	assert.Contains(t, p.stderr.String(), "shutting down")
+	assert.Contains(t, log, `msg="Listening on"`)
 }
 
 // TestAcceptance is the core issue's acceptance case: 257 tokens of which
@@ -320,7 +239,7 @@ func TestAcceptance(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Seed: 21})
 	defer s.Close()
 	// At debug level, so that every log line is checked for secrets.
-	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL, "--log.level=debug")
+	p := testsupport.StartExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL, "--log.level=debug")
 	code, _, body := get(t, p.URL+"/metrics", nil)
 	at := time.Now()
 	require.Equal(t, http.StatusOK, code)
@@ -344,11 +263,13 @@ func TestAcceptance(t *testing.T) {
 		require.Len(t, match, 1)
 		assert.InDelta(t, match[0].ExpiresAt().Sub(at).Seconds(), series.GetGauge().GetValue(), 2)
 	}
+	require.NoError(t, p.Stop())
+	log := p.Log()
 	for _, tk := range truth {
 		require.NotContains(t, body, tk.Token, "a full token in /metrics")
-		require.NotContains(t, p.stderr.String(), tk.Token, "a full token in the log")
+		require.NotContains(t, log, tk.Token, "a full token in the log")
 	}
-	require.NotContains(t, p.stderr.String(), s.APIKey(), "the API key in the log")
+	require.NotContains(t, log, s.APIKey(), "the API key in the log")
 
 	check := exec.Command(promtool, "check", "metrics")
 	check.Stdin = strings.NewReader(body)
@@ -357,8 +278,10 @@ func TestAcceptance(t *testing.T) {
 }
 
 func TestUnreachableAPI(t *testing.T) {
-	closed := freeAddress(t) // nothing listens there
-	p := startExporter(t, keyEnv("some-key"), "--apivideo.url=http://"+closed, "--apivideo.timeout=2s")
+	refusing, release, err := testsupport.RefusingAddress()
+	require.NoError(t, err)
+	defer release()
+	p := testsupport.StartExporter(t, keyEnv("some-key"), "--apivideo.url=http://"+refusing, "--apivideo.timeout=2s")
 	start := time.Now()
 	code, _, body := get(t, p.URL+"/metrics", nil)
 	assert.Less(t, time.Since(start), 3*time.Second, "answers within the timeout")
@@ -369,21 +292,24 @@ func TestUnreachableAPI(t *testing.T) {
 		"apivideo_upload_token_expires_in_seconds", "apivideo_upload_tokens_expires_in_seconds_count"} {
 		assert.Equal(t, 0, countSeries(body, name), "%s published on a failed scrape", name)
 	}
+	// The log is complete only once the process has exited: lines written
+	// before the response may still be in the pipe when it arrives.
+	require.NoError(t, p.Stop())
 	var failures []string
-	for _, line := range strings.Split(p.stderr.String(), "\n") {
+	for _, line := range strings.Split(p.Log(), "\n") {
 		if strings.Contains(line, "scrape failed") {
 			failures = append(failures, line)
 		}
 	}
 	require.Len(t, failures, 1, "one log line says why")
 	assert.Contains(t, failures[0], "connection refused")
-	assert.NotContains(t, p.stderr.String(), "some-key")
+	assert.NotContains(t, p.Log(), "some-key")
 }
 
 func TestScrapeTimeoutHeaderAgainstHangingAPI(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 500})
 	defer s.Close()
-	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
+	p := testsupport.StartExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
 	for range 10 {
 		s.FailPage(0, fakeapi.Fault{Kind: fakeapi.FaultHang})
 	}
@@ -399,7 +325,7 @@ func TestConcurrentHTTPScrapesShareOneRound(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Latency: 500 * time.Millisecond})
 	defer s.Close()
 	// 50 scrapes at once: past the default --web.max-requests of 40.
-	p := startExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL, "--web.max-requests=50")
+	p := testsupport.StartExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL, "--web.max-requests=50")
 	var wg sync.WaitGroup
 	ups := make(chan float64, 50)
 	for range 50 {

@@ -28,8 +28,6 @@ import (
 const (
 	// DefaultURL is api.video's production host.
 	DefaultURL = "https://ws.api.video"
-	// SandboxURL is api.video's sandbox host.
-	SandboxURL = "https://sandbox.api.video"
 	// MaxPageSize is the largest page api.video serves.
 	MaxPageSize = 100
 	// DefaultConcurrency is how many pages are fetched at once by default.
@@ -105,8 +103,6 @@ type Config struct {
 type RateLimit struct {
 	Limit     int
 	Remaining int
-	// RetryAfter is X-RateLimit-Retry-After in seconds.
-	RetryAfter int
 }
 
 // Client talks to api.video. It is safe for concurrent use.
@@ -186,14 +182,34 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// ParseBaseURL checks that raw is an http or https URL with a host, as the
-// API's base URL must be.
+// ErrBaseURL is returned for a base URL the client cannot use.
+var ErrBaseURL = errors.New("invalid base URL")
+
+// ParseBaseURL checks that raw is an http or https URL with a host and at
+// most a path, as the API's base URL must be: request paths are appended to
+// it, so a query or fragment would swallow them, and credentials in a URL
+// end up in logs. Errors never quote user info.
 func ParseBaseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("base URL %q is not an http or https URL", raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a URL", ErrBaseURL)
 	}
-	return u, nil
+	var problem string
+	switch {
+	case u.User != nil:
+		return nil, fmt.Errorf("%w: user info is not allowed (the API key is given apart)", ErrBaseURL)
+	case u.Scheme != "https" && u.Scheme != "http":
+		problem = "is not an http or https URL"
+	case u.Host == "":
+		problem = "has no host"
+	case u.RawQuery != "" || u.ForceQuery:
+		problem = "has a query (?...): only a scheme, a host and a path are allowed"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		problem = "has a fragment (#...): only a scheme, a host and a path are allowed"
+	default:
+		return u, nil
+	}
+	return nil, fmt.Errorf("%w: %q %s", ErrBaseURL, raw, problem)
 }
 
 // newTransport keeps enough idle connections for every concurrent page
@@ -250,17 +266,13 @@ func (c *Client) recordRateLimit(h http.Header) {
 	}
 	limit, ok1 := parseCount(rawLimit, maxRateLimitValue)
 	remaining, ok2 := parseCount(rawRemaining, maxRateLimitValue)
-	retry, ok3 := parseRetryAfter(h.Get("X-RateLimit-Retry-After"))
 	c.rlMu.Lock()
 	defer c.rlMu.Unlock()
 	if !ok1 || !ok2 || remaining > limit {
 		c.rateLimit, c.rlKnown = RateLimit{}, false
 		return
 	}
-	if !ok3 {
-		retry = 0
-	}
-	c.rateLimit = RateLimit{Limit: limit, Remaining: remaining, RetryAfter: retry}
+	c.rateLimit = RateLimit{Limit: limit, Remaining: remaining}
 	c.rlKnown = true
 }
 

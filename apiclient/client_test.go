@@ -386,7 +386,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	}{
 		{"no key", apiclient.Config{}, "no api.video API key"},
 		{"bad scheme", apiclient.Config{Key: key, BaseURL: "ftp://x"}, "not an http or https URL"},
-		{"no host", apiclient.Config{Key: key, BaseURL: "https://"}, "not an http or https URL"},
+		{"no host", apiclient.Config{Key: key, BaseURL: "https://"}, "has no host"},
 		{"page too large", apiclient.Config{Key: key, PageSize: 101}, "page size"},
 		{"negative concurrency", apiclient.Config{Key: key, Concurrency: -1}, "concurrency"},
 	} {
@@ -394,6 +394,40 @@ func TestNewValidatesConfig(t *testing.T) {
 			_, err := apiclient.New(tc.cfg)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestParseBaseURL(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want string // part of the error; empty when the URL is accepted
+	}{
+		{"https://ws.api.video", ""},
+		{"https://sandbox.api.video/", ""},
+		{"http://127.0.0.1:8080/proxy/apivideo", ""},
+		{"ftp://ws.api.video", "not an http or https URL"},
+		{"ws.api.video", "not an http or https URL"},
+		{"https://", "has no host"},
+		{"http:ws.api.video", "has no host"},
+		{"http://host?x=1", "has a query"},
+		{"http://host/?", "has a query"},
+		{"http://host#top", "has a fragment"},
+		{"http://host/#", "has a fragment"},
+		{"https://user:s3cret@ws.api.video", "user info is not allowed"},
+		{"https://apikey@ws.api.video", "user info is not allowed"},
+		{"http://host/%zz", "not a URL"},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			u, err := apiclient.ParseBaseURL(tc.raw)
+			if tc.want == "" {
+				require.NoError(t, err)
+				assert.Equal(t, tc.raw, u.String())
+				return
+			}
+			require.ErrorIs(t, err, apiclient.ErrBaseURL)
+			assert.ErrorContains(t, err, tc.want)
+			assert.NotContains(t, err.Error(), "s3cret", "the error quotes no credentials")
 		})
 	}
 }

@@ -158,7 +158,7 @@ func decodeToken(item *fastjson.Value) ([]byte, time.Time, error) {
 // parseDate parses a date of a token and checks that it lies between
 // EarliestDate and LatestDate.
 func parseDate(b []byte) (time.Time, error) {
-	t, err := ParseTime(b)
+	t, err := parseTime(b)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -168,10 +168,10 @@ func parseDate(b []byte) (time.Time, error) {
 	return t, nil
 }
 
-// ParseTime parses the dates api.video sends: 2020-12-02T10:26:46+00:00,
+// parseTime parses the dates api.video sends: 2020-12-02T10:26:46+00:00,
 // 2020-12-02T10:26:46.000Z and 2020-12-02T10:26:46Z. The common shapes take a
 // fast path that allocates nothing; anything else goes through time.Parse.
-func ParseTime(b []byte) (time.Time, error) {
+func parseTime(b []byte) (time.Time, error) {
 	if t, ok := parseTimeFast(b); ok {
 		return t, nil
 	}

@@ -34,7 +34,7 @@ func TestParseTime(t *testing.T) {
 		{"yesterday", time.Time{}, false},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseTime([]byte(tc.in))
+			got, err := parseTime([]byte(tc.in))
 			if !tc.ok {
 				require.Error(t, err)
 				return
@@ -176,12 +176,12 @@ func FuzzParseTime(f *testing.F) {
 				t.Fatalf("%q: fast path %v, time.Parse %v", s, got, want)
 			}
 		}
-		parsed, perr := ParseTime([]byte(s))
+		parsed, perr := parseTime([]byte(s))
 		if (perr == nil) != (err == nil) {
-			t.Fatalf("%q: ParseTime error %v, time.Parse error %v", s, perr, err)
+			t.Fatalf("%q: parseTime error %v, time.Parse error %v", s, perr, err)
 		}
 		if err == nil && !parsed.Equal(want) {
-			t.Fatalf("%q: ParseTime %v, time.Parse %v", s, parsed, want)
+			t.Fatalf("%q: parseTime %v, time.Parse %v", s, parsed, want)
 		}
 	})
 }

@@ -30,21 +30,8 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
-
-// discard is a ResponseWriter that throws the body away.
-type discard struct {
-	h      http.Header
-	status int
-	n      int64
-}
-
-func (d *discard) Header() http.Header  { return d.h }
-func (d *discard) WriteHeader(code int) { d.status = code }
-func (d *discard) Write(p []byte) (int, error) {
-	d.n += int64(len(p))
-	return len(p), nil
-}
 
 // errorCounter counts the log lines the collector writes: any is a failed scrape.
 type errorCounter struct{ n atomic.Int64 }
@@ -99,25 +86,25 @@ func benchCollect(b *testing.B, url, key string, tokens int) {
 	if got := gaugeValue(families, "apivideo_upload_tokens_active"); got != float64(tokens) {
 		b.Fatalf("apivideo_upload_tokens_active %v, want %d", got, tokens)
 	}
-	var out discard
+	var out *testsupport.Discard
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	before := m.TotalAlloc
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		out = discard{h: http.Header{}}
-		handler.ServeHTTP(&out, req)
+		out = testsupport.NewDiscard()
+		handler.ServeHTTP(out, req)
 	}
 	b.StopTimer()
 	runtime.ReadMemStats(&m)
-	if errs.n.Load() != 0 || (out.status != 0 && out.status != http.StatusOK) {
-		b.Fatalf("%d scrapes failed; last status %d", errs.n.Load(), out.status)
+	if errs.n.Load() != 0 || (out.Status != 0 && out.Status != http.StatusOK) {
+		b.Fatalf("%d scrapes failed; last status %d", errs.n.Load(), out.Status)
 	}
 	n := float64(b.N) * float64(tokens)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/token")
 	b.ReportMetric(float64(m.TotalAlloc-before)/n, "B/token")
-	b.ReportMetric(float64(out.n), "exposition-B")
+	b.ReportMetric(float64(out.Bytes), "exposition-B")
 }
 
 func gaugeValue(families []*dto.MetricFamily, name string) float64 {

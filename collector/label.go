@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -24,24 +25,40 @@ const (
 	LabelNone
 )
 
-// ErrUnknownLabelMode is returned by ParseLabelMode.
+// labelModeNames are the modes' names, in the order of their values: the
+// one list that flags, help texts and String read.
+var labelModeNames = [...]string{LabelRedacted: "redacted", LabelFull: "full", LabelNone: "none"}
+
+// LabelModeNames returns the names UnmarshalText accepts.
+func LabelModeNames() []string { return labelModeNames[:] }
+
+// ErrUnknownLabelMode is returned by UnmarshalText for a name it does not know.
 var ErrUnknownLabelMode = errors.New("unknown token label mode")
 
-// ParseLabelMode parses redacted, full or none.
-func ParseLabelMode(s string) (LabelMode, error) {
-	switch s {
-	case "redacted":
-		return LabelRedacted, nil
-	case "full":
-		return LabelFull, nil
-	case "none":
-		return LabelNone, nil
+// UnmarshalText sets m from one of LabelModeNames.
+func (m *LabelMode) UnmarshalText(text []byte) error {
+	for i, name := range labelModeNames {
+		if string(text) == name {
+			*m = LabelMode(i)
+			return nil
+		}
 	}
-	return 0, fmt.Errorf("%w %q: want redacted, full or none", ErrUnknownLabelMode, s)
+	return fmt.Errorf("%w %q: want one of %s", ErrUnknownLabelMode, text, strings.Join(labelModeNames[:], ", "))
+}
+
+// MarshalText returns the mode's name.
+func (m LabelMode) MarshalText() ([]byte, error) {
+	if m < 0 || int(m) >= len(labelModeNames) {
+		return nil, fmt.Errorf("%w %d", ErrUnknownLabelMode, int(m))
+	}
+	return []byte(labelModeNames[m]), nil
 }
 
 func (m LabelMode) String() string {
-	return [...]string{"redacted", "full", "none"}[m]
+	if m < 0 || int(m) >= len(labelModeNames) {
+		return fmt.Sprintf("LabelMode(%d)", int(m))
+	}
+	return labelModeNames[m]
 }
 
 const (

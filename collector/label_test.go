@@ -89,12 +89,35 @@ func TestRedactedLabelChangesOnlyWithItsPrefixGroup(t *testing.T) {
 	assert.Equal(t, before[1:], after[1:3])
 }
 
-func TestParseLabelMode(t *testing.T) {
-	for _, s := range []string{"redacted", "full", "none"} {
-		m, err := collector.ParseLabelMode(s)
-		require.NoError(t, err)
-		assert.Equal(t, s, m.String())
+func TestLabelModeText(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode collector.LabelMode
+	}{
+		{"redacted", collector.LabelRedacted},
+		{"full", collector.LabelFull},
+		{"none", collector.LabelNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m collector.LabelMode
+			require.NoError(t, m.UnmarshalText([]byte(tc.name)))
+			assert.Equal(t, tc.mode, m)
+			assert.Equal(t, tc.name, m.String())
+			text, err := m.MarshalText()
+			require.NoError(t, err)
+			assert.Equal(t, tc.name, string(text))
+		})
 	}
-	_, err := collector.ParseLabelMode("partial")
+	assert.Equal(t, []string{"redacted", "full", "none"}, collector.LabelModeNames())
+
+	for _, bad := range []string{"partial", "", "Full", "redacted "} {
+		m := collector.LabelNone
+		err := m.UnmarshalText([]byte(bad))
+		assert.ErrorIs(t, err, collector.ErrUnknownLabelMode, "%q", bad)
+		assert.ErrorContains(t, err, "redacted, full, none")
+		assert.Equal(t, collector.LabelNone, m, "left unchanged by %q", bad)
+	}
+	_, err := collector.LabelMode(7).MarshalText()
 	assert.ErrorIs(t, err, collector.ErrUnknownLabelMode)
+	assert.Equal(t, "LabelMode(7)", collector.LabelMode(7).String())
 }

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,12 +37,8 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
-
-// What Prometheus 3 sends with a scrape; Go's transport adds gzip.
-const acceptHeader = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5," +
-	"application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3," +
-	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
 
 type config struct {
 	tokens, big     int
@@ -159,7 +154,7 @@ func (s *scraper) scrape(wantTokens int) (scrapeResult, error) {
 		return scrapeResult{}, err
 	}
 	req, _ := http.NewRequest(http.MethodGet, s.url+"/metrics", nil)
-	req.Header.Set("Accept", acceptHeader)
+	req.Header.Set("Accept", testsupport.PrometheusAccept)
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
 	start := time.Now()
 	resp, err := s.client.Do(req)
@@ -252,17 +247,9 @@ func run(cfg config) error {
 
 	bin := cfg.exporter
 	if bin == "" {
-		root, err := moduleRoot()
-		if err != nil {
+		fmt.Fprintln(os.Stderr, "building the exporter")
+		if bin, err = testsupport.BuildExporter(tmp); err != nil {
 			return err
-		}
-		bin = filepath.Join(tmp, "apivideo_exporter")
-		build := exec.Command("go", "build", "-o", bin, ".")
-		build.Dir = root
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		fmt.Fprintf(os.Stderr, "building the exporter in %s\n", root)
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build: %w", err)
 		}
 	}
 
@@ -275,11 +262,10 @@ func run(cfg config) error {
 		gen.Close()
 	}
 
-	port, err := freePort()
+	addr, err := testsupport.FreeAddress()
 	if err != nil {
 		return err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"--apivideo.url=" + fake.URL, "--web.listen-address=" + addr}
 	if cfg.concurrency > 0 {
 		args = append(args, "--apivideo.concurrency="+strconv.Itoa(cfg.concurrency))
@@ -317,7 +303,9 @@ func run(cfg config) error {
 
 	base := "http://" + addr
 	hc := &http.Client{Timeout: time.Minute}
-	if err := waitReady(hc, base+"/-/ready", 15*time.Second); err != nil {
+	ready, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := testsupport.WaitReady(ready, hc, base+"/-/ready"); err != nil {
 		return fail(err)
 	}
 	p := proc{cmd.Process.Pid}
@@ -415,48 +403,6 @@ func run(cfg config) error {
 		fmt.Printf("| RSS after the %d-token scrapes (VmHWM) | %s (%s) | ≤ 40 MiB | %s |\n", cfg.big, mib(bigRSS), mib(bigHWM), passMiss(bigRSS <= 40<<20))
 	}
 	return nil
-}
-
-func waitReady(hc *http.Client, url string, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("exporter not ready at %s within %s (last error: %v)", url, within, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run from inside the exporter's module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 func nproc() string {

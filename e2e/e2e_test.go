@@ -1,7 +1,8 @@
-package main
+package e2e_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,37 +21,33 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/dashboards"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
-
-// The end-to-end test runs the exporter binary against the api.video fake,
-// the real Prometheus server scraping it and evaluating the alert rules,
-// and checks every e2eQuery of the dashboard and of the rules against it.
-// It needs Debian's prometheus package (prometheus and promtool).
 
 const (
-	e2eJob          = "apivideo"
-	e2eTokens       = 257
-	e2eNoExpiry     = 43
-	e2eRateInterval = "15s"
+	job          = "apivideo"
+	tokens       = 257
+	noExpiry     = 43
+	rateInterval = "15s"
 )
 
-// e2eUnserved are metrics that the dashboard and the rules query but that
-// the exporter does not serve yet: expressions over them must parse and
+// unserved are metrics that the dashboard and the rules query but that the
+// exporter does not serve yet: expressions over them must parse and
 // evaluate, and need not return data. The test fails as soon as the
 // exporter serves one of them, so that its entry goes and its queries are
 // held to returning data like the others.
-var e2eUnserved = []string{
+var unserved = []string{
 	"apivideo_upload_token_without_expiry_created_timestamp_seconds",
 	"apivideo_upload_tokens_ttl_seconds",
 	"apivideo_upload_tokens_created_total",
 }
 
-// e2eQueriesUnserved tells whether expr selects a metric of e2eUnserved
-// (a histogram's _bucket, _count and _sum included).
-func e2eQueriesUnserved(expr string) bool {
+// queriesUnserved tells whether expr selects a metric of unserved (a
+// histogram's _bucket, _count and _sum included).
+func queriesUnserved(expr string) bool {
 	for _, s := range dashboards.Selectors(expr) {
 		name, _, _ := strings.Cut(s, "{")
-		for _, u := range e2eUnserved {
+		for _, u := range unserved {
 			if name == u || name == u+"_bucket" || name == u+"_count" || name == u+"_sum" {
 				return true
 			}
@@ -59,8 +56,10 @@ func e2eQueriesUnserved(expr string) bool {
 	return false
 }
 
-// e2eLookBinary finds a Prometheus binary or fails: the test is never skipped.
-func e2eLookBinary(t *testing.T, name string) string {
+func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
+
+// lookBinary finds a Prometheus binary or fails: the test is never skipped.
+func lookBinary(t *testing.T, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
@@ -74,11 +73,11 @@ func e2eLookBinary(t *testing.T, name string) string {
 	return ""
 }
 
-// e2eStartProcess starts cmd and kills it on cleanup, logging its output if
+// startProcess starts cmd and kills it on cleanup, logging its output if
 // the test failed.
-func e2eStartProcess(t *testing.T, name string, cmd *exec.Cmd) {
+func startProcess(t *testing.T, name string, cmd *exec.Cmd) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testsupport.SyncBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	require.NoError(t, cmd.Start(), "starting %s", name)
@@ -91,30 +90,21 @@ func e2eStartProcess(t *testing.T, name string, cmd *exec.Cmd) {
 	})
 }
 
-func e2eWaitHTTP(t *testing.T, u string, timeout time.Duration) {
+// waitReady waits until url answers 200.
+func waitReady(t *testing.T, url string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := http.Get(u)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after %s (last error: %v)", u, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	require.NoError(t, testsupport.WaitReady(ctx, http.DefaultClient, url))
 }
 
-type e2ePromSample struct {
+// sample is one element of an instant vector from Prometheus' HTTP API.
+type sample struct {
 	Metric map[string]string `json:"metric"`
 	Value  [2]any            `json:"value"`
 }
 
-func (s e2ePromSample) float(t *testing.T) float64 {
+func (s sample) float(t *testing.T) float64 {
 	t.Helper()
 	str, ok := s.Value[1].(string)
 	require.True(t, ok)
@@ -123,8 +113,8 @@ func (s e2ePromSample) float(t *testing.T) float64 {
 	return f
 }
 
-// e2eQuery runs an instant e2eQuery and returns the vector, or the API error.
-func e2eQuery(t *testing.T, promURL, expr string) ([]e2ePromSample, error) {
+// query runs an instant query and returns the vector, or the API error.
+func query(t *testing.T, promURL, expr string) ([]sample, error) {
 	t.Helper()
 	resp, err := http.PostForm(promURL+"/api/v1/query", url.Values{"query": {expr}})
 	require.NoError(t, err)
@@ -146,26 +136,26 @@ func e2eQuery(t *testing.T, promURL, expr string) ([]e2ePromSample, error) {
 	}
 	switch r.Data.ResultType {
 	case "vector":
-		var v []e2ePromSample
+		var v []sample
 		require.NoError(t, json.Unmarshal(r.Data.Result, &v))
 		return v, nil
 	case "scalar":
 		var s [2]any
 		require.NoError(t, json.Unmarshal(r.Data.Result, &s))
-		return []e2ePromSample{{Value: s}}, nil
+		return []sample{{Value: s}}, nil
 	default:
 		return nil, fmt.Errorf("unexpected result type %s", r.Data.ResultType)
 	}
 }
 
-func e2eMustQuery(t *testing.T, promURL, expr string) []e2ePromSample {
+func mustQuery(t *testing.T, promURL, expr string) []sample {
 	t.Helper()
-	v, err := e2eQuery(t, promURL, expr)
+	v, err := query(t, promURL, expr)
 	require.NoError(t, err, expr)
 	return v
 }
 
-func e2eRunPromtool(t *testing.T, promtool string, stdin []byte, args ...string) {
+func runPromtool(t *testing.T, promtool string, stdin []byte, args ...string) {
 	t.Helper()
 	cmd := exec.Command(promtool, args...)
 	if stdin != nil {
@@ -176,24 +166,27 @@ func e2eRunPromtool(t *testing.T, promtool string, stdin []byte, args ...string)
 	t.Logf("promtool %s: %s", strings.Join(args, " "), bytes.TrimSpace(out))
 }
 
-func TestE2EPrometheus(t *testing.T) {
-	prometheus := e2eLookBinary(t, "prometheus")
-	promtool := e2eLookBinary(t, "promtool")
+func TestPrometheus(t *testing.T) {
+	prometheus := lookBinary(t, "prometheus")
+	promtool := lookBinary(t, "promtool")
 
 	// Static checks of the files Prometheus loads.
-	e2eRunPromtool(t, promtool, nil, "check", "rules", dashboards.RulesFile)
-	e2eRunPromtool(t, promtool, nil, "test", "rules", dashboards.RulesTestFile)
-	e2eRunPromtool(t, promtool, nil, "check", "config", "deploy/prometheus/prometheus.yml")
+	root, err := testsupport.ModuleRoot()
+	require.NoError(t, err)
+	inRoot := func(path string) string { return filepath.Join(root, path) }
+	runPromtool(t, promtool, nil, "check", "rules", inRoot(dashboards.RulesFile))
+	runPromtool(t, promtool, nil, "test", "rules", inRoot(dashboards.RulesTestFile))
+	runPromtool(t, promtool, nil, "check", "config", inRoot("deploy/prometheus/prometheus.yml"))
 
 	dir := t.TempDir()
 
 	// The exporter, against the api.video fake.
-	fake := fakeapi.NewServer(fakeapi.Options{Tokens: e2eTokens, WithoutExpiry: e2eNoExpiry, Seed: 1})
+	fake := fakeapi.NewServer(fakeapi.Options{Tokens: tokens, WithoutExpiry: noExpiry, Seed: 1})
 	t.Cleanup(fake.Close)
-	exporter := startExporter(t, keyEnv(fake.APIKey()), "--apivideo.url="+fake.URL, "--log.level=debug")
+	exporter := testsupport.StartExporter(t, []string{"APIVIDEO_API_KEY=" + fake.APIKey()}, "--apivideo.url="+fake.URL, "--log.level=debug")
 	exporterAddr := strings.TrimPrefix(exporter.URL, "http://")
 	exporterURL := exporter.URL
-	e2eWaitHTTP(t, exporterURL+"/-/healthy", time.Second)
+	waitReady(t, exporterURL+"/-/healthy", time.Second)
 
 	// promtool check metrics on what the exporter serves.
 	resp, err := http.Get(exporterURL + "/metrics")
@@ -202,14 +195,13 @@ func TestE2EPrometheus(t *testing.T) {
 	_ = resp.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(metrics))
-	e2eRunPromtool(t, promtool, metrics, "check", "metrics")
-	for _, name := range e2eUnserved {
-		assert.NotContains(t, string(metrics), "\n# TYPE "+name+" ", "%s is served: drop it from e2eUnserved", name)
+	runPromtool(t, promtool, metrics, "check", "metrics")
+	for _, name := range unserved {
+		assert.NotContains(t, string(metrics), "\n# TYPE "+name+" ", "%s is served: drop it from unserved", name)
 	}
 
 	// The real Prometheus, scraping every second and evaluating the rules.
-	rules, err := filepath.Abs(dashboards.RulesFile)
-	require.NoError(t, err)
+	rules := inRoot(dashboards.RulesFile)
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
@@ -220,25 +212,26 @@ scrape_configs:
   - job_name: %q
     static_configs:
       - targets: [%q]
-`, rules, e2eJob, exporterAddr)
+`, rules, job, exporterAddr)
 	configFile := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
-	e2eRunPromtool(t, promtool, nil, "check", "config", configFile)
+	runPromtool(t, promtool, nil, "check", "config", configFile)
 
-	promAddr := freeAddress(t)
-	e2eStartProcess(t, "prometheus", exec.Command(prometheus,
+	promAddr, err := testsupport.FreeAddress()
+	require.NoError(t, err)
+	startProcess(t, "prometheus", exec.Command(prometheus,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr,
 		"--log.level=warn",
 	))
 	promURL := "http://" + promAddr
-	e2eWaitHTTP(t, promURL+"/-/ready", 20*time.Second)
+	waitReady(t, promURL+"/-/ready", 20*time.Second)
 
 	// Wait for a few scrapes, enough for rate() over $__rate_interval.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		v, err := e2eQuery(t, promURL, fmt.Sprintf(`count_over_time(apivideo_up{job=%q}[1m])`, e2eJob))
+		v, err := query(t, promURL, fmt.Sprintf(`count_over_time(apivideo_up{job=%q}[1m])`, job))
 		if err == nil && len(v) == 1 && v[0].float(t) >= 6 {
 			break
 		}
@@ -249,24 +242,24 @@ scrape_configs:
 	}
 
 	// The numbers went through the whole chain.
-	v := e2eMustQuery(t, promURL, `apivideo_up`)
+	v := mustQuery(t, promURL, `apivideo_up`)
 	require.Len(t, v, 1)
 	assert.Equal(t, 1.0, v[0].float(t))
 	assert.Equal(t, exporterAddr, v[0].Metric["instance"])
-	assert.Equal(t, e2eJob, v[0].Metric["job"])
+	assert.Equal(t, job, v[0].Metric["job"])
 
 	t.Run("dashboard", func(t *testing.T) {
 		d, err := dashboards.Load()
 		require.NoError(t, err)
-		values := map[string][]e2ePromSample{}
+		values := map[string][]sample{}
 		n := 0
 		for _, p := range d.AllPanels() {
 			for _, tg := range p.Targets {
 				n++
-				expr := dashboards.Substitute(tg.Expr, e2eJob, exporterAddr, e2eRateInterval)
+				expr := dashboards.Substitute(tg.Expr, job, exporterAddr, rateInterval)
 				name := fmt.Sprintf("%s/%s", p.Title, tg.RefID)
-				e2eCheckExpr(t, promURL, name, expr)
-				values[name] = e2eMustQuery(t, promURL, expr)
+				checkExpr(t, promURL, name, expr)
+				values[name] = mustQuery(t, promURL, expr)
 			}
 		}
 		require.Greater(t, n, 10)
@@ -278,8 +271,8 @@ scrape_configs:
 			return v[0].float(t)
 		}
 		assert.Equal(t, 1.0, one("api.video read/A"))
-		assert.Equal(t, float64(e2eTokens), one("Active upload tokens/A"))
-		assert.Equal(t, float64(e2eNoExpiry), one("Tokens without expiry/A"))
+		assert.Equal(t, float64(tokens), one("Active upload tokens/A"))
+		assert.Equal(t, float64(noExpiry), one("Tokens without expiry/A"))
 		assert.Equal(t, 1.0, one("Replicas reading api.video/A"))
 		assert.Equal(t, 1.0, one("Replicas reading api.video/B"))
 		assert.Positive(t, one("Rate-limit headroom/A"))
@@ -318,12 +311,12 @@ scrape_configs:
 		for _, r := range rs {
 			exprs[r.Alert] = r.Expr
 			if reason, ok := notFiring[r.Alert]; ok {
-				v := e2eMustQuery(t, promURL, r.Expr)
+				v := mustQuery(t, promURL, r.Expr)
 				assert.Empty(t, v, "%s should not fire in a healthy run (%s)", r.Alert, reason)
-				e2eCheckSelectors(t, promURL, r.Alert, r.Expr)
+				checkSelectors(t, promURL, r.Alert, r.Expr)
 				continue
 			}
-			e2eCheckExpr(t, promURL, r.Alert, r.Expr)
+			checkExpr(t, promURL, r.Alert, r.Expr)
 		}
 		for name := range notFiring {
 			assert.Contains(t, exprs, name)
@@ -333,43 +326,43 @@ scrape_configs:
 		// expiry are pending (for: 15m), nothing else is active.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			active := e2eActiveAlerts(t, promURL)
+			active := activeAlerts(t, promURL)
 			if _, ok := active["ApivideoTokensWithoutExpiry"]; ok || time.Now().After(deadline) {
 				assert.Equal(t, map[string]string{"ApivideoTokensWithoutExpiry": "pending"}, active)
 				break
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
-		e2eRuleHealth(t, promURL, len(rs))
+		ruleHealth(t, promURL, len(rs))
 	})
 }
 
-// e2eCheckExpr asserts that expr parses and, unless it queries a metric of
-// e2eUnserved, that it and each of its selectors return data.
-func e2eCheckExpr(t *testing.T, promURL, name, expr string) {
+// checkExpr asserts that expr parses and, unless it queries a metric of
+// unserved, that it and each of its selectors return data.
+func checkExpr(t *testing.T, promURL, name, expr string) {
 	t.Helper()
-	v, err := e2eQuery(t, promURL, expr)
-	if !assert.NoError(t, err, "%s: %s", name, expr) || e2eQueriesUnserved(expr) {
+	v, err := query(t, promURL, expr)
+	if !assert.NoError(t, err, "%s: %s", name, expr) || queriesUnserved(expr) {
 		return
 	}
 	assert.NotEmpty(t, v, "%s returned no data: %s", name, expr)
-	e2eCheckSelectors(t, promURL, name, expr)
+	checkSelectors(t, promURL, name, expr)
 }
 
-func e2eCheckSelectors(t *testing.T, promURL, name, expr string) {
+func checkSelectors(t *testing.T, promURL, name, expr string) {
 	t.Helper()
 	sels := dashboards.Selectors(expr)
 	assert.NotEmpty(t, sels, "%s: no selector found in %s", name, expr)
 	for _, s := range sels {
-		v, err := e2eQuery(t, promURL, s)
-		if assert.NoError(t, err, "%s: selector %s", name, s) && !e2eQueriesUnserved(s) {
+		v, err := query(t, promURL, s)
+		if assert.NoError(t, err, "%s: selector %s", name, s) && !queriesUnserved(s) {
 			assert.NotEmpty(t, v, "%s: selector %s matches no series", name, s)
 		}
 	}
 }
 
-// e2eActiveAlerts returns the state of each pending or firing alert.
-func e2eActiveAlerts(t *testing.T, promURL string) map[string]string {
+// activeAlerts returns the state of each pending or firing alert.
+func activeAlerts(t *testing.T, promURL string) map[string]string {
 	t.Helper()
 	resp, err := http.Get(promURL + "/api/v1/alerts")
 	require.NoError(t, err)
@@ -390,9 +383,9 @@ func e2eActiveAlerts(t *testing.T, promURL string) map[string]string {
 	return out
 }
 
-// e2eRuleHealth asserts that Prometheus loaded every rule and evaluates it
+// ruleHealth asserts that Prometheus loaded every rule and evaluates it
 // without error.
-func e2eRuleHealth(t *testing.T, promURL string, want int) {
+func ruleHealth(t *testing.T, promURL string, want int) {
 	t.Helper()
 	resp, err := http.Get(promURL + "/api/v1/rules")
 	require.NoError(t, err)

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/collector"
+)
+
+// Limits of the flags' values, stated in --help and checked by validate.
+const (
+	maxAPITimeout   = 5 * time.Minute
+	maxConcurrency  = 32
+	maxTokenSeries  = 100000
+	defaultLogLevel = "info"
+)
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"logfmt", "json"}
+)
+
+// config is the exporter's settings: one field per flag.
+type config struct {
+	web           *web.FlagConfig
+	metricsPath   string
+	maxRequests   int
+	timeoutOffset float64
+
+	apiURL      string
+	keyFile     string
+	apiTimeout  time.Duration
+	concurrency int
+	cacheTTL    time.Duration
+
+	tokenLabel collector.LabelMode
+	maxSeries  int
+
+	logLevel  string
+	logFormat string
+	demo      bool
+}
+
+// newApp declares the flags, each bound to a field of cfg. Parse errors
+// name the flag they belong to.
+func newApp(cfg *config) *kingpin.Application {
+	app := kingpin.New(exporterName, "Prometheus exporter for the delegated upload tokens of an api.video account.")
+	cfg.web = kingpinflag.AddFlags(app, defaultPort)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").
+		Default("/metrics").StringVar(&cfg.metricsPath)
+	app.Flag("web.max-requests", "Most scrapes served at once, 0 or more (0: no limit); more get 503 at once.").
+		Default("40").IntVar(&cfg.maxRequests)
+	app.Flag("web.timeout-offset", "Seconds to subtract from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer (0 or more).").
+		Default("0.5").Float64Var(&cfg.timeoutOffset)
+
+	app.Flag("apivideo.url", "api.video API base URL: scheme, host and optional path (https://sandbox.api.video for the sandbox).").
+		Envar("APIVIDEO_URL").Default(apiclient.DefaultURL).StringVar(&cfg.apiURL)
+	app.Flag("apivideo.api-key-file", "File holding the api.video API key, read again at each login so a rotated key is picked up. Otherwise the key comes from the APIVIDEO_API_KEY environment variable.").
+		Envar("APIVIDEO_API_KEY_FILE").PlaceHolder("PATH").StringVar(&cfg.keyFile)
+	app.Flag("apivideo.timeout", fmt.Sprintf("Longest time a scrape may spend on api.video, a duration with a unit, above 0 and at most %s (such as 10s or 1m); a shorter Prometheus scrape timeout takes precedence.", maxAPITimeout)).
+		Envar("APIVIDEO_TIMEOUT").Default("10s").DurationVar(&cfg.apiTimeout)
+	app.Flag("apivideo.concurrency", fmt.Sprintf("Pages of upload tokens fetched at once (1-%d).", maxConcurrency)).
+		Envar("APIVIDEO_CONCURRENCY").Default(strconv.Itoa(apiclient.DefaultConcurrency)).IntVar(&cfg.concurrency)
+	app.Flag("apivideo.cache-ttl", "Reuse the last successful listing for scrapes within this time (0: fetch on every scrape). Seconds until expiry are still computed at scrape time.").
+		Envar("APIVIDEO_CACHE_TTL").Default("0s").DurationVar(&cfg.cacheTTL)
+
+	app.Flag("collector.token-label", "What the token label of per-token series holds: redacted (a prefix), full (the whole token, a credential) or none (no per-token series). One of: ["+strings.Join(collector.LabelModeNames(), ", ")+"]").
+		Default(collector.LabelRedacted.String()).SetValue(textValue{&cfg.tokenLabel})
+	app.Flag("collector.max-token-series", fmt.Sprintf("Most per-token series to publish, keeping the tokens closest to expiry (0-%d). Counts always cover every token.", maxTokenSeries)).
+		Default(strconv.Itoa(collector.DefaultMaxTokenSeries)).IntVar(&cfg.maxSeries)
+
+	app.Flag("log.level", "Only log messages with the given severity or above. One of: ["+strings.Join(logLevels, ", ")+"]").
+		Default(defaultLogLevel).EnumVar(&cfg.logLevel, logLevels...)
+	app.Flag("log.format", "Output format of log messages. One of: ["+strings.Join(logFormats, ", ")+"]").
+		Default(logFormats[0]).EnumVar(&cfg.logFormat, logFormats...)
+	app.Flag("demo", "Serve a simulated api.video account, no API key needed.").BoolVar(&cfg.demo)
+
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	nameParseErrors(app)
+	return app
+}
+
+// parseFlags parses the command line (and the flags' environment
+// variables) into a config, without validating it.
+func parseFlags(args []string) (*config, error) {
+	cfg := &config{}
+	if _, err := newApp(cfg).Parse(args); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// validate checks the values that parse but that the exporter cannot use.
+// It reads no file and no environment; every message names its flag.
+func (c *config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.metricsPath != "" && strings.HasPrefix(c.metricsPath, "/"),
+		"--web.telemetry-path must start with /, got %q", c.metricsPath)
+	check(c.maxRequests >= 0, "--web.max-requests must not be negative, got %d", c.maxRequests)
+	check(c.timeoutOffset >= 0 && !math.IsInf(c.timeoutOffset, 1),
+		"--web.timeout-offset must be a number of seconds, 0 or more, got %v", c.timeoutOffset)
+	if _, err := apiclient.ParseBaseURL(c.apiURL); err != nil {
+		errs = append(errs, fmt.Errorf("--apivideo.url must be an http or https URL such as %s: %w", apiclient.DefaultURL, err))
+	}
+	check(c.apiTimeout > 0 && c.apiTimeout <= maxAPITimeout,
+		"--apivideo.timeout must be above 0 and at most %s, got %s", maxAPITimeout, c.apiTimeout)
+	check(c.concurrency >= 1 && c.concurrency <= maxConcurrency,
+		"--apivideo.concurrency must be between 1 and %d, got %d", maxConcurrency, c.concurrency)
+	check(c.cacheTTL >= 0, "--apivideo.cache-ttl must not be negative, got %s", c.cacheTTL)
+	check(c.maxSeries >= 0 && c.maxSeries <= maxTokenSeries,
+		"--collector.max-token-series must be between 0 and %d, got %d", maxTokenSeries, c.maxSeries)
+	return errors.Join(errs...)
+}
+
+// checkWebConfig loads --web.config.file as the server will, so that a
+// missing or broken file stops the exporter before it listens.
+func checkWebConfig(path string) error {
+	if err := web.Validate(path); err != nil {
+		return fmt.Errorf("--web.config.file=%s: %w", path, err)
+	}
+	return nil
+}
+
+// nameParseErrors makes every flag's parse errors say which flag they
+// are about: kingpin reports only the value's own error, such as
+// "time: missing unit in duration".
+func nameParseErrors(app *kingpin.Application) {
+	for _, f := range app.Model().Flags {
+		switch v := f.Value.(type) {
+		case interface{ IsBoolFlag() bool }:
+			if v.IsBoolFlag() {
+				continue // takes no value
+			}
+		case interface{ IsCumulative() bool }:
+			if v.IsCumulative() {
+				continue // kingpin asks the value itself whether it repeats
+			}
+		}
+		app.GetFlag(f.Name).SetValue(namedValue{flag: f.Name, envar: f.Envar, Value: f.Value})
+	}
+}
+
+// namedValue prefixes a flag value's parse errors with the flag.
+type namedValue struct {
+	flag, envar string
+	kingpin.Value
+}
+
+func (v namedValue) Set(s string) error {
+	err := v.Value.Set(s)
+	if err == nil {
+		return nil
+	}
+	// strconv's errors repeat the function name and the input.
+	var numErr *strconv.NumError
+	if errors.As(err, &numErr) {
+		err = numErr.Err
+	}
+	name := "--" + v.flag
+	if v.envar != "" {
+		name += " (or " + v.envar + ")"
+	}
+	return fmt.Errorf("%s: invalid value %q: %w", name, s, err)
+}
+
+// textValue is a flag backed by a type that parses and prints itself.
+type textValue struct {
+	v interface {
+		UnmarshalText([]byte) error
+		String() string
+	}
+}
+
+func (t textValue) Set(s string) error { return t.v.UnmarshalText([]byte(s)) }
+func (t textValue) String() string     { return t.v.String() }
