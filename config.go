@@ -70,14 +70,14 @@ func newApp(cfg *config) *kingpin.Application {
 	app.Flag("apivideo.timeout", fmt.Sprintf("Longest time a scrape may spend on api.video, a duration with a unit, above 0 and at most %s (such as 10s or 1m); a shorter Prometheus scrape timeout takes precedence.", maxAPITimeout)).
 		Envar("APIVIDEO_TIMEOUT").Default("10s").DurationVar(&cfg.apiTimeout)
 	app.Flag("apivideo.concurrency", fmt.Sprintf("Pages of upload tokens fetched at once (1-%d).", maxConcurrency)).
-		Envar("APIVIDEO_CONCURRENCY").Default(strconv.Itoa(apiclient.DefaultConcurrency)).IntVar(&cfg.concurrency)
+		Envar("APIVIDEO_CONCURRENCY").Default(strconv.Itoa(apiclient.DefaultConcurrency)).SetValue(intValue{&cfg.concurrency})
 	app.Flag("apivideo.cache-ttl", "Reuse the last successful listing for scrapes within this time (0: fetch on every scrape). Seconds until expiry are still computed at scrape time.").
 		Envar("APIVIDEO_CACHE_TTL").Default("0s").DurationVar(&cfg.cacheTTL)
 
 	app.Flag("collector.token-label", "What the token label of per-token series holds: redacted (a prefix), full (the whole token, a credential) or none (no per-token series). One of: ["+strings.Join(collector.LabelModeNames(), ", ")+"]").
 		Default(collector.LabelRedacted.String()).SetValue(textValue{&cfg.tokenLabel})
 	app.Flag("collector.max-token-series", fmt.Sprintf("Most per-token series to publish, keeping the tokens closest to expiry (0-%d). Counts always cover every token.", maxTokenSeries)).
-		Default(strconv.Itoa(collector.DefaultMaxTokenSeries)).IntVar(&cfg.maxSeries)
+		Default(strconv.Itoa(collector.DefaultMaxTokenSeries)).SetValue(intValue{&cfg.maxSeries})
 
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: ["+strings.Join(logLevels, ", ")+"]").
 		Default(defaultLogLevel).EnumVar(&cfg.logLevel, logLevels...)
@@ -189,3 +189,18 @@ type textValue struct {
 
 func (t textValue) Set(s string) error { return t.v.UnmarshalText([]byte(s)) }
 func (t textValue) String() string     { return t.v.String() }
+
+// intValue is a whole-number flag. kingpin's Int parses a float and
+// truncates it, so that 1.5 would pass as 1 and 1e30 would overflow.
+type intValue struct{ v *int }
+
+func (i intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return err
+	}
+	*i.v = n
+	return nil
+}
+
+func (i intValue) String() string { return strconv.Itoa(*i.v) }

@@ -206,7 +206,7 @@ func TestDemoAndEndpoints(t *testing.T) {
 	// The landing page shows the version and links only to what is served.
 	_, _, landing := get(t, p.URL+"/", nil)
 	assert.NotContains(t, landing, "version=,", "a version even without -ldflags")
-	assert.NotContains(t, landing, "pprof")
+	assert.NotContains(t, landing, "debug/pprof", "no links to handlers that are not mounted")
 	for _, link := range regexp.MustCompile(`href="([^"]+)"`).FindAllStringSubmatch(landing, -1) {
 		if strings.HasPrefix(link[1], "/") || !strings.Contains(link[1], ":") {
 			code, _, _ := get(t, p.URL+"/"+strings.TrimPrefix(link[1], "/"), nil)

@@ -293,6 +293,16 @@ scrape_configs:
 		}
 	})
 
+	t.Run("README", func(t *testing.T) {
+		readme, err := os.ReadFile(inRoot("README.md"))
+		require.NoError(t, err)
+		queries := readmeQueries(string(readme))
+		require.GreaterOrEqual(t, len(queries), 9, "queries found in the README's promql blocks")
+		for _, q := range queries {
+			checkExpr(t, promURL, "README", q)
+		}
+	})
+
 	t.Run("alert rules", func(t *testing.T) {
 		rs, err := dashboards.Rules()
 		require.NoError(t, err)
@@ -335,6 +345,23 @@ scrape_configs:
 		}
 		ruleHealth(t, promURL, len(rs))
 	})
+}
+
+// readmeQueries returns the PromQL of the README's promql code blocks: one
+// query a line, # lines being comments.
+func readmeQueries(readme string) []string {
+	var out []string
+	in := false
+	for _, line := range strings.Split(readme, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "```"):
+			in = !in && line == "```promql"
+		case in && line != "" && !strings.HasPrefix(line, "#"):
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // checkExpr asserts that expr parses and, unless it queries a metric of
