@@ -75,7 +75,7 @@ func run(args []string) int {
 		defer fake.Close()
 		apiURL, key = fake.URL, apiclient.StaticKey(fake.APIKey())
 		level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", fake.URL)
-	} else if strings.HasPrefix(apiURL, "http:") {
+	} else if strings.HasPrefix(strings.ToLower(apiURL), "http:") {
 		level.Warn(logger).Log("msg", "--apivideo.url is plain http: the API key and the tokens cross the network unencrypted", "url", apiURL)
 	}
 

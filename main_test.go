@@ -235,7 +235,7 @@ func TestDemoAndEndpoints(t *testing.T) {
 // TestAcceptance is the core issue's acceptance case: 257 tokens of which
 // 43 never expire, pages of at most 100, dates in all three formats.
 func TestAcceptance(t *testing.T) {
-	promtool := requirePromtool(t)
+	promtool := testsupport.PrometheusTool(t, "promtool")
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Seed: 21})
 	defer s.Close()
 	// At debug level, so that every log line is checked for secrets.
@@ -350,13 +350,4 @@ func TestConcurrentHTTPScrapesShareOneRound(t *testing.T) {
 	st := s.Stats()
 	assert.Equal(t, 3, st.ListRequests, "one round of upstream requests for 50 scrapes")
 	assert.Equal(t, 1, st.Logins)
-}
-
-// requirePromtool finds promtool; CI installs it with Debian's prometheus
-// package, and its absence fails the test rather than skipping it.
-func requirePromtool(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	require.NoError(t, err, "promtool is required: apt-get install -y prometheus")
-	return path
 }

@@ -58,21 +58,6 @@ func queriesUnserved(expr string) bool {
 
 func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
 
-// lookBinary finds a Prometheus binary or fails: the test is never skipped.
-func lookBinary(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/" + name, "/usr/local/bin/" + name} {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	t.Fatalf("%s not found in PATH nor /usr/bin: install it with `apt-get install -y prometheus` (Debian)", name)
-	return ""
-}
-
 // startProcess starts cmd and kills it on cleanup, logging its output if
 // the test failed.
 func startProcess(t *testing.T, name string, cmd *exec.Cmd) {
@@ -167,8 +152,8 @@ func runPromtool(t *testing.T, promtool string, stdin []byte, args ...string) {
 }
 
 func TestPrometheus(t *testing.T) {
-	prometheus := lookBinary(t, "prometheus")
-	promtool := lookBinary(t, "promtool")
+	prometheus := testsupport.PrometheusTool(t, "prometheus")
+	promtool := testsupport.PrometheusTool(t, "promtool")
 
 	// Static checks of the files Prometheus loads.
 	root, err := testsupport.ModuleRoot()

@@ -126,3 +126,19 @@ func (e *Exporter) Stop() error {
 // wrote may still be on their way through the pipe: Stop it first to read
 // all of them.
 func (e *Exporter) Log() string { return e.stderr.String() }
+
+// PrometheusTool finds prometheus or promtool, which CI installs with
+// Debian's prometheus package, or fails the test: it is never skipped.
+func PrometheusTool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/bin/" + name, "/usr/local/bin/" + name} {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	t.Fatalf("%s not found in PATH nor /usr/bin: install it with `apt-get install -y prometheus` (Debian)", name)
+	return ""
+}
