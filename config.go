@@ -19,10 +19,9 @@ import (
 
 // Limits of the flags' values, stated in --help and checked by validate.
 const (
-	maxAPITimeout   = 5 * time.Minute
-	maxConcurrency  = 32
-	maxTokenSeries  = 100000
-	defaultLogLevel = "info"
+	maxAPITimeout  = 5 * time.Minute
+	maxConcurrency = 32
+	maxTokenSeries = 100000
 )
 
 var (
@@ -30,7 +29,9 @@ var (
 	logFormats = []string{"logfmt", "json"}
 )
 
-// config is the exporter's settings: one field per flag.
+// config is the exporter's settings: one field per flag. A new flag is a
+// field here, its declaration in newApp, its checks in validate and its rows
+// in TestParseFlags and TestValidate.
 type config struct {
 	web           *web.FlagConfig
 	metricsPath   string
@@ -80,7 +81,7 @@ func newApp(cfg *config) *kingpin.Application {
 		Default(strconv.Itoa(collector.DefaultMaxTokenSeries)).SetValue(intValue{&cfg.maxSeries})
 
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: ["+strings.Join(logLevels, ", ")+"]").
-		Default(defaultLogLevel).EnumVar(&cfg.logLevel, logLevels...)
+		Default("info").EnumVar(&cfg.logLevel, logLevels...)
 	app.Flag("log.format", "Output format of log messages. One of: ["+strings.Join(logFormats, ", ")+"]").
 		Default(logFormats[0]).EnumVar(&cfg.logFormat, logFormats...)
 	app.Flag("demo", "Serve a simulated api.video account, no API key needed.").BoolVar(&cfg.demo)

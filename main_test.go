@@ -160,6 +160,13 @@ func TestBadFlagsExitBeforeListening(t *testing.T) {
 	}
 }
 
+func TestVersionWithoutLdflags(t *testing.T) {
+	out, err := exec.Command(testsupport.ExporterBinary(t), "--version").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	first := strings.SplitN(string(out), "\n", 2)[0]
+	assert.Regexp(t, `^apivideo_exporter, version \S+ \(branch: \S+, revision: \S+\)$`, first)
+}
+
 func TestKeyFileMissing(t *testing.T) {
 	code, stderr := runExporter(t, []string{}, "--apivideo.api-key-file=/nonexistent/key")
 	assert.Equal(t, 1, code)
@@ -193,6 +200,7 @@ func TestDemoAndEndpoints(t *testing.T) {
 	assert.Equal(t, 1.0, float64(m["apivideo_up"].Value))
 	assert.GreaterOrEqual(t, float64(m["apivideo_upload_tokens_active"].Value), 300.0)
 	assert.Positive(t, float64(m["apivideo_upload_tokens_without_expiry"].Value))
+	assert.Regexp(t, `apivideo_exporter_build_info\{[^}]*version="[^"]+"`, body, "build_info has a version")
 	for _, want := range []string{"apivideo_exporter_build_info{", "go_goroutines ", "process_resident_memory_bytes ",
 		`apivideo_api_requests_total{code="200"}`, "apivideo_api_request_duration_seconds_bucket"} {
 		assert.True(t, strings.Contains(body, want), "/metrics lacks %s", want)
