@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,16 @@ func (c *config) validate() error {
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
 			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	if c.web != nil && c.web.WebListenAddresses != nil {
+		for _, addr := range *c.web.WebListenAddresses {
+			if strings.HasPrefix(addr, "vsock://") {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				errs = append(errs, fmt.Errorf("--web.listen-address=%s must be host:port or :port, such as %s: %w", addr, defaultPort, err))
+			}
 		}
 	}
 	check(c.metricsPath != "" && strings.HasPrefix(c.metricsPath, "/"),

@@ -119,6 +119,9 @@ func TestValidate(t *testing.T) {
 		want string // empty: valid
 	}{
 		{"defaults", func(*config) {}, ""},
+		{"listen address without port", func(c *config) { *c.web.WebListenAddresses = []string{"localhost"} }, "--web.listen-address=localhost must be host:port or :port, such as :9856: address localhost: missing port in address"},
+		{"second listen address without port", func(c *config) { *c.web.WebListenAddresses = []string{":9856", "[::1]"} }, "--web.listen-address=[::1] must be host:port"},
+		{"listen addresses", func(c *config) { *c.web.WebListenAddresses = []string{"127.0.0.1:9856", "[::1]:9856", "vsock://:9856"} }, ""},
 		{"telemetry path without slash", func(c *config) { c.metricsPath = "metrics" }, `--web.telemetry-path must start with /, got "metrics"`},
 		{"empty telemetry path", func(c *config) { c.metricsPath = "" }, "--web.telemetry-path must start with /"},
 		{"zero timeout offset", func(c *config) { c.timeoutOffset = 0 }, ""},
