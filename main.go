@@ -129,14 +129,15 @@ func run(args []string) int {
 		mux.Handle("/", landing)
 	}
 
+	// Signals are caught before the server answers anything, so that a
+	// SIGTERM right after the first answer still shuts down cleanly.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
 	srv := newServer(mux, idleTimeout, logger)
 	serveErr := make(chan error, 1)
 	go func() {
 		serveErr <- web.ListenAndServe(srv, cfg.web, toolkitLogger)
 	}()
-
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
 	select {
 	case err := <-serveErr:
 		if !errors.Is(err, http.ErrServerClosed) {

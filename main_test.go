@@ -58,17 +58,10 @@ func TestScrapeTimeout(t *testing.T) {
 
 func TestMain(m *testing.M) { os.Exit(testsupport.Main(m)) }
 
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	addr, err := testsupport.FreeAddress()
-	require.NoError(t, err)
-	return addr
-}
-
 // runExporter runs the exporter to its exit, expecting it not to serve.
 func runExporter(t *testing.T, env []string, args ...string) (exitCode int, stderr string) {
 	t.Helper()
-	cmd := exec.Command(testsupport.ExporterBinary(t), append(args, "--web.listen-address="+freeAddress(t))...)
+	cmd := exec.Command(testsupport.ExporterBinary(t), append(args, "--web.listen-address=127.0.0.1:0")...)
 	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stderr = &out

@@ -2,9 +2,11 @@ package testsupport
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -56,19 +58,17 @@ type Exporter struct {
 	exitErr error
 }
 
-// StartExporter runs the exporter on a free loopback port with args and only
-// the environment env, and waits until it answers /-/ready (a 401 counts:
-// basic auth may be on). It is stopped when the test ends, and its log is
-// shown if the test failed.
+// StartExporter runs the exporter with args and only the environment env,
+// listening on a loopback port of the kernel's choosing (read back from its
+// "Listening on" line, so that no other process can take the port in
+// between), and waits until it answers /-/ready (a 401 counts: basic auth
+// may be on). It is stopped when the test ends, and its log is shown if the
+// test failed.
 func StartExporter(t testing.TB, env []string, args ...string) *Exporter {
 	t.Helper()
-	addr, err := FreeAddress()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(ExporterBinary(t), append([]string{"--web.listen-address=" + addr}, args...)...)
+	cmd := exec.Command(ExporterBinary(t), append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...)
 	cmd.Env = env
-	e := &Exporter{URL: "http://" + addr, Cmd: cmd, stderr: &SyncBuffer{}, exited: make(chan struct{})}
+	e := &Exporter{Cmd: cmd, stderr: &SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = e.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -93,7 +93,8 @@ func StartExporter(t testing.TB, env []string, args ...string) *Exporter {
 		case <-ctx.Done():
 		}
 	}()
-	if err := WaitReady(ctx, http.DefaultClient, e.URL+"/-/ready", http.StatusOK, http.StatusUnauthorized); err != nil {
+	fail := func(err error) {
+		t.Helper()
 		select {
 		case <-e.exited:
 			t.Fatalf("exporter exited: %v\n%s", e.exitErr, e.Log())
@@ -101,7 +102,32 @@ func StartExporter(t testing.TB, env []string, args ...string) *Exporter {
 			t.Fatalf("%v\n%s", err, e.Log())
 		}
 	}
+	addr, err := e.listenAddress(ctx)
+	if err != nil {
+		fail(err)
+	}
+	e.URL = "http://" + addr
+	if err := WaitReady(ctx, http.DefaultClient, e.URL+"/-/ready", http.StatusOK, http.StatusUnauthorized); err != nil {
+		fail(err)
+	}
 	return e
+}
+
+var listeningOn = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+
+// listenAddress waits for the exporter's "Listening on" line and returns
+// its address.
+func (e *Exporter) listenAddress(ctx context.Context) (string, error) {
+	for {
+		if m := listeningOn.FindStringSubmatch(e.Log()); m != nil {
+			return m[1], nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no \"Listening on\" line in the exporter's log: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Stop sends SIGTERM, waits for the exit (killing the process after 10 s)
