@@ -58,10 +58,11 @@ func FreeAddress() (string, error) {
 // and a function to release it. The port stays bound, without listening, so
 // that no other process can start listening there in the meantime.
 func RefusingAddress() (addr string, release func(), err error) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		return "", nil, err
 	}
+	syscall.CloseOnExec(fd)
 	release = func() { syscall.Close(fd) }
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		release()
