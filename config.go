@@ -61,7 +61,7 @@ func newApp(cfg *config) *kingpin.Application {
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").
 		Default("/metrics").StringVar(&cfg.metricsPath)
 	app.Flag("web.max-requests", "Most scrapes served at once, 0 or more (0: no limit); more get 503 at once.").
-		Default("40").IntVar(&cfg.maxRequests)
+		Default("40").SetValue(intValue{&cfg.maxRequests})
 	app.Flag("web.timeout-offset", "Seconds to subtract from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer (0 or more).").
 		Default("0.5").Float64Var(&cfg.timeoutOffset)
 

@@ -35,6 +35,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	assert.Equal(t, []string{":9856"}, *cfg.web.WebListenAddresses)
 	assert.Empty(t, *cfg.web.WebConfigFile)
 	assert.Equal(t, "/metrics", cfg.metricsPath)
+	assert.Equal(t, 40, cfg.maxRequests)
 	assert.Equal(t, 0.5, cfg.timeoutOffset)
 	assert.Equal(t, apiclient.DefaultURL, cfg.apiURL)
 	assert.Empty(t, cfg.keyFile)
@@ -53,7 +54,7 @@ func TestParseFlags(t *testing.T) {
 	clearFlagEnv(t)
 	cfg, err := parseFlags([]string{
 		"--web.listen-address=127.0.0.1:1", "--web.listen-address=127.0.0.1:2",
-		"--web.telemetry-path=/m", "--web.timeout-offset=1.5",
+		"--web.telemetry-path=/m", "--web.max-requests=5", "--web.timeout-offset=1.5",
 		"--apivideo.url=https://sandbox.api.video", "--apivideo.api-key-file=/k",
 		"--apivideo.timeout=1m", "--apivideo.concurrency=4", "--apivideo.cache-ttl=30s",
 		"--collector.token-label=none", "--collector.max-token-series=10",
@@ -62,7 +63,7 @@ func TestParseFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"127.0.0.1:1", "127.0.0.1:2"}, *cfg.web.WebListenAddresses)
 	assert.Equal(t, &config{
-		web: cfg.web, metricsPath: "/m", timeoutOffset: 1.5,
+		web: cfg.web, metricsPath: "/m", maxRequests: 5, timeoutOffset: 1.5,
 		apiURL: "https://sandbox.api.video", keyFile: "/k", apiTimeout: time.Minute, concurrency: 4, cacheTTL: 30 * time.Second,
 		tokenLabel: collector.LabelNone, maxSeries: 10,
 		logLevel: "debug", logFormat: "json", demo: true,
@@ -96,6 +97,7 @@ func TestParseErrorsNameTheFlag(t *testing.T) {
 		{"--apivideo.concurrency=99999999999999999999", `--apivideo.concurrency (or APIVIDEO_CONCURRENCY): invalid value "99999999999999999999": value out of range`},
 		{"--apivideo.timeout=10", `--apivideo.timeout (or APIVIDEO_TIMEOUT): invalid value "10": time: missing unit`},
 		{"--apivideo.cache-ttl=soon", `--apivideo.cache-ttl (or APIVIDEO_CACHE_TTL): invalid value "soon"`},
+		{"--web.max-requests=many", `--web.max-requests: invalid value "many": invalid syntax`},
 		{"--web.timeout-offset=half", `--web.timeout-offset: invalid value "half": invalid syntax`},
 		{"--collector.max-token-series=1.5", `--collector.max-token-series: invalid value "1.5": invalid syntax`},
 		{"--apivideo.concurrency=1e1", `--apivideo.concurrency (or APIVIDEO_CONCURRENCY): invalid value "1e1": invalid syntax`},
@@ -124,6 +126,8 @@ func TestValidate(t *testing.T) {
 		{"listen addresses", func(c *config) { *c.web.WebListenAddresses = []string{"127.0.0.1:9856", "[::1]:9856", "vsock://:9856"} }, ""},
 		{"telemetry path without slash", func(c *config) { c.metricsPath = "metrics" }, `--web.telemetry-path must start with /, got "metrics"`},
 		{"empty telemetry path", func(c *config) { c.metricsPath = "" }, "--web.telemetry-path must start with /"},
+		{"no request limit", func(c *config) { c.maxRequests = 0 }, ""},
+		{"negative request limit", func(c *config) { c.maxRequests = -1 }, "--web.max-requests must not be negative, got -1"},
 		{"zero timeout offset", func(c *config) { c.timeoutOffset = 0 }, ""},
 		{"negative timeout offset", func(c *config) { c.timeoutOffset = -1 }, "--web.timeout-offset must be a number of seconds, 0 or more, got -1"},
 		{"NaN timeout offset", func(c *config) { c.timeoutOffset = math.NaN() }, "--web.timeout-offset must be a number of seconds, 0 or more, got NaN"},
@@ -208,6 +212,7 @@ func TestHelpStatesAllowedValues(t *testing.T) {
 		"apivideo.concurrency":       "(1-32)",
 		"collector.max-token-series": "(0-100000)",
 		"web.timeout-offset":         "(0 or more)",
+		"web.max-requests":           "0 or more (0: no limit)",
 	} {
 		f := app.GetFlag(flag)
 		require.NotNil(t, f, flag)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 const fuzzGood = "toFuzzGood00000000000000"
@@ -181,7 +182,7 @@ func FuzzHostileAPI(f *testing.F) {
 			timeout = 5 * time.Second
 		}
 		s := newHostileServer(t, login, list)
-		logs := &hostileLog{}
+		logs := &testsupport.SyncBuffer{}
 		now := time.Now()
 		code, exposition := hostileScrape(t, s.URL, mode, timeout, logs)
 		if code != http.StatusOK {

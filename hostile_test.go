@@ -22,6 +22,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 const (
@@ -33,24 +34,6 @@ const (
 	collidingA = "toCRAFTEDabcdTedcL8bqwT7"
 	collidingB = "toCRAFTEDabcdKdqR2imWcP4"
 )
-
-// hostileLog collects log lines written from several goroutines.
-type hostileLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *hostileLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *hostileLog) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // hostileServer plays api.video: a good login and a page of the given
 // items unless login or list replace them.
@@ -308,7 +291,7 @@ func TestHostileReplies(t *testing.T) {
 			if timeout == 0 {
 				timeout = 5 * time.Second
 			}
-			logs := &hostileLog{}
+			logs := &testsupport.SyncBuffer{}
 			start := time.Now()
 			code, body := hostileScrape(t, s.URL, tc.mode, timeout, logs)
 			assert.Less(t, time.Since(start), timeout+time.Second, "answered within the scrape timeout")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 func serverTestHandler() http.Handler {
@@ -94,7 +95,7 @@ func TestOversizeRequestHeadersAreRefused(t *testing.T) {
 // TestTLSHandshakeErrorsGoThroughTheLogger: with --log.format=json, a bad
 // TLS client gives a JSON line, not a line from Go's standard logger.
 func TestTLSHandshakeErrorsGoThroughTheLogger(t *testing.T) {
-	logs := &hostileLog{}
+	logs := &testsupport.SyncBuffer{}
 	logger := level.NewFilter(log.NewJSONLogger(logs), level.AllowDebug())
 	ts := httptest.NewUnstartedServer(serverTestHandler())
 	ts.Config = newServer(serverTestHandler(), idleTimeout, logger)
@@ -125,7 +126,7 @@ func TestTLSHandshakeErrorsGoThroughTheLogger(t *testing.T) {
 // captureStdlog redirects Go's standard logger for the test and returns
 // what it received.
 func captureStdlog(t *testing.T) func() string {
-	buf := &hostileLog{}
+	buf := &testsupport.SyncBuffer{}
 	prev := stdlog.Writer()
 	stdlog.SetOutput(buf)
 	t.Cleanup(func() { stdlog.SetOutput(prev) })

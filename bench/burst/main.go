@@ -15,11 +15,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,11 +26,8 @@ import (
 	"time"
 
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
-
-const acceptHeader = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5," +
-	"application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3," +
-	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
 
 func main() {
 	tokens := flag.Int("tokens", 10000, "tokens in the fake account")
@@ -53,19 +48,17 @@ func run(tokens, scrapes, rounds int, latency time.Duration, extra []string) err
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "apivideo_exporter")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
+	bin, err := testsupport.BuildExporter(dir)
+	if err != nil {
+		return err
 	}
 	fake := fakeapi.NewServer(fakeapi.Options{Tokens: tokens, WithoutExpiry: tokens / 10, Seed: 1, Latency: latency})
 	defer fake.Close()
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testsupport.FreeAddress()
 	if err != nil {
 		return err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	cmd := exec.Command(bin, append([]string{"--web.listen-address=" + addr, "--apivideo.url=" + fake.URL, "--log.level=error"}, extra...)...)
 	cmd.Env = []string{"APIVIDEO_API_KEY=" + fake.APIKey()}
 	cmd.Stderr = os.Stderr
@@ -83,7 +76,9 @@ func run(tokens, scrapes, rounds int, latency time.Duration, extra []string) err
 		}
 	}()
 	url := "http://" + addr + "/metrics"
-	if err := waitReady("http://" + addr + "/-/ready"); err != nil {
+	ready, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := testsupport.WaitReady(ready, http.DefaultClient, "http://"+addr+"/-/ready"); err != nil {
 		return err
 	}
 	// One scrape first: the login and the first listing.
@@ -149,7 +144,7 @@ func scrape(c *http.Client, url string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Accept", acceptHeader)
+	req.Header.Set("Accept", testsupport.PrometheusAccept)
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
 	resp, err := c.Do(req)
 	if err != nil {
@@ -158,20 +153,6 @@ func scrape(c *http.Client, url string) (int, error) {
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, err
-}
-
-func waitReady(url string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready", url)
 }
 
 // memory returns VmRSS and VmHWM of pid in bytes.
