@@ -140,6 +140,14 @@ func (c *config) validate() error {
 	return errors.Join(errs...)
 }
 
+// unjoin returns the errors joined in err, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
 // checkWebConfig loads --web.config.file as the server will, so that a
 // missing or broken file stops the exporter before it listens.
 func checkWebConfig(path string) error {

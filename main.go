@@ -156,14 +156,6 @@ func run(args []string) int {
 	return 0
 }
 
-// unjoin returns the errors joined in err, or err alone.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
 // newRegistry holds the exporter's own metrics: build info, Go runtime and
 // process.
 func newRegistry() *prometheus.Registry {
