@@ -27,7 +27,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
-	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	demoaccount "github.com/apivideo-exporter/apivideo_exporter/internal/demo"
 )
 
 const (
@@ -71,10 +71,14 @@ func run(args []string) int {
 	level.Info(logger).Log("build_context", version.BuildContext())
 	apiURL := cfg.apiURL
 	if cfg.demo {
-		fake := fakeapi.NewDemo()
-		defer fake.Close()
-		apiURL, key = fake.URL, apiclient.StaticKey(fake.APIKey())
-		level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", fake.URL)
+		account, err := demoaccount.Start()
+		if err != nil {
+			level.Error(logger).Log("msg", "starting the demo account", "err", err)
+			return 1
+		}
+		defer account.Close()
+		apiURL, key = account.URL, apiclient.StaticKey(demoaccount.APIKey)
+		level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", account.URL)
 	} else if strings.HasPrefix(strings.ToLower(apiURL), "http:") {
 		level.Warn(logger).Log("msg", "--apivideo.url is plain http: the API key and the tokens cross the network unencrypted", "url", apiURL)
 	}

@@ -151,7 +151,8 @@ func TestWrongKey(t *testing.T) {
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized)
 	var apiErr *apiclient.APIError
 	require.ErrorAs(t, err, &apiErr)
-	assert.Equal(t, 401, apiErr.StatusCode)
+	assert.Equal(t, 400, apiErr.StatusCode, "api.video answers a wrong key at login with 400")
+	assert.Equal(t, "https://docs.api.video/reference/authentication-invalid-user-credentials", apiErr.Type)
 	assert.Contains(t, err.Error(), "API key was rejected")
 	assert.NotContains(t, err.Error(), wrong)
 	assert.Equal(t, 0, s.Stats().ListRequests)

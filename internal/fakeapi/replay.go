@@ -5,18 +5,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+
+	"github.com/apivideo-exporter/apivideo_exporter/internal/apimodel"
 )
 
 // NewReplay starts a server that answers every login and serves the fake's
-// current pages of 100 tokens, rendered once now. Benchmarks use it so that
-// their figures count the client's work, not the fake's. Close it when done.
+// current pages of 100 tokens, oldest first, rendered once now, whatever
+// the sort asked. Benchmarks use it so that their figures count the
+// client's work, not the fake's. Close it when done.
 func (s *Server) NewReplay() *httptest.Server {
-	s.mu.Lock()
-	total := len(s.activeLocked())
-	s.mu.Unlock()
+	total := len(s.account.Tokens())
 	pages := map[string][]byte{}
 	for p := 1; p <= max((total+99)/100, 1); p++ {
-		pages[strconv.Itoa(p)] = s.page(p, 100)
+		pages[strconv.Itoa(p)] = s.account.Page(apimodel.ListQuery{CurrentPage: p, PageSize: 100, SortBy: "createdAt", SortOrder: "asc"}).Body
 	}
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -29,14 +30,14 @@ func (s *Server) NewReplay() *httptest.Server {
 			io.WriteString(w, `{"token_type":"Bearer","expires_in":3600,"access_token":"replay-access","refresh_token":"replay-refresh"}`)
 		case "/upload-tokens":
 			body, ok := pages[r.URL.Query().Get("currentPage")]
-			if !ok {
-				http.NotFound(w, r)
+			if !ok || r.URL.Query().Get("pageSize") != "100" {
+				apimodel.WriteProblem(w, http.StatusNotFound, apimodel.TypeNotFound, "The requested resource was not found.", "")
 				return
 			}
 			h.Set("Content-Length", strconv.Itoa(len(body)))
 			w.Write(body)
 		default:
-			http.NotFound(w, r)
+			apimodel.WriteProblem(w, http.StatusNotFound, apimodel.TypeNotFound, "The requested resource was not found.", "")
 		}
 	}))
 }

@@ -1,23 +1,19 @@
-// Package fakeapi is a fake of the api.video API for tests, benchmarks
-// and the exporter's demo mode. It speaks the documented shapes of
+// Package fakeapi is a fake of the api.video API for tests and benchmarks.
+// It serves an internal/apimodel account in the documented shapes of
 // POST /auth/api-key, POST /auth/refresh and GET /upload-tokens: Bearer and
-// Basic auth, pagination with links, JSON problem bodies and rate-limit
-// headers. Knobs inject latency and faults.
+// Basic auth, pagination with links and sorting, JSON problem bodies and
+// rate-limit headers. Knobs inject latency, churn and faults.
 package fakeapi
 
 import (
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/apivideo-exporter/apivideo_exporter/internal/apimodel"
 )
 
 // DefaultAPIKey is the key the fake accepts when Options.APIKey is empty.
@@ -31,8 +27,17 @@ type Options struct {
 	// which WithoutExpiry never expire.
 	Tokens        int
 	WithoutExpiry int
-	// Seed makes token values and lifetimes reproducible.
+	// Spread and TTLs, when Spread is set, give the initial tokens creation
+	// times spread evenly over Spread and ttls from TTLs, so that they
+	// expire at a steady rate (see apimodel.Options).
+	Spread time.Duration
+	TTLs   []int
+	// Seed makes token values, lifetimes and deletions reproducible.
 	Seed uint64
+	// Churn creates and deletes tokens as the clock advances.
+	Churn apimodel.Churn
+	// PastEnd is what a page past the last one gets.
+	PastEnd apimodel.PastEnd
 	// Latency delays every reply.
 	Latency time.Duration
 	// AccessTokenTTL is the life of issued access tokens; one hour when 0.
@@ -91,45 +96,26 @@ type Stats struct {
 }
 
 // TokenInfo is an upload token as the fake holds it.
-type TokenInfo struct {
-	Token     string
-	CreatedAt time.Time
-	// TTL in seconds; 0 for a token that never expires.
-	TTL int
-}
-
-// ExpiresAt is the zero time for a token that never expires.
-func (t TokenInfo) ExpiresAt() time.Time {
-	if t.TTL == 0 {
-		return time.Time{}
-	}
-	return t.CreatedAt.Add(time.Duration(t.TTL) * time.Second)
-}
+type TokenInfo = apimodel.Token
 
 // Server is a running fake.
 type Server struct {
 	URL string
 
-	http   *httptest.Server
-	opts   Options
-	now    func() time.Time
-	closed chan struct{}
+	http     *httptest.Server
+	opts     Options
+	account  *apimodel.Account
+	sessions *apimodel.Sessions
+	limit    *apimodel.RateLimit
+	closed   chan struct{}
 
 	mu       sync.Mutex
-	rng      *rand.Rand
-	tokens   []TokenInfo
-	pruneAt  time.Time            // earliest expiry among tokens; zero after a change
-	access   map[string]time.Time // access token -> expiry
-	refresh  map[string]bool
 	faults   map[int][]Fault // page (0: any page) -> queued faults
 	onList   func(page int)
 	latency  time.Duration
-	window   time.Time
-	used     int
 	stats    Stats
 	pageHits map[int]int
 	inFlight int
-	issued   atomic.Int64
 }
 
 // NewServer starts a fake on a loopback port. Close it when done.
@@ -151,32 +137,22 @@ func newServer(opts Options) *Server {
 	if opts.RateLimit == 0 {
 		opts.RateLimit = 500
 	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	s := &Server{
-		opts:     opts,
-		now:      now,
+	return &Server{
+		opts: opts,
+		account: apimodel.New(apimodel.Options{
+			Tokens: opts.Tokens, WithoutExpiry: opts.WithoutExpiry, Spread: opts.Spread, TTLs: opts.TTLs,
+			Seed: opts.Seed, Churn: opts.Churn, PastEnd: opts.PastEnd, Now: opts.Now,
+		}),
+		sessions: apimodel.NewSessions(opts.APIKey, opts.AccessTokenTTL, opts.Now),
+		limit:    apimodel.NewRateLimit(opts.RateLimit, opts.Now),
 		closed:   make(chan struct{}),
-		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		access:   map[string]time.Time{},
-		refresh:  map[string]bool{},
 		faults:   map[int][]Fault{},
 		pageHits: map[int]int{},
 		latency:  opts.Latency,
 	}
-	s.tokens = s.generate(opts.Tokens, opts.WithoutExpiry, now())
-	return s
-}
-
-// Listen starts the fake on a listener of the caller's, for a fixed address.
-func Listen(l net.Listener, opts Options) *Server {
-	s := newServer(opts)
-	s.http = &httptest.Server{Listener: l, Config: &http.Server{Handler: s}}
-	s.http.Start()
-	s.URL = s.http.URL
-	return s
 }
 
 // Close stops the fake and any hanging replies.
@@ -191,78 +167,23 @@ func (s *Server) Close() {
 }
 
 // APIKey is the key the fake accepts.
-func (s *Server) APIKey() string { return s.opts.APIKey }
+func (s *Server) APIKey() string { return s.sessions.Key() }
 
-const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+// Account is the simulated account the fake serves.
+func (s *Server) Account() *apimodel.Account { return s.account }
 
-// newTokenValue returns a token in api.video's shape: "to" and 22 characters.
-func (s *Server) newTokenValue() string {
-	b := make([]byte, 24)
-	b[0], b[1] = 't', 'o'
-	for i := 2; i < len(b); i++ {
-		b[i] = alphabet[s.rng.IntN(len(alphabet))]
-	}
-	return string(b)
-}
-
-// generate makes n tokens, the first withoutExpiry of them with ttl 0, the
-// others with lives from minutes to weeks, created in the last minute.
-func (s *Server) generate(n, withoutExpiry int, now time.Time) []TokenInfo {
-	out := make([]TokenInfo, n)
-	for i := range out {
-		out[i] = TokenInfo{Token: s.newTokenValue(), CreatedAt: now.Add(-time.Duration(s.rng.IntN(60)) * time.Second).Truncate(time.Second)}
-		if i >= withoutExpiry {
-			out[i].TTL = 600 + s.rng.IntN(14*24*3600)
-		}
-	}
-	// Spread the tokens without expiry through the list, as a real account would.
-	s.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	return out
-}
-
-// Tokens returns the active tokens, in list order.
-func (s *Server) Tokens() []TokenInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]TokenInfo(nil), s.activeLocked()...)
-}
+// Tokens returns the active tokens, oldest first.
+func (s *Server) Tokens() []TokenInfo { return s.account.Tokens() }
 
 // SetTokens replaces the account's tokens.
-func (s *Server) SetTokens(tokens []TokenInfo) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens = append([]TokenInfo(nil), tokens...)
-	s.pruneAt = time.Time{}
-}
+func (s *Server) SetTokens(tokens []TokenInfo) { s.account.SetTokens(tokens) }
 
-// AddTokens creates n tokens with the given ttl in seconds (0: no expiry) at
-// the end of the list and returns them.
-func (s *Server) AddTokens(n, ttl int) []TokenInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now().Truncate(time.Second)
-	added := make([]TokenInfo, n)
-	for i := range added {
-		added[i] = TokenInfo{Token: s.newTokenValue(), CreatedAt: now, TTL: ttl}
-	}
-	s.tokens = append(s.tokens, added...)
-	s.pruneAt = time.Time{}
-	return added
-}
+// AddTokens creates n tokens with the given ttl in seconds (0: no expiry)
+// now, and returns them.
+func (s *Server) AddTokens(n, ttl int) []TokenInfo { return s.account.AddTokens(n, ttl) }
 
-// RemoveToken deletes the token at index i of the active list.
-func (s *Server) RemoveToken(i int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	active := s.activeLocked()
-	victim := active[i].Token
-	for j, t := range s.tokens {
-		if t.Token == victim {
-			s.tokens = append(s.tokens[:j], s.tokens[j+1:]...)
-			return
-		}
-	}
-}
+// RemoveToken deletes the i-th active token, oldest first.
+func (s *Server) RemoveToken(i int) { s.account.RemoveToken(i) }
 
 // SetLatency changes the delay of every reply.
 func (s *Server) SetLatency(d time.Duration) {
@@ -296,18 +217,10 @@ func (s *Server) OnList(hook func(page int)) {
 
 // ExpireAccessTokens makes every issued access token invalid, as when
 // tokens expire or are revoked.
-func (s *Server) ExpireAccessTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.access = map[string]time.Time{}
-}
+func (s *Server) ExpireAccessTokens() { s.sessions.ExpireAll() }
 
 // SetAPIKey changes the accepted key, as a key rotation does.
-func (s *Server) SetAPIKey(key string) {
-	s.mu.Lock()
-	s.opts.APIKey = key
-	s.mu.Unlock()
-}
+func (s *Server) SetAPIKey(key string) { s.sessions.SetKey(key) }
 
 // Stats returns the request counts so far.
 func (s *Server) Stats() Stats {
@@ -333,33 +246,6 @@ func (s *Server) ResetStats() {
 	s.stats = Stats{}
 	s.pageHits = map[int]int{}
 	s.mu.Unlock()
-}
-
-// activeLocked drops expired tokens, as api.video lists active ones only.
-// It scans the tokens only once the earliest expiry has passed, so that a
-// listing of n pages does not cost n scans of a large account.
-func (s *Server) activeLocked() []TokenInfo {
-	now := s.now()
-	if !s.pruneAt.IsZero() && now.Before(s.pruneAt) {
-		return s.tokens
-	}
-	never := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	s.pruneAt = never
-	kept := s.tokens[:0]
-	for _, t := range s.tokens {
-		if t.TTL == 0 {
-			kept = append(kept, t)
-			continue
-		}
-		if exp := t.ExpiresAt(); exp.After(now) {
-			kept = append(kept, t)
-			if exp.Before(s.pruneAt) {
-				s.pruneAt = exp
-			}
-		}
-	}
-	s.tokens = kept
-	return kept
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -401,7 +287,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && r.URL.Path == "/upload-tokens":
 		s.serveList(w, r)
 	default:
-		writeProblem(w, http.StatusNotFound, "https://docs.api.video/reference/resource-not-found", "The requested resource was not found.", "")
+		apimodel.WriteProblem(w, http.StatusNotFound, apimodel.TypeNotFound, "The requested resource was not found.", "")
 	}
 }
 
@@ -422,172 +308,82 @@ func (s *Server) authFault(w http.ResponseWriter, r *http.Request) bool {
 // takeRateLimit sets the rate-limit headers and, when enforcing, answers
 // 429 once the minute's budget is spent.
 func (s *Server) takeRateLimit(w http.ResponseWriter) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if now.Sub(s.window) >= time.Minute {
-		s.window = now
-		s.used = 0
-	}
-	s.used++
-	remaining := max(s.opts.RateLimit-s.used, 0)
-	retryAfter := int((time.Minute - now.Sub(s.window) + time.Second - 1) / time.Second)
-	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(s.opts.RateLimit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
-	h.Set("X-RateLimit-Retry-After", strconv.Itoa(retryAfter))
-	if s.opts.EnforceRateLimit && s.used > s.opts.RateLimit {
-		s.stats.RateLimited++
-		writeProblem(w, http.StatusTooManyRequests, "https://docs.api.video/reference/too-many-requests", "Too many requests.", "")
-		return false
-	}
-	return true
-}
-
-func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		APIKey string `json:"apiKey"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.APIKey == "" {
-		writeProblem(w, http.StatusBadRequest, "https://docs.api.video/reference/invalid-attribute", "This attribute is required.", "apiKey")
-		return
+	if s.limit.Take(w) || !s.opts.EnforceRateLimit {
+		return true
 	}
 	s.mu.Lock()
-	s.stats.Logins++
-	ok := body.APIKey == s.opts.APIKey
-	if !ok {
-		s.stats.Rejected++
-	}
+	s.stats.RateLimited++
 	s.mu.Unlock()
-	if !ok {
-		writeProblem(w, http.StatusUnauthorized, "https://docs.api.video/reference/authentication-failed", "The API key is invalid.", "")
-		return
-	}
-	s.issue(w)
-}
-
-func (s *Server) serveRefresh(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		RefreshToken string `json:"refreshToken"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.RefreshToken == "" {
-		writeProblem(w, http.StatusBadRequest, "https://docs.api.video/reference/invalid-attribute", "This attribute is required.", "refreshToken")
-		return
-	}
-	s.mu.Lock()
-	s.stats.Refreshes++
-	ok := s.refresh[body.RefreshToken]
-	delete(s.refresh, body.RefreshToken)
-	s.mu.Unlock()
-	if !ok {
-		writeProblem(w, http.StatusBadRequest, "https://docs.api.video/reference/authentication-failed", "The refresh token is invalid.", "refreshToken")
-		return
-	}
-	s.issue(w)
-}
-
-func (s *Server) issue(w http.ResponseWriter) {
-	n := s.issued.Add(1)
-	access := fmt.Sprintf("access-%d-%d", n, s.now().UnixNano())
-	refresh := fmt.Sprintf("refresh-%d-%d", n, s.now().UnixNano())
-	s.mu.Lock()
-	s.access[access] = s.now().Add(s.opts.AccessTokenTTL)
-	s.refresh[refresh] = true
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
-		"token_type":    "Bearer",
-		"expires_in":    int(s.opts.AccessTokenTTL / time.Second),
-		"access_token":  access,
-		"refresh_token": refresh,
-	})
-}
-
-// authorized accepts a live Bearer token, or Basic auth with the API key as
-// user name.
-func (s *Server) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-		exp, found := s.access[tok]
-		return found && s.now().Before(exp)
-	}
-	if enc, ok := strings.CutPrefix(h, "Basic "); ok {
-		raw, err := base64.StdEncoding.DecodeString(enc)
-		if err != nil {
-			return false
-		}
-		user, _, _ := strings.Cut(string(raw), ":")
-		return user == s.opts.APIKey
-	}
+	apimodel.WriteProblem(w, http.StatusTooManyRequests, apimodel.TypeTooManyRequests, "Too many requests.", "")
 	return false
 }
 
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	ok := s.sessions.ServeLogin(w, r)
+	s.mu.Lock()
+	s.stats.Logins++
+	if !ok {
+		s.stats.Rejected++
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) serveRefresh(w http.ResponseWriter, r *http.Request) {
+	s.sessions.ServeRefresh(w, r)
+	s.mu.Lock()
+	s.stats.Refreshes++
+	s.mu.Unlock()
+}
+
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
+	if !s.sessions.Authorized(r) {
 		s.mu.Lock()
 		s.stats.Rejected++
 		s.mu.Unlock()
-		writeProblem(w, http.StatusUnauthorized, "https://docs.api.video/reference/authentication-failed", "Unauthorized request.", "")
+		apimodel.WriteUnauthorized(w)
 		return
 	}
-	q := r.URL.Query()
-	current, size := 1, 25
-	if v := q.Get("currentPage"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeProblem(w, http.StatusBadRequest, "https://docs.api.video/reference/invalid-attribute", "This value should be greater than or equal to 1.", "currentPage")
-			return
-		}
-		current = n
-	}
-	if v := q.Get("pageSize"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			writeProblem(w, http.StatusBadRequest, "https://docs.api.video/reference/invalid-attribute", "This value should be between 1 and 100.", "pageSize")
-			return
-		}
-		size = n
+	q, bad := apimodel.ParseListQuery(r)
+	if bad != nil {
+		bad.Write(w)
+		return
 	}
 
 	s.mu.Lock()
 	s.stats.ListRequests++
-	s.pageHits[current]++
+	s.pageHits[q.CurrentPage]++
 	hook := s.onList
 	var fault *Fault
-	for _, key := range []int{current, 0} {
-		if q := s.faults[key]; len(q) > 0 {
-			fault = &q[0]
-			s.faults[key] = q[1:]
+	for _, key := range []int{q.CurrentPage, 0} {
+		if queued := s.faults[key]; len(queued) > 0 {
+			fault = &queued[0]
+			s.faults[key] = queued[1:]
 			break
 		}
 	}
 	s.mu.Unlock()
 	if hook != nil {
-		hook(current)
+		hook(q.CurrentPage)
 	}
-	body := s.page(current, size)
-	if fault != nil && s.inject(w, r, *fault, body) {
+	reply := s.account.Page(q)
+	if fault != nil && s.inject(w, r, *fault, reply.Body) {
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.Write(body)
+	reply.Write(w)
 }
 
 // inject writes a faulty reply and reports whether it did.
 func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault, body []byte) bool {
 	switch f.Kind {
 	case FaultStatus:
-		writeProblem(w, f.Status, "https://docs.api.video/reference/internal-error", http.StatusText(f.Status), "")
+		apimodel.WriteProblem(w, f.Status, apimodel.TypeInternal, http.StatusText(f.Status), "")
 	case FaultRateLimited:
 		s.mu.Lock()
 		s.stats.RateLimited++
 		s.mu.Unlock()
 		w.Header().Set("X-RateLimit-Remaining", "0")
 		w.Header().Set("X-RateLimit-Retry-After", strconv.Itoa(f.RetryAfter))
-		writeProblem(w, http.StatusTooManyRequests, "https://docs.api.video/reference/too-many-requests", "Too many requests.", "")
+		apimodel.WriteProblem(w, http.StatusTooManyRequests, apimodel.TypeTooManyRequests, "Too many requests.", "")
 	case FaultMalformed:
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`<html><body>502 Bad Gateway</body></html>`))
@@ -618,74 +414,4 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault, body []
 		return false
 	}
 	return true
-}
-
-type tokenJSON struct {
-	CreatedAt string  `json:"createdAt"`
-	ExpiresAt *string `json:"expiresAt"`
-	Token     string  `json:"token"`
-	TTL       int     `json:"ttl"`
-}
-
-type linkJSON struct {
-	Rel string `json:"rel"`
-	URI string `json:"uri"`
-}
-
-// dateFormats are the shapes api.video's dates come in; tokens take them in turn.
-var dateFormats = []string{"2006-01-02T15:04:05-07:00", "2006-01-02T15:04:05.000Z07:00", time.RFC3339}
-
-func formatDate(t time.Time, i int) string {
-	return t.UTC().Format(dateFormats[i%len(dateFormats)])
-}
-
-func (s *Server) page(current, size int) []byte {
-	s.mu.Lock()
-	active := s.activeLocked()
-	total := len(active)
-	pagesTotal := max((total+size-1)/size, 1)
-	start := min((current-1)*size, total)
-	end := min(start+size, total)
-	items := make([]tokenJSON, 0, end-start)
-	for i, t := range active[start:end] {
-		n := start + i
-		item := tokenJSON{CreatedAt: formatDate(t.CreatedAt, n), Token: t.Token, TTL: t.TTL}
-		if t.TTL != 0 {
-			e := formatDate(t.ExpiresAt(), n)
-			item.ExpiresAt = &e
-		}
-		items = append(items, item)
-	}
-	s.mu.Unlock()
-	uri := func(p int) string { return fmt.Sprintf("/upload-tokens?currentPage=%d&pageSize=%d", p, size) }
-	links := []linkJSON{{"self", uri(current)}, {"first", uri(1)}}
-	if current > 1 {
-		links = append(links, linkJSON{"previous", uri(current - 1)})
-	}
-	if current < pagesTotal {
-		links = append(links, linkJSON{"next", uri(current + 1)})
-	}
-	links = append(links, linkJSON{"last", uri(pagesTotal)})
-	body, _ := json.Marshal(map[string]any{
-		"data": items,
-		"pagination": map[string]any{
-			"currentPage":      current,
-			"currentPageItems": len(items),
-			"pageSize":         size,
-			"pagesTotal":       pagesTotal,
-			"itemsTotal":       total,
-			"links":            links,
-		},
-	})
-	return body
-}
-
-func writeProblem(w http.ResponseWriter, status int, typ, title, name string) {
-	p := map[string]any{"type": typ, "title": title, "status": status}
-	if name != "" {
-		p["name"] = name
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(p)
 }
