@@ -13,6 +13,7 @@ package apiclient
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
 	"net/http"
@@ -56,10 +57,8 @@ func allocatedBytes() uint64 {
 func BenchmarkDecodePage(b *testing.B) {
 	const tokens = 100
 	body := benchPageBody(b, tokens, tokens/10)
-	var d pageDecoder
-	// A listing decodes each page into its slot of one slice.
-	slot := make([]Token, tokens)
-	p, err := d.decode(body, slot)
+	d := &pageDecoder{seed: maphash.MakeSeed()}
+	p, err := d.decode(body)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,7 +70,7 @@ func BenchmarkDecodePage(b *testing.B) {
 	before := allocatedBytes()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := d.decode(body, slot); err != nil {
+		if _, err := d.decode(body); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -85,7 +84,7 @@ func BenchmarkDecodePage(b *testing.B) {
 // 50 ms to answer each request, at several concurrencies. A listing cannot
 // be faster than the first page plus ceil((pages-1)/concurrency) rounds of
 // the rest: that floor is reported with the measured wall time, their
-// ratio and the requests each listing made (which must be ceil(tokens/100)).
+// ratio and the requests each listing made.
 func BenchmarkListLatency(b *testing.B) {
 	const latency = 50 * time.Millisecond
 	for _, pages := range []int{1, 10, 100} {
@@ -102,19 +101,19 @@ func BenchmarkListLatency(b *testing.B) {
 				defer cancel()
 				// Log in and open the connections outside the timer: a
 				// running exporter reuses both from scrape to scrape.
-				if list, err := c.ListUploadTokens(ctx); err != nil || len(list.Tokens) != tokens {
+				if list, err := c.ListUploadTokens(ctx, 1000); err != nil || len(list.Records) != tokens {
 					b.Fatalf("warm-up listing: %v", err)
 				}
 				s.ResetStats()
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					list, err := c.ListUploadTokens(ctx)
+					list, err := c.ListUploadTokens(ctx, 1000)
 					if err != nil {
 						b.Fatal(err)
 					}
-					if len(list.Tokens) != tokens {
-						b.Fatalf("listed %d tokens, want %d", len(list.Tokens), tokens)
+					if len(list.Records) != tokens {
+						b.Fatalf("listed %d tokens, want %d", len(list.Records), tokens)
 					}
 				}
 				b.StopTimer()

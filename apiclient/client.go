@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -97,6 +98,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger for retries and renewals; silent when nil.
 	Logger log.Logger
+	// Now is the clock that decides which tokens have expired; time.Now
+	// when nil.
+	Now func() time.Time
 }
 
 // RateLimit is what the latest reply said of the rate limit.
@@ -115,6 +119,7 @@ type Client struct {
 	http        *http.Client
 	logger      log.Logger
 	auth        *authenticator
+	now         func() time.Time
 	decoders    sync.Pool
 	bodies      sync.Pool
 
@@ -155,6 +160,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.NewNopLogger()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	transport := cfg.Transport
 	if transport == nil {
 		transport = newTransport(cfg.Concurrency)
@@ -175,9 +183,12 @@ func New(cfg Config) (*Client, error) {
 			return http.ErrUseLastResponse
 		}},
 		logger: cfg.Logger,
+		now:    cfg.Now,
 	}
 	c.auth = &authenticator{client: c, key: cfg.Key, sem: make(chan struct{}, 1)}
-	c.decoders.New = func() any { return new(pageDecoder) }
+	// One seed per client: token hashes are compared only within it.
+	seed := maphash.MakeSeed()
+	c.decoders.New = func() any { return &pageDecoder{seed: seed} }
 	c.bodies.New = func() any { return new(bytes.Buffer) }
 	return c, nil
 }

@@ -39,23 +39,35 @@ func listCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// keepAll asks a listing to keep the values of every token, so that tests
+// can compare them with the fake's.
+const keepAll = 1 << 20
+
 // requireMatchesFake asserts that list holds exactly the fake's tokens with
-// the fake's expiry times.
+// the fake's creation and expiry times, each once.
 func requireMatchesFake(t *testing.T, s *fakeapi.Server, list *apiclient.TokenList) {
 	t.Helper()
-	want := map[string]time.Time{}
-	for _, tok := range s.Tokens() {
-		want[tok.Token] = tok.ExpiresAt()
+	requireMatches(t, s.Tokens(), list)
+}
+
+func requireMatches(t *testing.T, want []fakeapi.TokenInfo, list *apiclient.TokenList) {
+	t.Helper()
+	got := map[string]apiclient.Record{}
+	for _, tok := range list.Values {
+		got[tok.Value] = tok.Record
 	}
-	got := map[string]time.Time{}
-	for _, tok := range list.Tokens {
-		got[tok.Value] = tok.ExpiresAt
+	hashes := map[uint64]bool{}
+	for _, r := range list.Records {
+		hashes[r.Hash] = true
 	}
-	require.Len(t, list.Tokens, len(want), "every token once")
-	for k, w := range want {
-		g, ok := got[k]
-		require.True(t, ok, "token missing from the listing")
-		require.True(t, w.Equal(g), "expiry of a token: want %v, got %v", w, g)
+	require.Equal(t, len(want), len(list.Records), "every token once")
+	require.Equal(t, len(want), len(got), "every value kept once")
+	for _, w := range want {
+		g, ok := got[w.Token]
+		require.True(t, ok, "a token is missing from the listing")
+		require.True(t, hashes[g.Hash], "a kept value has no record")
+		require.True(t, w.ExpiresAt().Equal(g.ExpiresAt()), "expiry of a token: want %v, got %v", w.ExpiresAt(), g.ExpiresAt())
+		require.True(t, w.CreatedAt.Equal(g.CreatedAt()), "creation of a token: want %v, got %v", w.CreatedAt, g.CreatedAt())
 	}
 }
 
@@ -66,29 +78,32 @@ func TestListUploadTokensPages(t *testing.T) {
 		withoutExpiry int
 		wantRequests  int
 	}{
+		// Page 1, the other pages, page 1 again, and one re-read where
+		// two of the (up to 8) segments of at least 6 pages meet.
 		{"empty account", 0, 0, 1},
 		{"one token", 1, 0, 1},
 		{"one full page", 100, 10, 1},
-		{"just over a page", 101, 1, 2},
-		{"several pages", 257, 43, 3},
-		{"all without expiry", 250, 250, 3},
-		{"hundred pages", 10000, 100, 100},
+		{"just over a page", 101, 1, 3},
+		{"several pages", 257, 43, 4},
+		{"all without expiry", 250, 250, 4},
+		{"thirteen pages: two segments", 1300, 20, 13 + 1 + 1},
+		{"hundred pages", 10000, 100, 100 + 1 + 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := fakeapi.NewServer(fakeapi.Options{Tokens: tc.tokens, WithoutExpiry: tc.withoutExpiry, Seed: 7})
 			defer s.Close()
-			list, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second))
+			list, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
 			require.NoError(t, err)
 			requireMatchesFake(t, s, list)
 			without := 0
-			for _, tok := range list.Tokens {
-				if tok.NeverExpires() {
+			for _, r := range list.Records {
+				if r.NeverExpires() {
 					without++
 				}
 			}
 			assert.Equal(t, tc.withoutExpiry, without)
-			assert.Equal(t, tc.wantRequests, s.Stats().ListRequests, "ceil(tokens/100) list requests")
-			assert.Equal(t, tc.wantRequests, list.Pages)
+			assert.Equal(t, tc.wantRequests, s.Stats().ListRequests)
+			assert.Equal(t, tc.wantRequests, list.Requests)
 			assert.Equal(t, 1, s.Stats().Logins)
 		})
 	}
@@ -99,12 +114,12 @@ func TestLoginIsReusedAcrossListings(t *testing.T) {
 	defer s.Close()
 	c := newClient(t, s)
 	for range 5 {
-		_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+		_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 		require.NoError(t, err)
 	}
 	st := s.Stats()
 	assert.Equal(t, 1, st.Logins)
-	assert.Equal(t, 15, st.ListRequests)
+	assert.Equal(t, 5*4, st.ListRequests, "three pages and page 1 again, five times")
 }
 
 func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
@@ -112,10 +127,10 @@ func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second})
 	defer s.Close()
 	c := newClient(t, s)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	time.Sleep(1600 * time.Millisecond)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	st := s.Stats()
 	assert.Equal(t, 1, st.Logins, "renewal goes through /auth/refresh, not a new login")
@@ -133,7 +148,7 @@ func TestAccessTokenRevokedBetweenPages(t *testing.T) {
 		}
 	})
 	c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = 1 })
-	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	requireMatchesFake(t, s, list)
 	st := s.Stats()
@@ -146,7 +161,7 @@ func TestWrongKey(t *testing.T) {
 	defer s.Close()
 	const wrong = "wrong-key-must-not-be-printed"
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey(wrong) })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized)
 	var apiErr *apiclient.APIError
@@ -163,7 +178,7 @@ func TestEmptyKey(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{})
 	defer s.Close()
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey("") })
-	_, err := c.ListUploadTokens(listCtx(t, time.Second))
+	_, err := c.ListUploadTokens(listCtx(t, time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrNoAPIKey)
 }
 
@@ -173,7 +188,7 @@ func TestKeyFileRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "key")
 	require.NoError(t, os.WriteFile(path, []byte("first-key\n"), 0o600))
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.FileKey(path) })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 
 	// The key is rotated: api.video now accepts only the new one, the old
@@ -181,9 +196,9 @@ func TestKeyFileRotation(t *testing.T) {
 	s.SetAPIKey("second-key")
 	s.ExpireAccessTokens()
 	require.NoError(t, os.WriteFile(path, []byte("second-key\n"), 0o600))
-	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
-	assert.Len(t, list.Tokens, 5)
+	assert.Len(t, list.Records, 5)
 	assert.Equal(t, 2, s.Stats().Logins)
 }
 
@@ -204,6 +219,7 @@ func TestFaults(t *testing.T) {
 		{name: "429 whose wait fits", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 1}}, timeout: 5 * time.Second, wantPages: 2},
 		{name: "429 whose wait does not fit", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 30}}, timeout: 3 * time.Second, wantErr: apiclient.ErrRateLimited, wantAs: true, maxTime: time.Second, wantPages: 1},
 		{name: "404 is not retried", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 404}}, timeout: 5 * time.Second, wantErr: &apiclient.APIError{}, wantAs: true, wantPages: 1},
+		{name: "a page past the end that cannot be", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 400}}, timeout: 5 * time.Second, wantErr: apiclient.ErrInconsistentListing, wantPages: 1},
 		{name: "malformed body", page: 3, faults: []fakeapi.Fault{{Kind: fakeapi.FaultMalformed}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
 		{name: "truncated body", page: 1, faults: []fakeapi.Fault{{Kind: fakeapi.FaultTruncated}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
 		{name: "no pagination", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultWrongShape}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
@@ -216,7 +232,7 @@ func TestFaults(t *testing.T) {
 			s.FailPage(tc.page, tc.faults...)
 			c := newClient(t, s)
 			start := time.Now()
-			list, err := c.ListUploadTokens(listCtx(t, tc.timeout))
+			list, err := c.ListUploadTokens(listCtx(t, tc.timeout), keepAll)
 			elapsed := time.Since(start)
 			if tc.maxTime > 0 {
 				assert.Less(t, elapsed, tc.maxTime)
@@ -239,7 +255,7 @@ func TestFaults(t *testing.T) {
 				}
 			}
 			// After every fault the next listing recovers.
-			list, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+			list, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 			require.NoError(t, err)
 			requireMatchesFake(t, s, list)
 		})
@@ -252,72 +268,11 @@ func TestRetriesGiveUp(t *testing.T) {
 	for range 10 {
 		s.FailPage(1, fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 502})
 	}
-	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second))
+	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
 	var apiErr *apiclient.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, 502, apiErr.StatusCode)
 	assert.Equal(t, 4, s.PageRequests()[1], "a bounded number of attempts")
-}
-
-func TestListingChangesWhileRead(t *testing.T) {
-	t.Run("a token removed mid-read is re-read once", func(t *testing.T) {
-		s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, WithoutExpiry: 43, Seed: 5})
-		defer s.Close()
-		var once atomic.Bool
-		s.OnList(func(page int) {
-			if page == 2 && once.CompareAndSwap(false, true) {
-				s.RemoveToken(0) // shifts every later token one place up
-			}
-		})
-		c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = 1 })
-		list, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
-		require.NoError(t, err)
-		assert.Len(t, list.Tokens, 256)
-		requireMatchesFake(t, s, list)
-		assert.Equal(t, 6, s.Stats().ListRequests, "two full reads")
-	})
-	t.Run("a token created mid-read is re-read once", func(t *testing.T) {
-		s := fakeapi.NewServer(fakeapi.Options{Tokens: 200, Seed: 5})
-		defer s.Close()
-		var once atomic.Bool
-		s.OnList(func(page int) {
-			if page == 2 && once.CompareAndSwap(false, true) {
-				s.AddTokens(1, 3600)
-			}
-		})
-		list, err := newClient(t, s).ListUploadTokens(listCtx(t, 5*time.Second))
-		require.NoError(t, err)
-		requireMatchesFake(t, s, list)
-		assert.Len(t, list.Tokens, 201)
-		assert.Equal(t, 2+3, s.Stats().ListRequests, "two pages, then one re-read of three")
-	})
-	t.Run("a list that keeps changing fails", func(t *testing.T) {
-		s := fakeapi.NewServer(fakeapi.Options{Tokens: 257, Seed: 5})
-		defer s.Close()
-		s.OnList(func(page int) {
-			if page == 2 {
-				s.AddTokens(1, 3600)
-			}
-		})
-		_, err := newClient(t, s).ListUploadTokens(listCtx(t, 5*time.Second))
-		assert.ErrorIs(t, err, apiclient.ErrInconsistentListing)
-	})
-	t.Run("a token listed twice with stable totals is dropped on the re-read", func(t *testing.T) {
-		s := fakeapi.NewServer(fakeapi.Options{Tokens: 150, Seed: 5})
-		defer s.Close()
-		tokens := s.Tokens()
-		tokens[120] = tokens[3] // the same token on page 1 and page 2
-		s.SetTokens(tokens)
-		list, err := newClient(t, s).ListUploadTokens(listCtx(t, 5*time.Second))
-		require.NoError(t, err)
-		assert.Len(t, list.Tokens, 149)
-		assert.Equal(t, 2+2, s.Stats().ListRequests, "the first read refused the repeat, the re-read dropped it")
-		seen := map[string]bool{}
-		for _, tok := range list.Tokens {
-			assert.False(t, seen[tok.Value], "a token counted twice")
-			seen[tok.Value] = true
-		}
-	})
 }
 
 func TestPagesAreFetchedConcurrently(t *testing.T) {
@@ -326,11 +281,12 @@ func TestPagesAreFetchedConcurrently(t *testing.T) {
 			s := fakeapi.NewServer(fakeapi.Options{Tokens: 5000, Seed: 2, Latency: 20 * time.Millisecond})
 			defer s.Close()
 			c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = concurrency })
-			list, err := c.ListUploadTokens(listCtx(t, 10*time.Second))
+			list, err := c.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
 			require.NoError(t, err)
-			assert.Len(t, list.Tokens, 5000)
+			assert.Len(t, list.Records, 5000)
 			st := s.Stats()
-			assert.Equal(t, 50, st.ListRequests, "exactly ceil(tokens/100) list requests")
+			segments := min(concurrency, 9)
+			assert.Equal(t, 50+1+segments-1, st.ListRequests, "every page, page 1 again, a re-read where segments meet")
 			assert.Equal(t, concurrency, st.MaxInFlight, "pages 2..n in flight at once, never more than the limit")
 		})
 	}
@@ -342,7 +298,7 @@ func TestRateLimitHeaders(t *testing.T) {
 	c := newClient(t, s)
 	_, known := c.RateLimit()
 	assert.False(t, known)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	rl, known := c.RateLimit()
 	require.True(t, known)
@@ -356,7 +312,7 @@ func TestEnforcedRateLimitIsNotHammered(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, RateLimit: 3, EnforceRateLimit: true})
 	defer s.Close()
 	start := time.Now()
-	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 3*time.Second))
+	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 3*time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrRateLimited)
 	assert.Less(t, time.Since(start), time.Second, "fails at once instead of waiting")
 	assert.Equal(t, 1, s.Stats().RateLimited, "one 429, no hammering")
@@ -373,7 +329,7 @@ func TestUserAgent(t *testing.T) {
 			return defaultTransport.RoundTrip(r)
 		})
 	})
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	assert.Equal(t, "apivideo_exporter/1.2.3", got.Load())
 }
@@ -447,12 +403,12 @@ func TestRequestsAreCountedByStatusCode(t *testing.T) {
 	s.FailPage(2, fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503})
 	reg := prometheus.NewRegistry()
 	c := newClient(t, s, func(c *apiclient.Config) { c.Registerer = reg })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	want := `
 # HELP apivideo_api_requests_total Requests made to the api.video API, by HTTP status code.
 # TYPE apivideo_api_requests_total counter
-apivideo_api_requests_total{code="200"} 4
+apivideo_api_requests_total{code="200"} 5
 apivideo_api_requests_total{code="401"} 0
 apivideo_api_requests_total{code="429"} 0
 apivideo_api_requests_total{code="500"} 0
@@ -483,7 +439,7 @@ func TestLoginIsCancelledWithTheContext(t *testing.T) {
 	start := time.Now()
 	for range 2 {
 		go func() {
-			_, err := c.ListUploadTokens(listCtx(t, 300*time.Millisecond))
+			_, err := c.ListUploadTokens(listCtx(t, 300*time.Millisecond), keepAll)
 			errs <- err
 		}()
 	}
@@ -503,7 +459,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	defer redirecting.Close()
 	c, err := apiclient.New(apiclient.Config{BaseURL: redirecting.URL, Key: apiclient.StaticKey("k")})
 	require.NoError(t, err)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	var apiErr *apiclient.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, http.StatusTemporaryRedirect, apiErr.StatusCode)
@@ -516,11 +472,11 @@ func TestExpiringTokenRidesOutAFailingAuthEndpoint(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second})
 	defer s.Close()
 	c := newClient(t, s)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	time.Sleep(4600 * time.Millisecond)
 	s.FailAuth(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503}, 100)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err, "the listing used the token that is due for renewal but still valid")
 	assert.Equal(t, 0, s.Stats().Rejected)
 }
@@ -546,7 +502,7 @@ func TestImplausiblePaginationIsRejected(t *testing.T) {
 			defer srv.Close()
 			c, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, Key: apiclient.StaticKey("k")})
 			require.NoError(t, err)
-			_, err = c.ListUploadTokens(listCtx(t, 5*time.Second))
+			_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
 			assert.ErrorIs(t, err, apiclient.ErrMalformedResponse)
 		})
 	}

@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	"github.com/valyala/fastjson"
@@ -34,15 +35,16 @@ type page struct {
 // pageDecoder decodes pages with reusable buffers. It is not safe for
 // concurrent use: each fetching goroutine owns one.
 type pageDecoder struct {
+	// seed hashes token values into Record.Hash.
+	seed   maphash.Seed
 	parser fastjson.Parser
 	arena  []byte
 	ends   []int
 }
 
-// decode parses body into a page, with its tokens in dst when they fit. It
-// rejects anything that is not a complete page of the documented shape, so
+// decode parses body into a page. It rejects anything that is not a complete page of the documented shape, so
 // that a truncated or garbled reply can never be mistaken for a short list.
-func (d *pageDecoder) decode(body []byte, dst []Token) (*page, error) {
+func (d *pageDecoder) decode(body []byte) (*page, error) {
 	root, err := d.parser.ParseBytes(body)
 	if err != nil {
 		// The parser's message quotes the body, which may hold tokens.
@@ -85,21 +87,23 @@ func (d *pageDecoder) decode(body []byte, dst []Token) (*page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: data is not an array", ErrMalformedResponse)
 	}
-	if len(items) <= cap(dst) {
-		pg.tokens = dst[:len(items)]
-	} else {
-		pg.tokens = make([]Token, len(items))
-	}
+	pg.tokens = make([]Token, len(items))
 	d.arena = d.arena[:0]
 	d.ends = d.ends[:0]
 	for i, item := range items {
-		value, expires, err := decodeToken(item)
+		value, created, expires, err := decodeToken(item)
 		if err != nil {
 			return nil, fmt.Errorf("%w: data[%d]: %v", ErrMalformedResponse, i, err)
 		}
 		d.arena = append(d.arena, value...)
 		d.ends = append(d.ends, len(d.arena))
-		pg.tokens[i].ExpiresAt = expires
+		pg.tokens[i].Hash = maphash.Bytes(d.seed, value)
+		if !created.IsZero() {
+			pg.tokens[i].Created = unixSeconds(created)
+		}
+		if !expires.IsZero() {
+			pg.tokens[i].Expires = unixSeconds(expires)
+		}
 	}
 	all := string(d.arena)
 	start := 0
@@ -110,49 +114,60 @@ func (d *pageDecoder) decode(body []byte, dst []Token) (*page, error) {
 	return pg, nil
 }
 
-// decodeToken reads one item of data. The returned bytes alias the parser's
-// memory and are valid until the next parse.
-func decodeToken(item *fastjson.Value) ([]byte, time.Time, error) {
+// decodeToken reads one item of data: the token, its creation (zero when
+// absent) and its expiry (zero for none). The returned bytes alias the
+// parser's memory and are valid until the next parse.
+func decodeToken(item *fastjson.Value) ([]byte, time.Time, time.Time, error) {
+	var none time.Time
 	if item.Type() != fastjson.TypeObject {
-		return nil, time.Time{}, fmt.Errorf("not an object")
+		return nil, none, none, fmt.Errorf("not an object")
 	}
 	value := item.GetStringBytes("token")
 	if len(value) == 0 {
-		return nil, time.Time{}, fmt.Errorf("no token")
+		return nil, none, none, fmt.Errorf("no token")
+	}
+	var created time.Time
+	if v := item.Get("createdAt"); v != nil && v.Type() != fastjson.TypeNull {
+		s, err := v.StringBytes()
+		if err != nil {
+			return nil, none, none, fmt.Errorf("createdAt is not a string")
+		}
+		if created, err = parseDate(s); err != nil {
+			return nil, none, none, fmt.Errorf("createdAt: %w", err)
+		}
 	}
 	ttl := int64(-1)
 	if v := item.Get("ttl"); v != nil && v.Type() != fastjson.TypeNull {
 		n, err := v.Int64()
 		if err != nil || n < 0 || n > MaxTTL {
-			return nil, time.Time{}, fmt.Errorf("ttl is not a count of seconds between 0 and %d", MaxTTL)
+			return nil, none, none, fmt.Errorf("ttl is not a count of seconds between 0 and %d", MaxTTL)
 		}
 		ttl = n
 	}
 	v := item.Get("expiresAt")
 	if ttl == 0 {
-		return value, time.Time{}, nil
+		return value, created, none, nil
 	}
 	if v == nil || v.Type() == fastjson.TypeNull {
 		if ttl < 0 {
-			return value, time.Time{}, nil
+			return value, created, none, nil
 		}
 		// A ttl without an expiry: it expires ttl seconds after creation.
 		// Counting it as never expiring would raise a false alarm.
-		created, err := parseDate(item.GetStringBytes("createdAt"))
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("ttl %d without expiresAt nor a usable createdAt: %w", ttl, err)
+		if created.IsZero() {
+			return nil, none, none, fmt.Errorf("ttl %d without expiresAt nor a usable createdAt", ttl)
 		}
-		return value, created.Add(time.Duration(ttl) * time.Second), nil
+		return value, created, created.Add(time.Duration(ttl) * time.Second), nil
 	}
 	s, err := v.StringBytes()
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("expiresAt is not a string")
+		return nil, none, none, fmt.Errorf("expiresAt is not a string")
 	}
 	expires, err := parseDate(s)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("expiresAt: %w", err)
+		return nil, none, none, fmt.Errorf("expiresAt: %w", err)
 	}
-	return value, expires, nil
+	return value, created, expires, nil
 }
 
 // parseDate parses a date of a token and checks that it lies between

@@ -1,6 +1,7 @@
 package apiclient
 
 import (
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+func testDecoder() *pageDecoder { return &pageDecoder{seed: maphash.MakeSeed()} }
 
 func TestParseTime(t *testing.T) {
 	want := time.Date(2020, 12, 2, 10, 26, 46, 0, time.UTC)
@@ -48,8 +51,8 @@ func TestParseTime(t *testing.T) {
 func TestDecodePageGolden(t *testing.T) {
 	body, err := os.ReadFile(filepath.Join("testdata", "documented-page.json"))
 	require.NoError(t, err)
-	var d pageDecoder
-	p, err := d.decode(body, nil)
+	d := testDecoder()
+	p, err := d.decode(body)
 	require.NoError(t, err)
 	assert.Equal(t, 1, p.currentPage)
 	assert.Equal(t, 25, p.pageSize)
@@ -57,7 +60,9 @@ func TestDecodePageGolden(t *testing.T) {
 	assert.Equal(t, 2, p.itemsTotal)
 	require.Len(t, p.tokens, 2)
 	assert.Equal(t, "to37YfoPDRR2pcDKa6LsUE0M", p.tokens[0].Value)
-	assert.True(t, time.Date(2020, 12, 2, 11, 26, 46, 0, time.UTC).Equal(p.tokens[0].ExpiresAt))
+	assert.True(t, time.Date(2020, 12, 2, 11, 26, 46, 0, time.UTC).Equal(p.tokens[0].ExpiresAt()))
+	assert.True(t, time.Date(2020, 12, 2, 10, 26, 46, 0, time.UTC).Equal(p.tokens[0].CreatedAt()))
+	assert.Equal(t, time.Hour, p.tokens[0].TTL())
 	assert.Equal(t, "to1W3ZS9PdUBZWzzTEZr1B79", p.tokens[1].Value)
 	assert.True(t, p.tokens[1].NeverExpires())
 }
@@ -86,9 +91,9 @@ func TestDecodeToken(t *testing.T) {
 		{"not an object", `"to1"`, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var d pageDecoder
+			d := testDecoder()
 			body := `{"data":[` + tc.item + `],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1}}`
-			p, err := d.decode([]byte(body), nil)
+			p, err := d.decode([]byte(body))
 			if tc.err {
 				require.ErrorIs(t, err, ErrMalformedResponse)
 				return
@@ -113,8 +118,8 @@ func TestDecodeRejectsBrokenPages(t *testing.T) {
 		"trailing garbage":     `{"data":[],"pagination":{"pagesTotal":1,"itemsTotal":0}} x`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			var d pageDecoder
-			_, err := d.decode([]byte(body), nil)
+			d := testDecoder()
+			_, err := d.decode([]byte(body))
 			assert.ErrorIs(t, err, ErrMalformedResponse)
 		})
 	}
@@ -127,37 +132,20 @@ func TestDecodeErrorsQuoteNoToken(t *testing.T) {
 		`{"data":[{"token":"` + secret + `","ttl":0},{"token":"` + secret,
 		`{"data":[{"token":"` + secret + `","ttl":60,"expiresAt":"soon"}],"pagination":{"pagesTotal":1,"itemsTotal":1}}`,
 	} {
-		var d pageDecoder
-		_, err := d.decode([]byte(body), nil)
+		d := testDecoder()
+		_, err := d.decode([]byte(body))
 		require.ErrorIs(t, err, ErrMalformedResponse)
 		assert.NotContains(t, err.Error(), "SECRET")
 	}
 }
 
 func TestDecoderReuseKeepsEarlierTokens(t *testing.T) {
-	var d pageDecoder
-	p1, err := d.decode([]byte(`{"data":[{"token":"toAAAA","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`), nil)
+	d := testDecoder()
+	p1, err := d.decode([]byte(`{"data":[{"token":"toAAAA","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`))
 	require.NoError(t, err)
-	_, err = d.decode([]byte(`{"data":[{"token":"toBBBB","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`), nil)
+	_, err = d.decode([]byte(`{"data":[{"token":"toBBBB","ttl":0}],"pagination":{"pagesTotal":2,"itemsTotal":2}}`))
 	require.NoError(t, err)
 	assert.Equal(t, "toAAAA", p1.tokens[0].Value, "a page's tokens survive the decoder's next page")
-}
-
-func TestDecodeIntoSlot(t *testing.T) {
-	body := []byte(`{"data":[{"token":"toAAAA","ttl":0},{"token":"toBBBB","ttl":0}],"pagination":{"pagesTotal":1,"itemsTotal":2}}`)
-	var d pageDecoder
-	slot := make([]Token, 2)
-	p, err := d.decode(body, slot)
-	require.NoError(t, err)
-	assert.Equal(t, "toAAAA", slot[0].Value, "the tokens land in the slot")
-	assert.Equal(t, "toBBBB", slot[1].Value)
-	assert.Same(t, &slot[0], &p.tokens[0])
-
-	small := make([]Token, 1)
-	p, err = d.decode(body, small)
-	require.NoError(t, err)
-	assert.Len(t, p.tokens, 2, "a page larger than its slot is still decoded whole")
-	assert.Empty(t, small[0].Value, "and leaves the slot alone")
 }
 
 func FuzzParseTime(f *testing.F) {
@@ -193,8 +181,8 @@ func FuzzDecodePage(f *testing.F) {
 	f.Add([]byte(`{"data":[],"pagination":{"pagesTotal":0,"itemsTotal":0}}`))
 	f.Add([]byte(`{"data":[{"token":"to1","ttl":0,"expiresAt":null}],"pagination":{"currentPage":1,"pagesTotal":1,"itemsTotal":1}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var d pageDecoder
-		p, err := d.decode(body, nil)
+		d := testDecoder()
+		p, err := d.decode(body)
 		if err != nil {
 			require.ErrorIs(t, err, ErrMalformedResponse)
 			return

@@ -32,17 +32,17 @@ func TestDecodeTokenRanges(t *testing.T) {
 		{"createdAt in year 1 with a ttl", `{"token":"to1","ttl":60,"createdAt":"0001-01-01T00:00:00Z"}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var d pageDecoder
+			d := testDecoder()
 			body := `{"data":[` + tc.item + `],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1}}`
-			p, err := d.decode([]byte(body), nil)
+			p, err := d.decode([]byte(body))
 			if !tc.ok {
 				require.ErrorIs(t, err, ErrMalformedResponse)
 				return
 			}
 			require.NoError(t, err)
 			assert.False(t, p.tokens[0].NeverExpires())
-			assert.False(t, p.tokens[0].ExpiresAt.Before(EarliestDate))
-			assert.True(t, p.tokens[0].ExpiresAt.Before(LatestDate))
+			assert.False(t, p.tokens[0].ExpiresAt().Before(EarliestDate))
+			assert.True(t, p.tokens[0].ExpiresAt().Before(LatestDate))
 		})
 	}
 }

@@ -3,10 +3,12 @@
 package collector
 
 import (
-	"container/heap"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,9 +20,11 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 )
 
-// Source lists the account's tokens; *apiclient.Client is one.
+// Source lists the account's tokens, keeping the values of the keep tokens
+// closest to expiry and of up to keep tokens without expiry;
+// *apiclient.Client is one.
 type Source interface {
-	ListUploadTokens(ctx context.Context) (*apiclient.TokenList, error)
+	ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error)
 }
 
 // RateLimitSource reports the rate-limit headers of the latest reply;
@@ -170,7 +174,7 @@ func (c *Collector) fetch(ctx context.Context) (*apiclient.TokenList, error) {
 				fctx, cancel = context.WithDeadline(fctx, deadline)
 				defer cancel()
 			}
-			list, err := c.src.ListUploadTokens(fctx)
+			list, err := c.src.ListUploadTokens(fctx, c.keep())
 			if err == nil && c.opts.CacheTTL > 0 {
 				c.mu.Lock()
 				c.cached = list
@@ -205,33 +209,33 @@ func (c *Collector) fresh() *apiclient.TokenList {
 	return nil
 }
 
+// keep is how many token values a listing must keep for the per-token series.
+func (c *Collector) keep() int {
+	if c.opts.TokenLabel == LabelNone {
+		return 0
+	}
+	return c.opts.MaxTokenSeries
+}
+
 // emitTokens publishes the counts, the expiry histogram and the per-token
 // series. Seconds until expiry are computed now, so that a cached listing
 // still gives exact values.
 func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.Metric) {
 	now := c.opts.Now()
-	keep := 0
-	if c.opts.TokenLabel != LabelNone {
-		keep = c.opts.MaxTokenSeries
-	}
-	soonest := make(expiryHeap, 0, min(keep, len(list.Tokens)))
 	counts := make([]uint64, len(expiryBuckets))
 	var withoutExpiry, expiring uint64
 	var sum float64
-	var active int
-	for _, t := range list.Tokens {
-		if t.NeverExpires() {
+	for _, r := range list.Records {
+		if r.NeverExpires() {
 			withoutExpiry++
-			active++
 			continue
 		}
 		// A token that expired since the listing (a cached one, say) is no
 		// longer active.
-		if !t.ExpiresAt.After(now) {
+		if !r.ActiveAt(now) {
 			continue
 		}
-		active++
-		in := t.ExpiresAt.Sub(now).Seconds()
+		in := r.ExpiresAt().Sub(now).Seconds()
 		expiring++
 		sum += in
 		for i, le := range expiryBuckets {
@@ -239,9 +243,8 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 				counts[i]++
 			}
 		}
-		soonest.offer(t, keep)
 	}
-	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(active))
+	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(withoutExpiry+expiring))
 	ch <- prometheus.MustNewConstMetric(withoutExpiryDesc, prometheus.GaugeValue, float64(withoutExpiry))
 	buckets := make(map[float64]uint64, len(expiryBuckets))
 	for i, le := range expiryBuckets {
@@ -249,12 +252,28 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 	}
 	ch <- prometheus.MustNewConstHistogram(expiryHistogramDesc, expiring, sum, buckets)
 
-	labels := Labels(c.opts.TokenLabel, soonest.values())
+	// The listing kept the values of the tokens closest to expiry: any
+	// token it did not keep expires later than all of those.
+	soonest := make([]apiclient.Token, 0, len(list.Values))
+	for _, t := range list.Values {
+		if !t.NeverExpires() && t.ActiveAt(now) {
+			soonest = append(soonest, t)
+		}
+	}
+	slices.SortFunc(soonest, func(a, b apiclient.Token) int {
+		return cmp.Or(cmp.Compare(a.Expires, b.Expires), strings.Compare(a.Value, b.Value))
+	})
+	soonest = soonest[:min(len(soonest), c.keep())]
+	values := make([]string, len(soonest))
+	for i, t := range soonest {
+		values[i] = t.Value
+	}
+	labels := Labels(c.opts.TokenLabel, values)
 	dropped := 0
 	for i, t := range soonest {
 		// A label Labels could not make valid, or one the registry would
 		// still refuse, drops that series, never the whole exposition.
-		m, err := prometheus.NewConstMetric(expiresInDesc, prometheus.GaugeValue, t.ExpiresAt.Sub(now).Seconds(), labels[i])
+		m, err := prometheus.NewConstMetric(expiresInDesc, prometheus.GaugeValue, t.ExpiresAt().Sub(now).Seconds(), labels[i])
 		if labels[i] == "" || err != nil {
 			dropped++
 			continue
@@ -266,38 +285,4 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 		level.Warn(c.opts.Logger).Log("msg", "dropped per-token series whose token cannot be a label value (not valid UTF-8, or repeated)",
 			"dropped", dropped, "token_label", c.opts.TokenLabel)
 	}
-}
-
-// expiryHeap keeps the tokens closest to expiry: a max-heap on ExpiresAt
-// whose root, the latest of those kept, is the one to evict.
-type expiryHeap []apiclient.Token
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].ExpiresAt.After(h[j].ExpiresAt) }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(apiclient.Token)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return t
-}
-
-func (h *expiryHeap) offer(t apiclient.Token, keep int) {
-	switch {
-	case keep <= 0:
-	case len(*h) < keep:
-		heap.Push(h, t)
-	case t.ExpiresAt.Before((*h)[0].ExpiresAt):
-		(*h)[0] = t
-		heap.Fix(h, 0)
-	}
-}
-
-func (h expiryHeap) values() []string {
-	out := make([]string, len(h))
-	for i, t := range h {
-		out[i] = t.Value
-	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ type stubSource struct {
 	rl    *apiclient.RateLimit
 }
 
-func (s *stubSource) ListUploadTokens(ctx context.Context) (*apiclient.TokenList, error) {
+func (s *stubSource) ListUploadTokens(ctx context.Context, _ int) (*apiclient.TokenList, error) {
 	s.calls.Add(1)
 	if s.delay > 0 {
 		select {
@@ -59,17 +60,30 @@ func (s *stubSource) RateLimit() (apiclient.RateLimit, bool) {
 	return *s.rl, true
 }
 
+// tok is a token created a minute ago that expires in in (never when 0).
 func tok(value string, in time.Duration) apiclient.Token {
-	if in == 0 {
-		return apiclient.Token{Value: value}
+	h := fnv.New64a()
+	h.Write([]byte(value))
+	t := apiclient.Token{Value: value, Record: apiclient.Record{Hash: h.Sum64(), Created: uint32(now.Add(-time.Minute).Unix())}}
+	if in != 0 {
+		t.Expires = uint32(now.Add(in).Unix())
 	}
-	return apiclient.Token{Value: value, ExpiresAt: now.Add(in)}
+	return t
+}
+
+// listOf is a listing of tokens that kept every value.
+func listOf(tokens ...apiclient.Token) *apiclient.TokenList {
+	list := &apiclient.TokenList{FetchedAt: now, Requests: 1, Values: tokens}
+	for _, t := range tokens {
+		list.Records = append(list.Records, t.Record)
+	}
+	return list
 }
 
 // sampleList has tokens without expiry, tokens across the histogram's range,
 // two tokens that share nine characters and two that share twelve.
 func sampleList() *apiclient.TokenList {
-	return &apiclient.TokenList{FetchedAt: now, Pages: 1, Tokens: []apiclient.Token{
+	return listOf(
 		tok("to37YfoPDRR2pcDKa6LsUE0M", time.Hour),
 		tok("to1W3ZS9PdUBZWzzTEZr1B79", 0),
 		tok("toSAMEPREFIXaaaaaaaaaaaa", 10*time.Minute),
@@ -79,7 +93,7 @@ func sampleList() *apiclient.TokenList {
 		tok("toSoon000000000000000000", 90*time.Second),
 		tok("toPAIRED0aXXXXXXXXXXXXXX", 5*time.Hour),
 		tok("toPAIRED0bYYYYYYYYYYYYYY", 5*time.Hour+time.Second),
-	}}
+	)
 }
 
 func golden(t *testing.T, name string, c prometheus.Collector, names ...string) {
@@ -235,7 +249,7 @@ func TestSharedFetchAgainstFakeAPI(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.Stats()
-	assert.Equal(t, 10, st.ListRequests, "one round of upstream requests: ceil(1000/100)")
+	assert.Equal(t, 10+1+1, st.ListRequests, "one listing: ten pages, page 1 again, one re-read where two segments meet")
 	assert.Equal(t, 1, st.Logins)
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 )
 
@@ -90,13 +89,13 @@ func TestHostileTokensNeverBreakTheExposition(t *testing.T) {
 	for _, mode := range []collector.LabelMode{collector.LabelRedacted, collector.LabelFull} {
 		t.Run(mode.String(), func(t *testing.T) {
 			var logs bytes.Buffer
-			src := &stubSource{list: &apiclient.TokenList{FetchedAt: now, Pages: 1, Tokens: []apiclient.Token{
+			src := &stubSource{list: listOf(
 				tok(bad, time.Hour),
 				tok("to12345\u00e9SECRETsecret12", 2*time.Hour),
 				tok(collidingA, 3*time.Hour),
 				tok(collidingB, 4*time.Hour),
 				tok("toNoExpiry00000000000000", 0),
-			}}}
+			)}
 			c := collector.New(src, collector.Options{TokenLabel: mode, MaxTokenSeries: 10,
 				Logger: log.NewLogfmtLogger(&logs), Now: func() time.Time { return now }})
 			families := gather(t, c)

@@ -22,8 +22,8 @@ var (
 	demoOptions = apimodel.Options{
 		Tokens:        300,
 		WithoutExpiry: 24,
-		Spread:        2 * time.Hour,
-		TTLs:          []int{900, 3600, 3 * 3600, 2 * 3600, 24 * 3600, 7 * 24 * 3600},
+		Spread:        time.Hour,
+		TTLs:          []int{4500, 2 * 3600, 24 * 3600, 5400, 3 * 3600, 7 * 24 * 3600},
 		Churn: apimodel.Churn{
 			CreatePerSecond: 0.2,
 			TTLs:            []int{300, 900, 600, 3600, 1800, 0, 900, 7 * 24 * 3600, 600, 1200, 3600, 300},
