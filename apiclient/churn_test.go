@@ -55,6 +55,9 @@ func snapshot(tokens []fakeapi.TokenInfo) map[string]bool {
 func (w *witness) see(tokens []fakeapi.TokenInfo) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.during == nil {
+		w.during = map[string]bool{}
+	}
 	for _, t := range tokens {
 		w.during[t.Token] = true
 	}

@@ -3,6 +3,7 @@ package apiclient
 import (
 	"container/heap"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,7 +94,10 @@ type TokenList struct {
 
 // keeper collects the token values a listing may publish: the keep
 // expiring tokens closest to expiry and the keep oldest tokens without
-// expiry, each once. It is safe for concurrent use.
+// expiry, each once. It keeps, as tokens come and go, the invariant the
+// collector relies on: every token it does not keep expires no sooner than
+// every expiring token it keeps (and was created no earlier than every
+// token without expiry it keeps). It is safe for concurrent use.
 type keeper struct {
 	keep int
 
@@ -101,15 +105,20 @@ type keeper struct {
 	soonest tokenHeap // max-heap on Expires: the root is evicted first
 	oldest  tokenHeap // max-heap on Created among tokens without expiry
 	kept    map[uint64]struct{}
-	scratch []Token
+	// Tokens that expire at or after expiryHorizon, or were created at or
+	// after createdHorizon, may have been turned away; all others offered
+	// were kept.
+	expiryHorizon, createdHorizon uint32
 }
 
 func newKeeper(keep int) *keeper {
 	return &keeper{
-		keep:    keep,
-		soonest: tokenHeap{later: func(a, b Record) bool { return a.Expires > b.Expires }},
-		oldest:  tokenHeap{later: func(a, b Record) bool { return a.Created > b.Created }},
-		kept:    map[uint64]struct{}{},
+		keep:           keep,
+		soonest:        tokenHeap{later: func(a, b Record) bool { return a.Expires > b.Expires }},
+		oldest:         tokenHeap{later: func(a, b Record) bool { return a.Created > b.Created }},
+		kept:           map[uint64]struct{}{},
+		expiryHorizon:  math.MaxUint32,
+		createdHorizon: math.MaxUint32,
 	}
 }
 
@@ -125,21 +134,47 @@ func (k *keeper) offer(tokens []Token) {
 		if _, dup := k.kept[t.Hash]; dup {
 			continue
 		}
-		h := &k.soonest
+		h, key, horizon := &k.soonest, t.Expires, &k.expiryHorizon
 		if t.NeverExpires() {
-			h = &k.oldest
+			h, key, horizon = &k.oldest, t.Created, &k.createdHorizon
 		}
-		switch {
-		case len(h.tokens) < k.keep:
-		case h.later(h.tokens[0].Record, t.Record):
-			evicted := heap.Pop(h).(Token)
-			delete(k.kept, evicted.Hash)
-		default:
+		if key >= *horizon {
 			continue
 		}
 		t.Value = strings.Clone(t.Value)
 		heap.Push(h, t)
 		k.kept[t.Hash] = struct{}{}
+		if len(h.tokens) > k.keep {
+			evicted := heap.Pop(h).(Token)
+			delete(k.kept, evicted.Hash)
+			*horizon = min(*horizon, evictedKey(evicted))
+		}
+	}
+}
+
+func evictedKey(t Token) uint32 {
+	if t.NeverExpires() {
+		return t.Created
+	}
+	return t.Expires
+}
+
+// drop forgets the tokens for which gone is true.
+func (k *keeper) drop(gone func(Record) bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, h := range []*tokenHeap{&k.soonest, &k.oldest} {
+		n := len(h.tokens)
+		h.tokens = slices.DeleteFunc(h.tokens, func(t Token) bool {
+			if gone(t.Record) {
+				delete(k.kept, t.Hash)
+				return true
+			}
+			return false
+		})
+		if len(h.tokens) != n {
+			heap.Init(h)
+		}
 	}
 }
 

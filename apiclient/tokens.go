@@ -62,17 +62,37 @@ func (c *Client) ListUploadTokens(ctx context.Context, keep int) (*TokenList, er
 	return l.result(c.now()), nil
 }
 
-// listing accumulates the reads of one listing.
+// listing accumulates the reads of one listing. A listing of the
+// incremental mode may pause at a scrape's deadline or request budget and
+// go on at the next scrape (see plan).
 type listing struct {
 	c    *Client
 	keep *keeper
+	// budget, when positive, caps the requests of this scrape; reserve,
+	// when positive, is the time before the deadline at which no new
+	// request starts. Both end the scrape with errPaused.
+	budget  int
+	reserve time.Duration
+	// ordered keeps, for each record, where it was seen in the list, so
+	// that records can be put in list order; discard keeps no records.
+	ordered, discard bool
 
-	mu       sync.Mutex
-	records  []Record
-	requests int
+	mu        sync.Mutex
+	records   []Record
+	positions []int32
+	requests  int
+	spent     int // requests of the current scrape
 	// latestTotal is the itemsTotal of the latest page that gave one.
 	latestTotal int
+	plan        *plan
 }
+
+// errPaused ends a scrape of a listing that goes on at the next one.
+var errPaused = errors.New("paused until the next scrape")
+
+// ErrRequestBudget means a scrape would have spent more than its share of
+// the rate limit.
+var ErrRequestBudget = errors.New("request budget for this scrape spent")
 
 // run is what a listing keeps of one page read.
 type run struct {
@@ -88,6 +108,8 @@ type run struct {
 	pastEnd    error
 	itemsTotal int
 	pagesTotal int
+	// sent and received bound the instant the page was read.
+	sent, received time.Time
 }
 
 // read fetches page number of size tokens. It keeps its tokens and returns
@@ -95,10 +117,21 @@ type run struct {
 // the page.
 func (l *listing) read(ctx context.Context, number, size int) (run, []Token, error) {
 	r := run{start: (number - 1) * size, end: number * size, itemsTotal: -1}
-	p, err := l.c.fetchPage(ctx, number, size)
 	l.mu.Lock()
+	if l.budget > 0 && l.spent >= l.budget {
+		l.mu.Unlock()
+		return r, nil, fmt.Errorf("%w (%d requests)", ErrRequestBudget, l.budget)
+	}
+	if deadline, ok := ctx.Deadline(); ok && l.reserve > 0 && time.Until(deadline) < l.reserve {
+		l.mu.Unlock()
+		return r, nil, errPaused
+	}
 	l.requests++
+	l.spent++
 	l.mu.Unlock()
+	r.sent = l.c.now()
+	p, err := l.c.fetchPage(ctx, number, size)
+	r.received = l.c.now()
 	var apiErr *APIError
 	if number > 1 && errors.As(err, &apiErr) &&
 		(apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusBadRequest) {
@@ -124,7 +157,7 @@ func (l *listing) read(ctx context.Context, number, size int) (run, []Token, err
 		}
 	}
 	r.itemsTotal, r.pagesTotal = p.itemsTotal, p.pagesTotal
-	l.keepTokens(p.tokens, p.itemsTotal)
+	l.keepTokens(p.tokens, p.itemsTotal, r.start)
 	if p.currentPage != 0 && p.currentPage != number {
 		// The last page again, for a page past the end. Its tokens were
 		// active, but it says nothing of the positions asked for.
@@ -146,23 +179,127 @@ func (l *listing) read(ctx context.Context, number, size int) (run, []Token, err
 	return r, p.tokens, nil
 }
 
-func (l *listing) keepTokens(tokens []Token, itemsTotal int) {
+func (l *listing) keepTokens(tokens []Token, itemsTotal, start int) {
 	l.keep.offer(tokens)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.latestTotal = itemsTotal
+	if l.discard {
+		return
+	}
 	if l.records == nil {
 		// Room for the list as page 1 saw it and some growth, so that a
 		// million tokens are not copied on the way.
 		l.records = make([]Record, 0, itemsTotal+itemsTotal/32+4*MaxPageSize)
+		if l.ordered {
+			l.positions = make([]int32, 0, cap(l.records))
+		}
 	}
-	for _, t := range tokens {
+	for i, t := range tokens {
 		l.records = append(l.records, t.Record)
+		if l.ordered {
+			l.positions = append(l.positions, int32(start+i))
+		}
 	}
-	l.latestTotal = itemsTotal
 }
 
-// full reads every page, as ListUploadTokens describes.
+// plan is the progress of a full listing.
+type plan struct {
+	size, pagesTotal int
+	runs             []run
+	// segment[p] is the segment that reads page p; next[s] is the next
+	// page segment s reads, below lo[s] once it is done.
+	segment      []int
+	lo, hi, next []int
+	gaps         []gap
+	gapsDone     []bool
+}
+
+// progress is the share of the listing's requests done, from 0 to 1.
+func (p *plan) progress() float64 {
+	if p == nil {
+		return 0
+	}
+	total, done := 1, 1 // page 1
+	for s := range p.lo {
+		total += p.hi[s] - p.lo[s] + 1
+		done += p.hi[s] - p.next[s]
+	}
+	if p.gaps == nil {
+		total += max(len(p.lo)-1, 0) // a re-read where segments meet
+	}
+	total += len(p.gaps)
+	for _, d := range p.gapsDone {
+		if d {
+			done++
+		}
+	}
+	return min(float64(done)/float64(total), 1)
+}
+
+// full reads every page, as ListUploadTokens describes. A listing that
+// pauses (errPaused) goes on where it stopped when full is called again.
 func (l *listing) full(ctx context.Context) error {
+	if l.plan == nil {
+		if err := l.start(ctx); err != nil {
+			return err
+		}
+	}
+	p := l.plan
+	if p.gaps == nil {
+		g, gctx := errgroup.WithContext(ctx)
+		for s := range p.lo {
+			g.Go(func() error {
+				for ; p.next[s] >= p.lo[s]; p.next[s]-- {
+					number := p.next[s]
+					r, _, err := l.read(gctx, number, p.size)
+					if err != nil {
+						return err
+					}
+					p.runs[number] = r
+					// A page past the end just above a page that finds the
+					// list a page longer than that: the list cannot have
+					// grown so fast, and the answer was no sign of a shift.
+					if number < p.pagesTotal && p.segment[number+1] == p.segment[number] &&
+						p.runs[number+1].pastEnd != nil && r.itemsTotal >= (number+1)*p.size {
+						return fmt.Errorf("%w: %w, but page %d then found %d tokens in the list",
+							ErrInconsistentListing, p.runs[number+1].pastEnd, number, r.itemsTotal)
+					}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		p.gaps = l.findGaps()
+		p.gapsDone = make([]bool, len(p.gaps))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(l.c.concurrency)
+	if l.budget > 0 {
+		// One re-read at a time, so that a budget that runs out leaves
+		// every started re-read finished.
+		g.SetLimit(1)
+	}
+	for i, gp := range p.gaps {
+		if p.gapsDone[i] {
+			continue
+		}
+		g.Go(func() error {
+			if err := l.closeGap(gctx, gp, p.pagesTotal, nil); err != nil {
+				return err
+			}
+			p.gapsDone[i] = true
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// start reads page 1 and plans the rest: pages 2..n in contiguous
+// segments, each read from its last page down.
+func (l *listing) start(ctx context.Context) error {
 	size := l.c.pageSize
 	first, _, err := l.read(ctx, 1, size)
 	if err != nil {
@@ -178,15 +315,13 @@ func (l *listing) full(ctx context.Context) error {
 			ErrMalformedResponse, pagesTotal, first.itemsTotal, size)
 	}
 	pagesTotal = max(pagesTotal, 1)
-	runs := make([]run, pagesTotal+1)
-	runs[1] = first
-	segment := make([]int, pagesTotal+1)
+	p := &plan{size: size, pagesTotal: pagesTotal, runs: make([]run, pagesTotal+1), segment: make([]int, pagesTotal+1)}
+	p.runs[1] = first
 	if pagesTotal > 1 {
 		// Segments of at least minSegment pages: each boundary costs a
 		// re-read, and short segments would gain little time.
 		const minSegment = 6
 		segments := min(l.c.concurrency, (pagesTotal-1+minSegment-1)/minSegment)
-		g, gctx := errgroup.WithContext(ctx)
 		for s := range segments {
 			// Pages lo..hi, read from hi down; the first segment then reads
 			// page 1 again, so that no gap opens above page 1.
@@ -195,46 +330,35 @@ func (l *listing) full(ctx context.Context) error {
 			if s == 0 {
 				lo = 1
 			}
-			for p := lo; p <= hi; p++ {
-				segment[p] = s + 1
+			for number := lo; number <= hi; number++ {
+				p.segment[number] = s + 1
 			}
-			g.Go(func() error {
-				for p := hi; p >= lo; p-- {
-					r, _, err := l.read(gctx, p, size)
-					if err != nil {
-						return err
-					}
-					runs[p] = r
-					// A page past the end just above a page that finds the
-					// list a page longer than that: the list cannot have
-					// grown so fast, and the answer was no sign of a shift.
-					if p < hi && runs[p+1].pastEnd != nil && r.itemsTotal >= (p+1)*size {
-						return fmt.Errorf("%w: %w, but page %d then found %d tokens in the list",
-							ErrInconsistentListing, runs[p+1].pastEnd, p, r.itemsTotal)
-					}
-				}
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return err
+			p.lo = append(p.lo, lo)
+			p.hi = append(p.hi, hi)
+			p.next = append(p.next, hi)
 		}
 	}
+	l.plan = p
+	return nil
+}
 
-	// Boundaries where a token may have been skipped: between pages read
-	// by different segments, the lower page unless it reached the end.
-	var gaps []gap
-	for k := 1; k <= pagesTotal; k++ {
-		lower := runs[k]
+// findGaps lists the boundaries where a token may have been skipped:
+// between pages read by different segments, above the lower page unless
+// it reached the end of the list.
+func (l *listing) findGaps() []gap {
+	p := l.plan
+	gaps := []gap{}
+	for k := 1; k <= p.pagesTotal; k++ {
+		lower := p.runs[k]
 		if lower.atEnd || lower.n == 0 {
 			continue
 		}
-		if k < pagesTotal && segment[k] == segment[k+1] {
+		if k < p.pagesTotal && p.segment[k] == p.segment[k+1] {
 			continue // page k+1 was read before page k
 		}
 		g := gap{low: lower.last, hint: lower.end}
-		if k < pagesTotal && runs[k+1].n > 0 {
-			high := runs[k+1].first
+		if k < p.pagesTotal && p.runs[k+1].n > 0 {
+			high := p.runs[k+1].first
 			g.high = &high
 		} else {
 			l.mu.Lock()
@@ -243,15 +367,7 @@ func (l *listing) full(ctx context.Context) error {
 		}
 		gaps = append(gaps, g)
 	}
-	if len(gaps) == 0 {
-		return nil
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(l.c.concurrency)
-	for _, gp := range gaps {
-		g.Go(func() error { return l.closeGap(gctx, gp, pagesTotal) })
-	}
-	return g.Wait()
+	return gaps
 }
 
 // gap is a boundary between two reads that a token may have crossed
@@ -269,7 +385,9 @@ type gap struct {
 // overlapping the one above it, until one reaches before low. Tokens only
 // ever move towards the start, so a token that sorts between low and high
 // cannot jump over a window read after the one above it.
-func (l *listing) closeGap(ctx context.Context, g gap, pagesTotal int) error {
+//
+// seen, when set, is called with each read's run and tokens.
+func (l *listing) closeGap(ctx context.Context, g gap, pagesTotal int, seen func(run, []Token)) error {
 	maxReads := 8 + pagesTotal/10
 	lo, hi := g.hint-50, g.hint+10
 	reads := 0
@@ -287,11 +405,16 @@ func (l *listing) closeGap(ctx context.Context, g gap, pagesTotal int) error {
 		if err != nil {
 			return err
 		}
+		if seen != nil {
+			seen(r, tokens)
+		}
 		reachesHigh := r.atEnd ||
 			(g.high != nil && (r.n > 0 && r.last.Created > g.high.Created || holds(tokens, g.high.Hash)))
 		if !reachesHigh {
-			// The boundary has moved up past this window: look above it.
-			lo, hi = r.end-10, r.end+60
+			// The boundary has moved up past this window: look above it,
+			// up to the end of the list if the page said where that is.
+			hi = max(r.end+60, r.itemsTotal+10)
+			lo = hi - 95
 			continue
 		}
 		for {
@@ -301,6 +424,9 @@ func (l *listing) closeGap(ctx context.Context, g gap, pagesTotal int) error {
 			lo, hi = r.start-90, r.start-1
 			if r, tokens, err = read(); err != nil {
 				return err
+			}
+			if seen != nil {
+				seen(r, tokens)
 			}
 		}
 	}
@@ -316,18 +442,22 @@ func holds(tokens []Token, hash uint64) bool {
 }
 
 // window returns a page number and size whose page covers positions lo to
-// hi or, when no page of at most MaxPageSize does, the page of
-// MaxPageSize that holds hi.
+// hi or, when no page of at most MaxPageSize does, as much of the middle of
+// that range as a page can.
 func window(lo, hi int) (number, size int) {
 	hi = max(hi, 0)
 	lo = min(max(lo, 0, hi-MaxPageSize+1), hi)
-	for size = MaxPageSize; size >= hi-lo+1; size-- {
-		number = lo/size + 1
-		if number*size > hi {
-			return number, size
+	step := max((hi-lo)/10, 1)
+	for lo <= hi {
+		for size = MaxPageSize; size >= hi-lo+1; size-- {
+			number = lo/size + 1
+			if number*size > hi {
+				return number, size
+			}
 		}
+		lo, hi = lo+step, hi-step
 	}
-	return hi/MaxPageSize + 1, MaxPageSize
+	return (lo+hi)/2/MaxPageSize + 1, MaxPageSize
 }
 
 // result drops the duplicates a shift produced and the tokens expired by

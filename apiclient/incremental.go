@@ -1,0 +1,530 @@
+package apiclient
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log/level"
+)
+
+// IncrementalOptions configure an Incremental lister.
+type IncrementalOptions struct {
+	// ResyncInterval is how often the whole list is read again, to bound
+	// the life of any error in the kept state; 10 minutes when 0.
+	ResyncInterval time.Duration
+	// RateLimitShare is the most of X-RateLimit-Remaining one scrape may
+	// spend, from 0 to 1; 0.5 when 0.
+	RateLimitShare float64
+}
+
+// Incremental lists an account's tokens by keeping them between scrapes
+// and reading only what changed. It is safe for concurrent use; scrapes
+// run one at a time.
+//
+// The list is read oldest first, so that new tokens come at its end. A
+// scrape:
+//
+//  1. drops the kept tokens whose expiry has passed;
+//  2. reads the end of the list downwards until it reaches the newest
+//     token it already knows: ceil(new tokens / 100) + 1 requests;
+//  3. checks the count: itemsTotal of the read that reached the end must be
+//     the kept tokens active then plus the new ones. A shortfall is tokens
+//     deleted since the last scrape;
+//  4. finds each deleted token without reading everything: a page read at
+//     a kept token's expected position tells, from the kept token it
+//     finds there, how many kept tokens before it are gone, so the gone
+//     ones are found by bisection, about log2(pages) requests each, and a
+//     page that covers one shows it missing between its neighbours;
+//  5. checks the count again at the end of the list, and repeats 4 if
+//     tokens went meanwhile.
+//
+// It reads the whole list again (as ListUploadTokens does) on the first
+// scrape, every ResyncInterval, and whenever the counts cannot be
+// explained or finding the deleted tokens would cost more than that. A
+// first read too large for one scrape goes on over the next scrapes, with
+// apivideo_up 0 until it is complete (SyncProgress); a later one goes on
+// in the background of the scrapes it spans, which use the kept state.
+type Incremental struct {
+	c    *Client
+	opts IncrementalOptions
+
+	mu sync.Mutex
+	// known is every token active at the last scrape, in list order.
+	known    []Record
+	keeper   *keeper
+	keep     int
+	synced   bool
+	syncedAt time.Time
+	// resync is a reading of the whole list in progress.
+	resync *listing
+	// lastFresh is how many new tokens the last scrape found.
+	lastFresh int
+	// readingScrapes is how many scrapes the current or last reading of
+	// the whole list took.
+	readingScrapes int
+	progress       atomic.Uint64
+}
+
+// NewIncremental returns an incremental lister that reads through c.
+func (c *Client) NewIncremental(opts IncrementalOptions) *Incremental {
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = 10 * time.Minute
+	}
+	if opts.RateLimitShare <= 0 || opts.RateLimitShare > 1 {
+		opts.RateLimitShare = 0.5
+	}
+	return &Incremental{c: c, opts: opts}
+}
+
+// SyncProgress is how much of the first reading of the whole list is
+// done, from 0 to 1.
+func (s *Incremental) SyncProgress() float64 {
+	return math.Float64frombits(s.progress.Load())
+}
+
+// errResync asks for a reading of the whole list.
+var errResync = errors.New("the kept tokens no longer explain the list")
+
+// ErrSyncing means the first reading of the whole list is still going on.
+var ErrSyncing = errors.New("first reading of the account's tokens still in progress")
+
+// ListUploadTokens returns every active token, as Client.ListUploadTokens
+// does, from the kept state brought up to date.
+func (s *Incremental) ListUploadTokens(ctx context.Context, keep int) (*TokenList, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if keep != s.keep && s.synced {
+		// The values kept were chosen for another cap.
+		s.synced, s.resync = false, nil
+	}
+	s.keep = keep
+	budget := s.budget()
+	spent := 0
+	now := s.c.now()
+	if s.resync == nil && (!s.synced || now.Sub(s.syncedAt) >= s.opts.ResyncInterval) {
+		s.resync = &listing{c: s.c, keep: newKeeper(keep), ordered: true}
+		s.readingScrapes = 0
+	}
+	for attempt := 0; ; attempt++ {
+		if s.resync != nil {
+			n, err := s.readAll(ctx, budget-spent)
+			spent += n
+			if err != nil {
+				return nil, err
+			}
+		}
+		if spent >= budget {
+			return nil, fmt.Errorf("%w (%d requests)", ErrRequestBudget, budget)
+		}
+		l := &listing{c: s.c, keep: s.keeper, budget: budget - spent, discard: true}
+		err := s.update(ctx, l)
+		spent += l.requests
+		if errors.Is(err, errResync) && attempt == 0 {
+			// Read the whole list again now, if the scrape has the time
+			// and the budget; the next scrape goes on with it otherwise.
+			level.Info(s.c.logger).Log("msg", "reading the whole list again", "reason", err)
+			s.resync = &listing{c: s.c, keep: newKeeper(keep), ordered: true}
+			s.readingScrapes = 0
+			s.synced = false
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		now := s.c.now()
+		return &TokenList{
+			Records:   s.known,
+			Values:    slices.DeleteFunc(s.keeper.values(), func(t Token) bool { return !t.ActiveAt(now) }),
+			Requests:  spent,
+			FetchedAt: now,
+		}, nil
+	}
+}
+
+// readAll goes on with the reading of the whole list in progress, within
+// budget, and returns the requests it made. A
+// reading that completes becomes the kept state. While the account has no
+// kept state yet, a reading that pauses is ErrSyncing.
+func (s *Incremental) readAll(ctx context.Context, budget int) (int, error) {
+	l := s.resync
+	s.readingScrapes++
+	if budget <= 0 {
+		return 0, fmt.Errorf("%w (no requests left)", ErrRequestBudget)
+	}
+	l.budget, l.spent, l.reserve = budget, 0, reserve(ctx)
+	if s.synced {
+		// A reading in the background leaves half the budget and half
+		// the time to bringing the kept state up to date.
+		l.budget = (l.budget + 1) / 2
+		if deadline, ok := ctx.Deadline(); ok {
+			l.reserve = time.Until(deadline) / 2
+		}
+	}
+	err := l.full(ctx)
+	switch {
+	case err == nil:
+		s.adopt(l)
+		return l.spent, nil
+	case isPause(err, ctx):
+		if !s.synced {
+			s.progress.Store(math.Float64bits(l.plan.progress()))
+			return l.spent, fmt.Errorf("%w: %.0f%% read (%w)", ErrSyncing, 100*l.plan.progress(), err)
+		}
+		// The kept state serves while the reading goes on.
+		return l.spent, nil
+	default:
+		s.resync = nil
+		if !s.synced {
+			return l.spent, err
+		}
+		level.Warn(s.c.logger).Log("msg", "reading the whole list again failed; going on from the kept tokens", "err", err)
+		return l.spent, nil
+	}
+}
+
+// budget is the most requests this scrape may make: no limit until a
+// reply told the rate limit.
+func (s *Incremental) budget() int {
+	rl, ok := s.c.RateLimit()
+	if !ok {
+		return math.MaxInt32
+	}
+	return max(int(float64(rl.Remaining)*s.opts.RateLimitShare), 1)
+}
+
+// reserve is the time before the deadline at which a pausable reading
+// stops starting requests: enough for the requests in flight to finish.
+func reserve(ctx context.Context) time.Duration {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return min(time.Until(deadline)/4, 2*time.Second)
+}
+
+func isPause(err error, ctx context.Context) bool {
+	return errors.Is(err, errPaused) || errors.Is(err, ErrRequestBudget) ||
+		(ctx.Err() != nil && errors.Is(err, ctx.Err()))
+}
+
+// adopt makes a complete reading the kept state, in list order.
+func (s *Incremental) adopt(l *listing) {
+	records, positions := l.records, l.positions
+	sort.Sort(byListOrder{records, positions})
+	// Duplicates from shifts sit among the tokens of the same second.
+	kept := records[:0]
+	for i, r := range records {
+		dup := false
+		for j := len(kept) - 1; j >= 0 && kept[j].Created == r.Created; j-- {
+			if kept[j].Hash == r.Hash {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			kept = append(kept, records[i])
+		}
+	}
+	now := s.c.now()
+	s.known = slices.Clip(slices.DeleteFunc(kept, func(r Record) bool { return !r.ActiveAt(now) }))
+	s.keeper = l.keep
+	s.synced, s.syncedAt, s.resync = true, now, nil
+	s.progress.Store(math.Float64bits(1))
+	level.Debug(s.c.logger).Log("msg", "read the whole list", "tokens", len(s.known), "requests", l.requests)
+}
+
+type byListOrder struct {
+	records   []Record
+	positions []int32
+}
+
+func (b byListOrder) Len() int { return len(b.records) }
+func (b byListOrder) Less(i, j int) bool {
+	if b.records[i].Created != b.records[j].Created {
+		return b.records[i].Created < b.records[j].Created
+	}
+	return b.positions[i] < b.positions[j]
+}
+func (b byListOrder) Swap(i, j int) {
+	b.records[i], b.records[j] = b.records[j], b.records[i]
+	b.positions[i], b.positions[j] = b.positions[j], b.positions[i]
+}
+
+// update brings the kept state up to date: new tokens from the end of the
+// list, deleted ones by bisection, as Incremental describes.
+func (s *Incremental) update(ctx context.Context, l *listing) error {
+	known := slices.Clone(s.known)
+	pages := len(known)/l.c.pageSize + 1
+	for round := 0; ; round++ {
+		if round == 6 || l.requests > pages {
+			return fmt.Errorf("%w: tokens kept going while they were looked for", errResync)
+		}
+		now := s.c.now()
+		known = slices.DeleteFunc(known, func(r Record) bool { return !r.ActiveAt(now) })
+		s.keeper.drop(func(r Record) bool { return !r.ActiveAt(now) })
+		fresh, end, err := s.readEnd(ctx, l, known, pages)
+		if err != nil {
+			return err
+		}
+		kmin, kmax := activeAt(known, end.sent, end.received)
+		nmin, nmax := activeAt(fresh, end.sent, end.received)
+		level.Debug(s.c.logger).Log("msg", "counted", "round", round, "known", kmin, "known_maybe", kmax, "new", nmin, "new_maybe", nmax, "listed", end.itemsTotal, "requests", l.requests)
+		switch low, high := kmin+nmin-end.itemsTotal, kmax+nmax-end.itemsTotal; {
+		case high < 0:
+			return fmt.Errorf("%w: api.video lists %d tokens, %d more than known", errResync, end.itemsTotal, -high)
+		case high == 0:
+			// Every kept token is accounted for.
+			now := s.c.now()
+			s.known = slices.DeleteFunc(append(known, fresh...), func(r Record) bool { return !r.ActiveAt(now) })
+			s.lastFresh = len(fresh)
+			return nil
+		case low <= 0:
+			// A token expired while the count was taken, and may or may
+			// not have been counted: count again.
+		default:
+			// low tokens at least were deleted. Bisection costs about
+			// log2(pages) requests each; a reading of the whole list,
+			// pages.
+			// A reading that takes several scrapes finds as many deleted
+			// tokens when it ends: only bisection gets there.
+			if low*bits(pages) > pages*max(s.readingScrapes, 1) {
+				return fmt.Errorf("%w: %d deleted tokens would cost more to find than a reading", errResync, low)
+			}
+			gone, err := s.locate(ctx, l, known, low)
+			if err != nil {
+				return err
+			}
+			level.Debug(s.c.logger).Log("msg", "found deleted tokens", "want", low, "found", len(gone), "requests", l.requests)
+			known = slices.DeleteFunc(known, func(r Record) bool { _, g := gone[r.Hash]; return g })
+			s.keeper.drop(func(r Record) bool { _, g := gone[r.Hash]; return g })
+		}
+	}
+}
+
+func bits(n int) int {
+	b := 1
+	for ; n > 1; n >>= 1 {
+		b++
+	}
+	return b
+}
+
+// readEnd reads the list from its end down to the newest kept token,
+// returning the tokens newer than it and the read that reached the end.
+func (s *Incremental) readEnd(ctx context.Context, l *listing, known []Record, pages int) ([]Record, run, error) {
+	var (
+		fresh []Record
+		seen  = map[uint64]bool{}
+		end   *run
+	)
+	// The first page read should hold the newest kept token and as many
+	// new ones as the last scrape found.
+	g := gap{hint: len(known) + s.lastFresh + 5}
+	if len(known) > 0 {
+		g.low = known[len(known)-1]
+	}
+	err := l.closeGap(ctx, g, pages, func(r run, tokens []Token) {
+		if end == nil && r.atEnd && r.itemsTotal >= 0 {
+			end = &r
+		}
+		for _, t := range tokens {
+			if !seen[t.Hash] && isNewer(known, t.Record) {
+				seen[t.Hash] = true
+				fresh = append(fresh, t.Record)
+			}
+		}
+	})
+	if err != nil {
+		return nil, run{}, err
+	}
+	if end == nil {
+		return nil, run{}, fmt.Errorf("%w: no page gave the list's total", errResync)
+	}
+	slices.SortStableFunc(fresh, func(a, b Record) int { return cmp.Compare(a.Created, b.Created) })
+	return fresh, *end, nil
+}
+
+// isNewer reports whether r is not among known and comes after all of it.
+func isNewer(known []Record, r Record) bool {
+	if len(known) == 0 {
+		return true
+	}
+	last := known[len(known)-1].Created
+	if r.Created != last {
+		return r.Created > last
+	}
+	for i := len(known) - 1; i >= 0 && known[i].Created == last; i-- {
+		if known[i].Hash == r.Hash {
+			return false
+		}
+	}
+	return true
+}
+
+// activeAt counts the records surely active at an instant between sent and
+// received, and those that may be.
+func activeAt(records []Record, sent, received time.Time) (surely, maybe int) {
+	for _, r := range records {
+		if r.ActiveAt(received) {
+			surely++
+		}
+		if r.ActiveAt(sent) {
+			maybe++
+		}
+	}
+	return surely, maybe
+}
+
+// locate finds at least want kept tokens that are gone from the list.
+// Tokens created in the same second may be listed in any order among
+// themselves, so locate reasons on the first token of each second a page
+// shows: the kept tokens of earlier seconds, less that token's position in
+// the list, is how many of them are gone. A kept token of a second strictly
+// between the page's first and last is gone if the page does not show it.
+// Intervals of known holding gone tokens are so narrowed down until pages
+// cover them.
+func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, want int) (map[uint64]struct{}, error) {
+	gone := map[uint64]struct{}{}
+	type interval struct{ lo, hi, goneLo, goneHi int }
+	stack := []interval{{0, len(known), 0, want}}
+	maxReads := 4 + want*(bits(len(known)/l.c.pageSize+1)+2)
+	reads := 0
+	// Counts are of deleted tokens: a kept token that expired is gone
+	// too, but is no deletion.
+	goneIn := func(lo, hi int) int {
+		now := s.c.now()
+		n := 0
+		for _, r := range known[lo:hi] {
+			if _, g := gone[r.Hash]; g && r.ActiveAt(now) {
+				n++
+			}
+		}
+		return n
+	}
+	expiredBefore := func(j int, at time.Time) int {
+		n := 0
+		for _, r := range known[:j] {
+			if !r.ActiveAt(at) {
+				n++
+			}
+		}
+		return n
+	}
+	shown := map[uint64]bool{}
+	// Kept tokens whose place in the list a page showed, by index.
+	type anchor struct{ index, pos int }
+	anchors := []anchor{{0, 0}}
+	for len(stack) > 0 {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if v.goneHi-v.goneLo-goneIn(v.lo, v.hi) <= 0 {
+			continue
+		}
+		if reads++; reads > maxReads {
+			return nil, fmt.Errorf("%w: %d reads did not find the deleted tokens", errResync, maxReads)
+		}
+		// Where known[mid] should be: as far from the nearest token whose
+		// place is known as it is in known.
+		mid := (v.lo + v.hi) / 2
+		a := max(sort.Search(len(anchors), func(i int) bool { return anchors[i].index > mid })-1, 0)
+		pos := anchors[a].pos + mid - anchors[a].index
+		number, size := window(pos-50, pos+49)
+		r, tokens, err := l.read(ctx, number, size)
+		if err != nil {
+			return nil, err
+		}
+		if len(tokens) == 0 {
+			return nil, fmt.Errorf("%w: a page held no kept token", errResync)
+		}
+		clear(shown)
+		for _, t := range tokens {
+			shown[t.Hash] = true
+		}
+		// The seconds the page shows whole: those strictly between its
+		// first and last, and the first or last too when the page starts
+		// or ends the list.
+		firstSecond, lastSecond := tokens[0].Created, tokens[len(tokens)-1].Created
+		lo := secondStart(known, firstSecond+1)
+		if r.start == 0 {
+			lo = 0
+		}
+		hi := secondStart(known, lastSecond)
+		if r.atEnd {
+			hi = len(known)
+		}
+		for _, k := range known[lo:hi] {
+			if !shown[k.Hash] {
+				gone[k.Hash] = struct{}{}
+			}
+		}
+		// Gone before lo, and before hi, from where those seconds start
+		// in the page.
+		first, firstGone, last, lastGone := -1, 0, -1, 0
+		for i, t := range tokens {
+			if (i == 0 && r.start > 0) || (i > 0 && t.Created == tokens[i-1].Created) || t.Created > known[len(known)-1].Created {
+				continue
+			}
+			j := secondStart(known, t.Created)
+			deleted := j - (r.start + i) - expiredBefore(j, r.received)
+			k, _ := slices.BinarySearchFunc(anchors, j, func(a anchor, j int) int { return cmp.Compare(a.index, j) })
+			anchors = slices.Insert(anchors, k, anchor{j, r.start + i})
+			if first < 0 {
+				first, firstGone = j, deleted
+			}
+			last, lastGone = j, deleted
+		}
+		if first < 0 {
+			return nil, fmt.Errorf("%w: a page showed no second of kept tokens whole", errResync)
+		}
+		if first >= v.hi || last <= v.lo {
+			// The page missed the interval: look again, knowing more.
+			if first >= v.hi {
+				v.goneHi = min(v.goneHi, firstGone)
+			} else {
+				v.goneLo = max(v.goneLo, lastGone)
+			}
+			stack = append(stack, v)
+			continue
+		}
+		if last < v.hi {
+			stack = append(stack, interval{last, v.hi, lastGone, v.goneHi})
+		}
+		if first > v.lo {
+			stack = append(stack, interval{v.lo, first, v.goneLo, firstGone})
+		}
+	}
+	return gone, nil
+}
+
+// secondStart is the index in known of the first token created at or
+// after the second created.
+func secondStart(known []Record, created uint32) int {
+	i, _ := slices.BinarySearchFunc(known, created, func(k Record, c uint32) int { return cmp.Compare(k.Created, c) })
+	return i
+}
+
+// findKnown returns the index of r in known, or -1.
+func findKnown(known []Record, r Record) int {
+	i, _ := slices.BinarySearchFunc(known, r.Created, func(k Record, c uint32) int { return cmp.Compare(k.Created, c) })
+	for ; i < len(known) && known[i].Created == r.Created; i++ {
+		if known[i].Hash == r.Hash {
+			return i
+		}
+	}
+	return -1
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}

@@ -1,0 +1,178 @@
+package apiclient_test
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/apimodel"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+)
+
+func TestIncrementalUnderChurn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		churn apimodel.Churn
+		// maxSteady bounds the requests of a scrape after the first.
+		maxSteady func(fresh, deleted int) int
+	}{
+		{"creations only", apimodel.Churn{CreatePerSecond: 2.8},
+			func(fresh, _ int) int { return (fresh+99)/100 + 2 }},
+		{"a deletion every 2 s", apimodel.Churn{CreatePerSecond: 2.8, DeletePerSecond: 0.5},
+			// About log2(100 pages) a deletion, and a few more for those
+			// deleted while the scrape runs.
+			func(fresh, deleted int) int { return (fresh+99)/100 + 2 + (deleted+2)*10 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk, w := churnFake(t, fakeapi.Options{
+				Tokens: 10000, WithoutExpiry: 100, Spread: time.Hour, TTLs: []int{3600}, Seed: 5, Churn: tc.churn, RateLimit: 100000,
+			}, 100*time.Millisecond)
+			c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+			inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
+			var before []fakeapi.TokenInfo
+			for i := range 8 {
+				t.Run(fmt.Sprint(i), func(t *testing.T) {
+					start := s.Tokens()
+					w.begin(start)
+					s.ResetStats()
+					list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+					require.NoError(t, err)
+					w.check(t, s.Tokens(), list)
+					requests := s.Stats().ListRequests
+					assert.Equal(t, requests, list.Requests)
+					if i == 0 {
+						assert.Less(t, requests, 160, "the first scrape reads the whole list, then finds what was deleted meanwhile")
+						assert.Equal(t, 1.0, inc.SyncProgress())
+					} else {
+						fresh, deleted := diff(before, start)
+						assert.LessOrEqual(t, requests, tc.maxSteady(fresh, deleted), "%d new, %d deleted", fresh, deleted)
+					}
+					before = s.Tokens()
+				})
+				clk.Advance(15 * time.Second)
+			}
+		})
+	}
+}
+
+// diff counts the tokens created, and those deleted before their expiry,
+// between two states of an account.
+func diff(before, after []fakeapi.TokenInfo) (created, deleted int) {
+	was := snapshot(before)
+	is := snapshot(after)
+	last := time.Time{}
+	for _, t := range before {
+		if t.CreatedAt.After(last) {
+			last = t.CreatedAt
+		}
+	}
+	for _, t := range after {
+		if !was[t.Token] {
+			created++
+		}
+	}
+	for _, t := range before {
+		if !is[t.Token] && (t.TTL == 0 || t.ExpiresAt().After(last.Add(20*time.Second))) {
+			deleted++
+		}
+	}
+	return created, deleted
+}
+
+func TestIncrementalFindsADeletedToken(t *testing.T) {
+	for _, where := range []int{0, 1234, 4999, 9998} {
+		t.Run(fmt.Sprint(where), func(t *testing.T) {
+			s, clk, w := churnFake(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{7200}, Seed: 6, RateLimit: 100000}, 100*time.Millisecond)
+			c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+			inc := c.NewIncremental(apiclient.IncrementalOptions{})
+			_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+
+			s.RemoveToken(where)
+			w.begin(s.Tokens())
+			s.ResetStats()
+			list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+			w.check(t, s.Tokens(), list)
+			assert.Len(t, list.Records, 9999)
+			// One read of the end, about log2(100 pages) to find the token,
+			// one more read of the end to count again.
+			assert.LessOrEqual(t, s.Stats().ListRequests, 1+int(math.Ceil(math.Log2(100)))+2+1)
+		})
+	}
+}
+
+// countingClient is a client that counts the list requests it sends.
+func countingClient(t *testing.T, s *fakeapi.Server, now func() time.Time) (*apiclient.Client, *atomic.Int64) {
+	var sent atomic.Int64
+	c := newClient(t, s, func(c *apiclient.Config) {
+		c.Now = now
+		c.Transport = roundTripFunc(func(r *httpRequest) (*httpResponse, error) {
+			if r.URL.Path == "/upload-tokens" {
+				sent.Add(1)
+			}
+			return defaultTransport.RoundTrip(r)
+		})
+	})
+	return c, &sent
+}
+
+func TestIncrementalFirstSyncOverSeveralScrapes(t *testing.T) {
+	// 100 requests a minute, of which a scrape may spend half: a first
+	// reading of 80 pages takes two scrapes or more.
+	s, clk, w := churnFake(t, fakeapi.Options{Tokens: 8000, Spread: time.Hour, TTLs: []int{3600}, Seed: 8, RateLimit: 100,
+		Churn: apimodel.Churn{CreatePerSecond: 1, DeletePerSecond: 0.02}}, 100*time.Millisecond)
+	c, sent := countingClient(t, s, clk.Now)
+	inc := c.NewIncremental(apiclient.IncrementalOptions{RateLimitShare: 0.5})
+	// The first reply tells the rate limit.
+	_, err := c.ListUploadTokens(listCtx(t, 10*time.Second), 0)
+	require.NoError(t, err)
+	var progress []float64
+	for scrape := 0; ; scrape++ {
+		require.Less(t, scrape, 10, "the first reading never ended")
+		clk.Advance(time.Minute) // a fresh minute of rate limit
+		rl, _ := c.RateLimit()
+		sent.Store(0)
+		w.begin(s.Tokens())
+		list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+		assert.LessOrEqual(t, int(sent.Load()), max(rl.Remaining/2, 1), "the scrape kept to its share of the rate limit")
+		if errors.Is(err, apiclient.ErrSyncing) {
+			progress = append(progress, inc.SyncProgress())
+			continue
+		}
+		if errors.Is(err, apiclient.ErrRequestBudget) {
+			// Read, but with no requests left to find what was deleted
+			// meanwhile.
+			continue
+		}
+		require.NoError(t, err)
+		w.check(t, s.Tokens(), list)
+		break
+	}
+	require.GreaterOrEqual(t, len(progress), 1, "the first reading took more than one scrape")
+	for i := 1; i < len(progress); i++ {
+		assert.Greater(t, progress[i], progress[i-1])
+	}
+	assert.Equal(t, 1.0, inc.SyncProgress())
+}
+
+func TestIncrementalKeepsToTheRateLimitShare(t *testing.T) {
+	s, clk, _ := churnFake(t, fakeapi.Options{Tokens: 3000, Spread: time.Hour, TTLs: []int{3600}, Seed: 10, RateLimit: 40}, 100*time.Millisecond)
+	c, sent := countingClient(t, s, clk.Now)
+	_, err := c.ListUploadTokens(listCtx(t, 10*time.Second), 0)
+	require.NoError(t, err)
+	rl, _ := c.RateLimit()
+	inc := c.NewIncremental(apiclient.IncrementalOptions{RateLimitShare: 0.25})
+	sent.Store(0)
+	_, err = inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+	assert.ErrorIs(t, err, apiclient.ErrSyncing)
+	assert.ErrorIs(t, err, apiclient.ErrRequestBudget)
+	assert.Equal(t, int64(rl.Remaining/4), sent.Load(), "a quarter of what was left, and no more")
+}
