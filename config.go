@@ -44,6 +44,11 @@ type config struct {
 	apiTimeout  time.Duration
 	concurrency int
 	cacheTTL    time.Duration
+	// listing is full or incremental; resyncInterval and rateLimitShare
+	// apply to incremental.
+	listing        string
+	resyncInterval time.Duration
+	rateLimitShare float64
 
 	tokenLabel collector.LabelMode
 	maxSeries  int
@@ -52,6 +57,20 @@ type config struct {
 	logFormat string
 	demo      bool
 }
+
+// The listing modes; the first is the default.
+const (
+	listingFull        = "full"
+	listingIncremental = "incremental"
+)
+
+var listingModes = []string{listingFull, listingIncremental}
+
+// Bounds of --apivideo.resync-interval.
+const (
+	minResync = time.Minute
+	maxResync = 24 * time.Hour
+)
 
 // newApp declares the flags, each bound to a field of cfg. Parse errors
 // name the flag they belong to.
@@ -75,6 +94,12 @@ func newApp(cfg *config) *kingpin.Application {
 		Envar("APIVIDEO_CONCURRENCY").Default(strconv.Itoa(apiclient.DefaultConcurrency)).SetValue(intValue{&cfg.concurrency})
 	app.Flag("apivideo.cache-ttl", "Reuse the last successful listing for scrapes within this time (0: fetch on every scrape). Seconds until expiry are still computed at scrape time.").
 		Envar("APIVIDEO_CACHE_TTL").Default("0s").DurationVar(&cfg.cacheTTL)
+	app.Flag("apivideo.listing", "How scrapes list the tokens: full (every page on each scrape) or incremental (keep the tokens between scrapes and read only what changed; for large accounts). One of: ["+strings.Join(listingModes, ", ")+"]").
+		Envar("APIVIDEO_LISTING").Default(listingModes[0]).EnumVar(&cfg.listing, listingModes...)
+	app.Flag("apivideo.resync-interval", fmt.Sprintf("In incremental listing, how often the whole list is read again, a duration between %s and %s.", minResync, maxResync)).
+		Envar("APIVIDEO_RESYNC_INTERVAL").Default("10m").DurationVar(&cfg.resyncInterval)
+	app.Flag("apivideo.ratelimit-share", "In incremental listing, the most of X-RateLimit-Remaining one scrape may spend, above 0 and at most 1.").
+		Envar("APIVIDEO_RATELIMIT_SHARE").Default("0.5").Float64Var(&cfg.rateLimitShare)
 
 	app.Flag("collector.token-label", "What the token label of per-token series holds: redacted (a prefix), full (the whole token, a credential) or none (no per-token series). One of: ["+strings.Join(collector.LabelModeNames(), ", ")+"]").
 		Default(collector.LabelRedacted.String()).SetValue(textValue{&cfg.tokenLabel})
@@ -135,6 +160,10 @@ func (c *config) validate() error {
 	check(c.concurrency >= 1 && c.concurrency <= maxConcurrency,
 		"--apivideo.concurrency must be between 1 and %d, got %d", maxConcurrency, c.concurrency)
 	check(c.cacheTTL >= 0, "--apivideo.cache-ttl must not be negative, got %s", c.cacheTTL)
+	check(c.resyncInterval >= minResync && c.resyncInterval <= maxResync,
+		"--apivideo.resync-interval must be between %s and %s, got %s", minResync, maxResync, c.resyncInterval)
+	check(c.rateLimitShare > 0 && c.rateLimitShare <= 1,
+		"--apivideo.ratelimit-share must be above 0 and at most 1, got %v", c.rateLimitShare)
 	check(c.maxSeries >= 0 && c.maxSeries <= maxTokenSeries,
 		"--collector.max-token-series must be between 0 and %d, got %d", maxTokenSeries, c.maxSeries)
 	return errors.Join(errs...)

@@ -42,6 +42,9 @@ func TestParseFlagsDefaults(t *testing.T) {
 	assert.Equal(t, 10*time.Second, cfg.apiTimeout)
 	assert.Equal(t, apiclient.DefaultConcurrency, cfg.concurrency)
 	assert.Zero(t, cfg.cacheTTL)
+	assert.Equal(t, "full", cfg.listing)
+	assert.Equal(t, 10*time.Minute, cfg.resyncInterval)
+	assert.Equal(t, 0.5, cfg.rateLimitShare)
 	assert.Equal(t, collector.LabelRedacted, cfg.tokenLabel)
 	assert.Equal(t, collector.DefaultMaxTokenSeries, cfg.maxSeries)
 	assert.Equal(t, "info", cfg.logLevel)
@@ -57,6 +60,7 @@ func TestParseFlags(t *testing.T) {
 		"--web.telemetry-path=/m", "--web.max-requests=5", "--web.timeout-offset=1.5",
 		"--apivideo.url=https://sandbox.api.video", "--apivideo.api-key-file=/k",
 		"--apivideo.timeout=1m", "--apivideo.concurrency=4", "--apivideo.cache-ttl=30s",
+		"--apivideo.listing=incremental", "--apivideo.resync-interval=1h", "--apivideo.ratelimit-share=0.25",
 		"--collector.token-label=none", "--collector.max-token-series=10",
 		"--log.level=debug", "--log.format=json", "--demo",
 	})
@@ -65,6 +69,7 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, &config{
 		web: cfg.web, metricsPath: "/m", maxRequests: 5, timeoutOffset: 1.5,
 		apiURL: "https://sandbox.api.video", keyFile: "/k", apiTimeout: time.Minute, concurrency: 4, cacheTTL: 30 * time.Second,
+		listing: "incremental", resyncInterval: time.Hour, rateLimitShare: 0.25,
 		tokenLabel: collector.LabelNone, maxSeries: 10,
 		logLevel: "debug", logFormat: "json", demo: true,
 	}, cfg)
@@ -75,8 +80,10 @@ func TestParseFlagsFromEnvironment(t *testing.T) {
 	t.Setenv("APIVIDEO_URL", "http://127.0.0.1:8080/api")
 	t.Setenv("APIVIDEO_CONCURRENCY", "3")
 	t.Setenv("APIVIDEO_TIMEOUT", "5s")
+	t.Setenv("APIVIDEO_LISTING", "incremental")
 	cfg, err := parseFlags(nil)
 	require.NoError(t, err)
+	assert.Equal(t, "incremental", cfg.listing)
 	assert.Equal(t, "http://127.0.0.1:8080/api", cfg.apiURL)
 	assert.Equal(t, 3, cfg.concurrency)
 	assert.Equal(t, 5*time.Second, cfg.apiTimeout)
@@ -104,6 +111,9 @@ func TestParseErrorsNameTheFlag(t *testing.T) {
 		{"--collector.token-label=partial", `--collector.token-label: invalid value "partial": unknown token label mode "partial": want one of redacted, full, none`},
 		{"--log.level=verbose", `--log.level: invalid value "verbose": enum value must be one of debug,info,warn,error`},
 		{"--log.format=xml", `--log.format: invalid value "xml": enum value must be one of logfmt,json`},
+		{"--apivideo.listing=partial", `--apivideo.listing (or APIVIDEO_LISTING): invalid value "partial": enum value must be one of full,incremental`},
+		{"--apivideo.resync-interval=10", `--apivideo.resync-interval (or APIVIDEO_RESYNC_INTERVAL): invalid value "10": time: missing unit`},
+		{"--apivideo.ratelimit-share=half", `--apivideo.ratelimit-share (or APIVIDEO_RATELIMIT_SHARE): invalid value "half": invalid syntax`},
 		{"--no-such-flag", "unknown long flag '--no-such-flag'"},
 	} {
 		t.Run(tc.arg, func(t *testing.T) {
@@ -149,6 +159,13 @@ func TestValidate(t *testing.T) {
 		{"concurrency 33", func(c *config) { c.concurrency = 33 }, "--apivideo.concurrency must be between 1 and 32, got 33"},
 		{"negative cache TTL", func(c *config) { c.cacheTTL = -time.Second }, "--apivideo.cache-ttl must not be negative, got -1s"},
 		{"cache TTL", func(c *config) { c.cacheTTL = time.Minute }, ""},
+		{"resync every minute", func(c *config) { c.resyncInterval = time.Minute }, ""},
+		{"resync every day", func(c *config) { c.resyncInterval = 24 * time.Hour }, ""},
+		{"resync too often", func(c *config) { c.resyncInterval = 59 * time.Second }, "--apivideo.resync-interval must be between 1m0s and 24h0m0s, got 59s"},
+		{"resync too seldom", func(c *config) { c.resyncInterval = 25 * time.Hour }, "--apivideo.resync-interval must be between 1m0s and 24h0m0s, got 25h0m0s"},
+		{"the whole rate limit", func(c *config) { c.rateLimitShare = 1 }, ""},
+		{"no rate limit share", func(c *config) { c.rateLimitShare = 0 }, "--apivideo.ratelimit-share must be above 0 and at most 1, got 0"},
+		{"more than the rate limit", func(c *config) { c.rateLimitShare = 1.5 }, "--apivideo.ratelimit-share must be above 0 and at most 1, got 1.5"},
 		{"no token series", func(c *config) { c.maxSeries = 0 }, ""},
 		{"most token series", func(c *config) { c.maxSeries = 100000 }, ""},
 		{"negative token series", func(c *config) { c.maxSeries = -1 }, "--collector.max-token-series must be between 0 and 100000, got -1"},
@@ -213,6 +230,9 @@ func TestHelpStatesAllowedValues(t *testing.T) {
 		"collector.max-token-series": "(0-100000)",
 		"web.timeout-offset":         "(0 or more)",
 		"web.max-requests":           "0 or more (0: no limit)",
+		"apivideo.listing":           "One of: [full, incremental]",
+		"apivideo.resync-interval":   "between 1m0s and 24h0m0s",
+		"apivideo.ratelimit-share":   "above 0 and at most 1",
 	} {
 		f := app.GetFlag(flag)
 		require.NotNil(t, f, flag)

@@ -99,7 +99,11 @@ func run(args []string) int {
 	if cfg.tokenLabel == collector.LabelFull {
 		level.Warn(logger).Log("msg", "--collector.token-label=full publishes whole upload tokens: anyone who can read the metrics can upload into the account")
 	}
-	tokens := collector.New(client, collector.Options{
+	var source collector.Source = client
+	if cfg.listing == listingIncremental {
+		source = client.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare})
+	}
+	tokens := collector.New(source, collector.Options{
 		TokenLabel:     cfg.tokenLabel,
 		MaxTokenSeries: cfg.maxSeries,
 		Timeout:        cfg.apiTimeout,

@@ -84,6 +84,9 @@ func (c *Client) NewIncremental(opts IncrementalOptions) *Incremental {
 	return &Incremental{c: c, opts: opts}
 }
 
+// RateLimit returns the client's RateLimit.
+func (s *Incremental) RateLimit() (RateLimit, bool) { return s.c.RateLimit() }
+
 // SyncProgress is how much of the first reading of the whole list is
 // done, from 0 to 1.
 func (s *Incremental) SyncProgress() float64 {

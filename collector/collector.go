@@ -33,6 +33,12 @@ type RateLimitSource interface {
 	RateLimit() (apiclient.RateLimit, bool)
 }
 
+// ProgressSource reports how much of a first reading of the account is
+// done; *apiclient.Incremental is one.
+type ProgressSource interface {
+	SyncProgress() float64
+}
+
 // Options configure a Collector.
 type Options struct {
 	// TokenLabel says what the token label of per-token series holds.
@@ -76,6 +82,10 @@ var (
 		"Requests per minute that api.video allows, from the X-RateLimit-Limit header of the latest reply.", nil, nil)
 	rateRemainingDesc = prometheus.NewDesc("apivideo_ratelimit_remaining",
 		"Requests left in the current minute, from the X-RateLimit-Remaining header of the latest reply.", nil, nil)
+	syncProgressDesc = prometheus.NewDesc("apivideo_sync_progress",
+		"Share of the first reading of the account's tokens done, from 0 to 1, in --apivideo.listing=incremental; apivideo_up stays 0 until it is 1.", nil, nil)
+	listingRequestsDesc = prometheus.NewDesc("apivideo_listing_requests",
+		"List requests the latest successful listing made.", nil, nil)
 )
 
 // Collector is a prometheus.Collector for the account's upload tokens.
@@ -106,7 +116,7 @@ func New(src Source, opts Options) *Collector {
 // Describe sends every descriptor the collector may emit.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{upDesc, durationDesc, activeDesc, withoutExpiryDesc,
-		expiresInDesc, expiryHistogramDesc, rateLimitDesc, rateRemainingDesc} {
+		expiresInDesc, expiryHistogramDesc, rateLimitDesc, rateRemainingDesc, syncProgressDesc, listingRequestsDesc} {
 		ch <- d
 	}
 }
@@ -145,12 +155,16 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(rateRemainingDesc, prometheus.GaugeValue, float64(r.Remaining))
 		}
 	}
+	if p, ok := c.src.(ProgressSource); ok {
+		ch <- prometheus.MustNewConstMetric(syncProgressDesc, prometheus.GaugeValue, p.SyncProgress())
+	}
 	if err != nil {
 		level.Error(c.opts.Logger).Log("msg", "scrape failed, publishing apivideo_up 0", "err", err)
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(listingRequestsDesc, prometheus.GaugeValue, float64(list.Requests))
 	c.emitTokens(list, ch)
 }
 
