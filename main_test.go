@@ -249,7 +249,7 @@ func TestAcceptance(t *testing.T) {
 	assert.Equal(t, 257.0, float64(m["apivideo_upload_tokens_active"].Value))
 	assert.Equal(t, 43.0, float64(m["apivideo_upload_tokens_without_expiry"].Value))
 	assert.Equal(t, 214, countSeries(body, "apivideo_upload_token_expires_in_seconds"))
-	assert.Equal(t, 3+1, s.Stats().ListRequests, "pages of 100, and page 1 again")
+	assert.Equal(t, 3+1+1, s.Stats().ListRequests, "pages of 100, and page 1 and the last page again")
 
 	families := metricFamilies(t, body)
 	truth := s.Tokens()
@@ -349,6 +349,6 @@ func TestConcurrentHTTPScrapesShareOneRound(t *testing.T) {
 		assert.Equal(t, 1.0, up)
 	}
 	st := s.Stats()
-	assert.Equal(t, 3+1, st.ListRequests, "one listing (three pages and page 1 again) for 50 scrapes")
+	assert.Equal(t, 3+1+1, st.ListRequests, "one listing (three pages, page 1 and the last page again) for 50 scrapes")
 	assert.Equal(t, 1, st.Logins)
 }

@@ -78,16 +78,17 @@ func TestListUploadTokensPages(t *testing.T) {
 		withoutExpiry int
 		wantRequests  int
 	}{
-		// Page 1, the other pages, page 1 again, and one re-read where
-		// two of the (up to 8) segments of at least 6 pages meet.
+		// Page 1, the other pages, page 1 again, one re-read where two of
+		// the (up to 8) segments of at least 6 pages meet, and the end of
+		// the list again.
 		{"empty account", 0, 0, 1},
 		{"one token", 1, 0, 1},
 		{"one full page", 100, 10, 1},
-		{"just over a page", 101, 1, 3},
-		{"several pages", 257, 43, 4},
-		{"all without expiry", 250, 250, 4},
-		{"thirteen pages: two segments", 1300, 20, 13 + 1 + 1},
-		{"hundred pages", 10000, 100, 100 + 1 + 7},
+		{"just over a page", 101, 1, 2 + 1 + 1},
+		{"several pages", 257, 43, 3 + 1 + 1},
+		{"all without expiry", 250, 250, 3 + 1 + 1},
+		{"thirteen pages: two segments", 1300, 20, 13 + 1 + 1 + 1},
+		{"hundred pages", 10000, 100, 100 + 1 + 7 + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := fakeapi.NewServer(fakeapi.Options{Tokens: tc.tokens, WithoutExpiry: tc.withoutExpiry, Seed: 7})
@@ -119,7 +120,7 @@ func TestLoginIsReusedAcrossListings(t *testing.T) {
 	}
 	st := s.Stats()
 	assert.Equal(t, 1, st.Logins)
-	assert.Equal(t, 5*4, st.ListRequests, "three pages and page 1 again, five times")
+	assert.Equal(t, 5*5, st.ListRequests, "three pages, page 1 and the last page again, five times")
 }
 
 func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
@@ -214,7 +215,7 @@ func TestFaults(t *testing.T) {
 		wantPages int // requests of the faulty page
 	}{
 		{name: "500 then success", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 500}}, timeout: 5 * time.Second, wantPages: 2},
-		{name: "503 twice then success", page: 3, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 503}, {Kind: fakeapi.FaultStatus, Status: 503}}, timeout: 5 * time.Second, wantPages: 3},
+		{name: "503 twice then success", page: 3, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 503}, {Kind: fakeapi.FaultStatus, Status: 503}}, timeout: 5 * time.Second, wantPages: 3 + 1},
 		{name: "connection reset mid-body", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultReset}}, timeout: 5 * time.Second, wantPages: 2},
 		{name: "429 whose wait fits", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 1}}, timeout: 5 * time.Second, wantPages: 2},
 		{name: "429 whose wait does not fit", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 30}}, timeout: 3 * time.Second, wantErr: apiclient.ErrRateLimited, wantAs: true, maxTime: time.Second, wantPages: 1},
@@ -286,7 +287,7 @@ func TestPagesAreFetchedConcurrently(t *testing.T) {
 			assert.Len(t, list.Records, 5000)
 			st := s.Stats()
 			segments := min(concurrency, 9)
-			assert.Equal(t, 50+1+segments-1, st.ListRequests, "every page, page 1 again, a re-read where segments meet")
+			assert.Equal(t, 50+1+segments-1+1, st.ListRequests, "every page, page 1 again, a re-read where segments meet, the end again")
 			assert.Equal(t, concurrency, st.MaxInFlight, "pages 2..n in flight at once, never more than the limit")
 		})
 	}
@@ -408,7 +409,7 @@ func TestRequestsAreCountedByStatusCode(t *testing.T) {
 	want := `
 # HELP apivideo_api_requests_total Requests made to the api.video API, by HTTP status code.
 # TYPE apivideo_api_requests_total counter
-apivideo_api_requests_total{code="200"} 5
+apivideo_api_requests_total{code="200"} 6
 apivideo_api_requests_total{code="401"} 0
 apivideo_api_requests_total{code="429"} 0
 apivideo_api_requests_total{code="500"} 0

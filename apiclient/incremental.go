@@ -267,7 +267,9 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 	known := slices.Clone(s.known)
 	pages := len(known)/l.c.pageSize + 1
 	for round := 0; ; round++ {
-		if round == 6 || l.requests > pages {
+		// Tokens deleted while the scrape looks for others are looked for
+		// too, in the next round; past a reading's cost, read instead.
+		if round == 8 || l.requests > pages+pages/2 {
 			return fmt.Errorf("%w: tokens kept going while they were looked for", errResync)
 		}
 		now := s.c.now()

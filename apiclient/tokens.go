@@ -84,7 +84,11 @@ type listing struct {
 	spent     int // requests of the current scrape
 	// latestTotal is the itemsTotal of the latest page that gave one.
 	latestTotal int
-	plan        *plan
+	// newest is the most recently created token seen, at newestAt in the
+	// list when it was seen.
+	newest   Record
+	newestAt int
+	plan     *plan
 }
 
 // errPaused ends a scrape of a listing that goes on at the next one.
@@ -184,6 +188,10 @@ func (l *listing) keepTokens(tokens []Token, itemsTotal, start int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.latestTotal = itemsTotal
+	if n := len(tokens); n > 0 && (tokens[n-1].Created > l.newest.Created ||
+		tokens[n-1].Created == l.newest.Created && start+n-1 > l.newestAt) {
+		l.newest, l.newestAt = tokens[n-1].Record, start+n-1
+	}
 	if l.discard {
 		return
 	}
@@ -213,6 +221,8 @@ type plan struct {
 	lo, hi, next []int
 	gaps         []gap
 	gapsDone     []bool
+	// endRead is set once the end of the list was read last.
+	endRead bool
 }
 
 // progress is the share of the listing's requests done, from 0 to 1.
@@ -228,7 +238,10 @@ func (p *plan) progress() float64 {
 	if p.gaps == nil {
 		total += max(len(p.lo)-1, 0) // a re-read where segments meet
 	}
-	total += len(p.gaps)
+	total += len(p.gaps) + 1 // and the end of the list again
+	if p.endRead {
+		done++
+	}
 	for _, d := range p.gapsDone {
 		if d {
 			done++
@@ -294,7 +307,23 @@ func (l *listing) full(ctx context.Context) error {
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// Last, the end of the list once more, down to the newest token seen:
+	// the tokens created while the list was read are then listed too, and
+	// the listing holds what the list held as it ended, not as it began.
+	l.mu.Lock()
+	newest, any := l.newest, l.requests > 1 && l.newest.Hash != 0
+	l.mu.Unlock()
+	if !any || p.endRead {
+		return nil
+	}
+	if err := l.closeGap(ctx, gap{low: newest, hint: l.latestTotal}, p.pagesTotal, nil); err != nil {
+		return err
+	}
+	p.endRead = true
+	return nil
 }
 
 // start reads page 1 and plans the rest: pages 2..n in contiguous
@@ -389,7 +418,15 @@ type gap struct {
 // seen, when set, is called with each read's run and tokens.
 func (l *listing) closeGap(ctx context.Context, g gap, pagesTotal int, seen func(run, []Token)) error {
 	maxReads := 8 + pagesTotal/10
+	// A first page that holds both sides of the boundary, from wide to
+	// narrow: the tokens below it may have moved down a little.
 	lo, hi := g.hint-50, g.hint+10
+	for _, margin := range [][2]int{{50, 10}, {30, 6}, {12, 3}, {3, 1}} {
+		if number, size := window(g.hint-margin[0], g.hint+margin[1]); (number-1)*size <= g.hint-margin[0] && number*size > g.hint+margin[1] {
+			lo, hi = g.hint-margin[0], g.hint+margin[1]
+			break
+		}
+	}
 	reads := 0
 	read := func() (run, []Token, error) {
 		reads++

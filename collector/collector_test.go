@@ -249,7 +249,7 @@ func TestSharedFetchAgainstFakeAPI(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.Stats()
-	assert.Equal(t, 10+1+1, st.ListRequests, "one listing: ten pages, page 1 again, one re-read where two segments meet")
+	assert.Equal(t, 10+1+1+1, st.ListRequests, "one listing: ten pages, page 1 again, one re-read where two segments meet, the end again")
 	assert.Equal(t, 1, st.Logins)
 }
 

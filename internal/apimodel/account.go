@@ -178,6 +178,14 @@ func (a *Account) Tokens() []Token {
 	return slices.Clone(a.activeLocked())
 }
 
+// Len is how many tokens are active now.
+func (a *Account) Len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.advanceLocked()
+	return len(a.activeLocked())
+}
+
 // SetTokens replaces the account's tokens; they are kept oldest first.
 func (a *Account) SetTokens(tokens []Token) {
 	a.mu.Lock()
