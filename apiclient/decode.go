@@ -97,7 +97,9 @@ func (d *pageDecoder) decode(body []byte) (*page, error) {
 		}
 		d.arena = append(d.arena, value...)
 		d.ends = append(d.ends, len(d.arena))
-		pg.tokens[i].Hash = maphash.Bytes(d.seed, value)
+		// The lowest bit is left clear: Incremental marks kept records
+		// with it.
+		pg.tokens[i].Hash = maphash.Bytes(d.seed, value) &^ 1
 		if !created.IsZero() {
 			pg.tokens[i].Created = unixSeconds(created)
 		}

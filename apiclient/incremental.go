@@ -57,14 +57,19 @@ type Incremental struct {
 	opts IncrementalOptions
 
 	mu sync.Mutex
-	// known is every token active at the last scrape, in list order.
-	known    []Record
+	// known is every token active at the last scrape, in list order
+	// (createdAt, then hash: the order of tokens created in the same second
+	// is not relied on). It is the Records of the last TokenList returned,
+	// and is updated in place.
+	known []Record
 	keeper   *keeper
 	keep     int
 	synced   bool
 	syncedAt time.Time
-	// resync is a reading of the whole list in progress.
-	resync *listing
+	// resync is a reading of the whole list in progress; reading what it
+	// has seen.
+	resync  *listing
+	reading *reading
 	// lastFresh is how many new tokens the last scrape found.
 	lastFresh int
 	// readingScrapes is how many scrapes the current or last reading of
@@ -113,8 +118,7 @@ func (s *Incremental) ListUploadTokens(ctx context.Context, keep int) (*TokenLis
 	spent := 0
 	now := s.c.now()
 	if s.resync == nil && (!s.synced || now.Sub(s.syncedAt) >= s.opts.ResyncInterval) {
-		s.resync = &listing{c: s.c, keep: newKeeper(keep), ordered: true}
-		s.readingScrapes = 0
+		s.startReading(keep)
 	}
 	for attempt := 0; ; attempt++ {
 		if s.resync != nil {
@@ -134,9 +138,8 @@ func (s *Incremental) ListUploadTokens(ctx context.Context, keep int) (*TokenLis
 			// Read the whole list again now, if the scrape has the time
 			// and the budget; the next scrape goes on with it otherwise.
 			level.Info(s.c.logger).Log("msg", "reading the whole list again", "reason", err)
-			s.resync = &listing{c: s.c, keep: newKeeper(keep), ordered: true}
-			s.readingScrapes = 0
 			s.synced = false
+			s.startReading(keep)
 			continue
 		}
 		if err != nil {
@@ -218,53 +221,80 @@ func isPause(err error, ctx context.Context) bool {
 		(ctx.Err() != nil && errors.Is(err, ctx.Err()))
 }
 
-// adopt makes a complete reading the kept state, in list order.
-func (s *Incremental) adopt(l *listing) {
-	records, positions := l.records, l.positions
-	sort.Sort(byListOrder{records, positions})
-	// Duplicates from shifts sit among the tokens of the same second.
-	kept := records[:0]
-	for i, r := range records {
-		dup := false
-		for j := len(kept) - 1; j >= 0 && kept[j].Created == r.Created; j-- {
-			if kept[j].Hash == r.Hash {
-				dup = true
-				break
+// reading is what a reading of the whole list saw besides the kept
+// tokens, which it marks (seen) in place: the tokens not kept yet.
+type reading struct {
+	extras []Record
+}
+
+// seenBit marks, in a kept record's Hash, a token the reading in progress
+// saw. Hashes from pages have it clear (see pageDecoder.decode).
+const seenBit = 1
+
+// id is a record's hash without the seen mark.
+func id(r Record) uint64 { return r.Hash &^ seenBit }
+
+// startReading starts a reading of the whole list. Rather than a second
+// copy of the kept records, it marks the kept tokens it sees, and keeps
+// records only of the tokens not kept yet.
+func (s *Incremental) startReading(keep int) {
+	r := &reading{}
+	s.reading, s.readingScrapes = r, 0
+	for i := range s.known {
+		s.known[i].Hash &^= seenBit
+	}
+	s.resync = &listing{c: s.c, keep: newKeeper(keep), sink: func(tokens []Token, itemsTotal int) {
+		if r.extras == nil {
+			// As many as the list holds beyond the kept ones, and some
+			// more for the churn.
+			room := itemsTotal + itemsTotal/32 + 4*MaxPageSize - len(s.known)
+			r.extras = make([]Record, 0, max(room, 4*MaxPageSize))
+		}
+		for _, t := range tokens {
+			if j := findKnown(s.known, t.Record); j >= 0 {
+				s.known[j].Hash |= seenBit
+				continue
 			}
+			r.extras = append(r.extras, t.Record)
 		}
-		if !dup {
-			kept = append(kept, records[i])
-		}
+	}}
+}
+
+// adopt makes a complete reading the kept state: the kept tokens it saw
+// and the tokens it saw that were not kept. A kept token it did not see
+// was not active for the whole reading, and is dropped.
+func (s *Incremental) adopt(l *listing) {
+	byOrder := func(a, b Record) int { return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(id(a), id(b))) }
+	same := func(a, b Record) bool { return id(a) == id(b) }
+	extras := s.reading.extras
+	slices.SortFunc(extras, byOrder)
+	extras = slices.CompactFunc(extras, same)
+	known := slices.DeleteFunc(s.known, func(k Record) bool { return k.Hash&seenBit == 0 })
+	for i := range known {
+		known[i].Hash &^= seenBit
+	}
+	if len(known) == 0 {
+		known = extras
+	} else if len(extras) > 0 {
+		known = append(known, extras...)
+		slices.SortFunc(known, byOrder)
+		known = slices.CompactFunc(known, same)
 	}
 	now := s.c.now()
-	s.known = slices.Clip(slices.DeleteFunc(kept, func(r Record) bool { return !r.ActiveAt(now) }))
+	s.known = slices.DeleteFunc(known, func(r Record) bool { return !r.ActiveAt(now) })
 	s.keeper = l.keep
-	s.synced, s.syncedAt, s.resync = true, now, nil
+	s.synced, s.syncedAt, s.resync, s.reading = true, now, nil, nil
 	s.progress.Store(math.Float64bits(1))
 	level.Debug(s.c.logger).Log("msg", "read the whole list", "tokens", len(s.known), "requests", l.requests)
-}
-
-type byListOrder struct {
-	records   []Record
-	positions []int32
-}
-
-func (b byListOrder) Len() int { return len(b.records) }
-func (b byListOrder) Less(i, j int) bool {
-	if b.records[i].Created != b.records[j].Created {
-		return b.records[i].Created < b.records[j].Created
-	}
-	return b.positions[i] < b.positions[j]
-}
-func (b byListOrder) Swap(i, j int) {
-	b.records[i], b.records[j] = b.records[j], b.records[i]
-	b.positions[i], b.positions[j] = b.positions[j], b.positions[i]
 }
 
 // update brings the kept state up to date: new tokens from the end of the
 // list, deleted ones by bisection, as Incremental describes.
 func (s *Incremental) update(ctx context.Context, l *listing) error {
-	known := slices.Clone(s.known)
+	// The update is made in place: removing a token that went is true
+	// whether or not the update completes.
+	known := s.known
+	defer func() { s.known = known }()
 	pages := len(known)/l.c.pageSize + 1
 	for round := 0; ; round++ {
 		// Tokens deleted while the scrape looks for others are looked for
@@ -276,6 +306,10 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 		known = slices.DeleteFunc(known, func(r Record) bool { return !r.ActiveAt(now) })
 		s.keeper.drop(func(r Record) bool { return !r.ActiveAt(now) })
 		fresh, end, err := s.readEnd(ctx, l, known, pages)
+		if errors.Is(err, ErrInconsistentListing) {
+			// The end of the list is too far from the kept tokens.
+			return fmt.Errorf("%w: %w", errResync, err)
+		}
 		if err != nil {
 			return err
 		}
@@ -288,7 +322,11 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 		case high == 0:
 			// Every kept token is accounted for.
 			now := s.c.now()
-			s.known = slices.DeleteFunc(append(known, fresh...), func(r Record) bool { return !r.ActiveAt(now) })
+			if cap(known)-len(known) < len(fresh) {
+				// Room for a while, rather than a copy at every scrape.
+				known = slices.Grow(known, len(fresh)+len(known)/16)
+			}
+			known = slices.DeleteFunc(append(known, fresh...), func(r Record) bool { return !r.ActiveAt(now) })
 			s.lastFresh = len(fresh)
 			return nil
 		case low <= 0:
@@ -308,8 +346,8 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 				return err
 			}
 			level.Debug(s.c.logger).Log("msg", "found deleted tokens", "want", low, "found", len(gone), "requests", l.requests)
-			known = slices.DeleteFunc(known, func(r Record) bool { _, g := gone[r.Hash]; return g })
-			s.keeper.drop(func(r Record) bool { _, g := gone[r.Hash]; return g })
+			known = slices.DeleteFunc(known, func(r Record) bool { _, g := gone[id(r)]; return g })
+			s.keeper.drop(func(r Record) bool { _, g := gone[id(r)]; return g })
 		}
 	}
 }
@@ -367,7 +405,7 @@ func isNewer(known []Record, r Record) bool {
 		return r.Created > last
 	}
 	for i := len(known) - 1; i >= 0 && known[i].Created == last; i-- {
-		if known[i].Hash == r.Hash {
+		if id(known[i]) == id(r) {
 			return false
 		}
 	}
@@ -408,7 +446,7 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 		now := s.c.now()
 		n := 0
 		for _, r := range known[lo:hi] {
-			if _, g := gone[r.Hash]; g && r.ActiveAt(now) {
+			if _, g := gone[id(r)]; g && r.ActiveAt(now) {
 				n++
 			}
 		}
@@ -466,8 +504,8 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 			hi = len(known)
 		}
 		for _, k := range known[lo:hi] {
-			if !shown[k.Hash] {
-				gone[k.Hash] = struct{}{}
+			if !shown[id(k)] {
+				gone[id(k)] = struct{}{}
 			}
 		}
 		// Gone before lo, and before hi, from where those seconds start
@@ -520,7 +558,7 @@ func secondStart(known []Record, created uint32) int {
 func findKnown(known []Record, r Record) int {
 	i, _ := slices.BinarySearchFunc(known, r.Created, func(k Record, c uint32) int { return cmp.Compare(k.Created, c) })
 	for ; i < len(known) && known[i].Created == r.Created; i++ {
-		if known[i].Hash == r.Hash {
+		if id(known[i]) == id(r) {
 			return i
 		}
 	}

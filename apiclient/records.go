@@ -15,7 +15,8 @@ import (
 // the two dates give every count the metrics need: active, without expiry,
 // seconds until expiry, ttl, and creations by createdAt.
 type Record struct {
-	// Hash of the token string, with the client's seed.
+	// Hash of the token string, with the client's seed; 63 bits, the
+	// lowest one being for the lister's own use.
 	Hash uint64
 	// Created is createdAt in Unix seconds.
 	Created uint32
@@ -82,7 +83,10 @@ type Token struct {
 //     expiring tokens closest to expiry, each once, in no particular order.
 //     A token in Values is also in Records.
 //
-// A TokenList is not modified once returned; the collector may keep it.
+// A TokenList from Client.ListUploadTokens is not modified once returned.
+// The Records of one from Incremental.ListUploadTokens are the kept state
+// itself, valid until the next call, which updates them in place: a
+// collector must be done with a list before it asks for the next.
 type TokenList struct {
 	Records []Record
 	Values  []Token

@@ -73,14 +73,14 @@ type listing struct {
 	// request starts. Both end the scrape with errPaused.
 	budget  int
 	reserve time.Duration
-	// ordered keeps, for each record, where it was seen in the list, so
-	// that records can be put in list order; discard keeps no records.
-	ordered, discard bool
+	// sink, when set, takes the tokens of every page instead of records;
+	// discard keeps no records.
+	sink    func(tokens []Token, itemsTotal int)
+	discard bool
 
-	mu        sync.Mutex
-	records   []Record
-	positions []int32
-	requests  int
+	mu       sync.Mutex
+	records  []Record
+	requests int
 	spent     int // requests of the current scrape
 	// latestTotal is the itemsTotal of the latest page that gave one.
 	latestTotal int
@@ -192,22 +192,20 @@ func (l *listing) keepTokens(tokens []Token, itemsTotal, start int) {
 		tokens[n-1].Created == l.newest.Created && start+n-1 > l.newestAt) {
 		l.newest, l.newestAt = tokens[n-1].Record, start+n-1
 	}
-	if l.discard {
+	switch {
+	case l.sink != nil:
+		l.sink(tokens, itemsTotal)
+		return
+	case l.discard:
 		return
 	}
 	if l.records == nil {
 		// Room for the list as page 1 saw it and some growth, so that a
 		// million tokens are not copied on the way.
 		l.records = make([]Record, 0, itemsTotal+itemsTotal/32+4*MaxPageSize)
-		if l.ordered {
-			l.positions = make([]int32, 0, cap(l.records))
-		}
 	}
-	for i, t := range tokens {
+	for _, t := range tokens {
 		l.records = append(l.records, t.Record)
-		if l.ordered {
-			l.positions = append(l.positions, int32(start+i))
-		}
 	}
 }
 

@@ -97,6 +97,10 @@ type Collector struct {
 
 	mu     sync.Mutex
 	cached *apiclient.TokenList
+	// inUse is held for reading while a listing's tokens are published
+	// and for writing while the next listing is made: an incremental
+	// listing updates the previous one's records in place.
+	inUse sync.RWMutex
 }
 
 // New returns a Collector reading from src.
@@ -165,6 +169,8 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(listingRequestsDesc, prometheus.GaugeValue, float64(list.Requests))
+	c.inUse.RLock()
+	defer c.inUse.RUnlock()
 	c.emitTokens(list, ch)
 }
 
@@ -188,7 +194,9 @@ func (c *Collector) fetch(ctx context.Context) (*apiclient.TokenList, error) {
 				fctx, cancel = context.WithDeadline(fctx, deadline)
 				defer cancel()
 			}
+			c.inUse.Lock()
 			list, err := c.src.ListUploadTokens(fctx, c.keep())
+			c.inUse.Unlock()
 			if err == nil && c.opts.CacheTTL > 0 {
 				c.mu.Lock()
 				c.cached = list

@@ -11,7 +11,7 @@
 // the same listing with -latency per request (wall time against the
 // floor), then the fake's tokens are replaced with SetTokens by an account
 // of -big tokens (CPU, RSS). Both accounts are generated with
-// Options{Tokens: N, WithoutExpiry: N/10, Seed: 1}.
+// Options{Tokens: N, WithoutExpiry: N/10}, created over the last 30 days.
 package main
 
 import (
@@ -176,8 +176,9 @@ func (s *scraper) scrape(wantTokens int) (scrapeResult, error) {
 	if !regexp.MustCompile(`(?m)^apivideo_up 1(\.0)?$`).Match(body) {
 		return scrapeResult{}, errors.New("scrape did not publish apivideo_up 1")
 	}
-	if !regexp.MustCompile(fmt.Sprintf(`(?m)^apivideo_upload_tokens_active %d(\.0)?$`, wantTokens)).Match(body) {
-		return scrapeResult{}, fmt.Errorf("scrape did not publish apivideo_upload_tokens_active %d", wantTokens)
+	m := regexp.MustCompile(`(?m)^apivideo_upload_tokens_active (\S+)$`).FindSubmatch(body)
+	if active, err := strconv.ParseFloat(string(m[min(len(m)-1, 1)]), 64); len(m) < 2 || err != nil || active != float64(wantTokens) {
+		return scrapeResult{}, fmt.Errorf("scrape did not publish apivideo_upload_tokens_active %d: %q", wantTokens, m)
 	}
 	return scrapeResult{
 		wall:     wall,
@@ -237,6 +238,14 @@ func passMiss(ok bool) string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
 
+// The accounts' tokens were created over the last 30 days and live 60 to
+// 90 days: none expires during a measurement, so every scrape must count
+// them all.
+var (
+	spread = 30 * 24 * time.Hour
+	ttls   = []int{60 * 86400, 75 * 86400, 90 * 86400}
+)
+
 func run(cfg config) error {
 	cfg.clkTck = clockTicks()
 	tmp, err := os.MkdirTemp("", "apivideo-measure-")
@@ -253,11 +262,13 @@ func run(cfg config) error {
 		}
 	}
 
-	fake := fakeapi.NewServer(fakeapi.Options{Tokens: cfg.tokens, WithoutExpiry: cfg.tokens / 10, Seed: 1})
+	// No rate limit to speak of: the figures are the exporter's own.
+	fake := fakeapi.NewServer(fakeapi.Options{Tokens: cfg.tokens, WithoutExpiry: cfg.tokens / 10, Seed: 1, RateLimit: 1 << 30,
+		Spread: spread, TTLs: ttls})
 	defer fake.Close()
 	var bigTokens []fakeapi.TokenInfo
 	if cfg.big > 0 {
-		gen := fakeapi.NewServer(fakeapi.Options{Tokens: cfg.big, WithoutExpiry: cfg.big / 10, Seed: 1})
+		gen := fakeapi.NewServer(fakeapi.Options{Tokens: cfg.big, WithoutExpiry: cfg.big / 10, Seed: 2, Spread: spread, TTLs: ttls})
 		bigTokens = gen.Tokens()
 		gen.Close()
 	}
@@ -351,10 +362,21 @@ func run(cfg config) error {
 	var bigSum scrapeResult
 	var bigWalls []time.Duration
 	var bigRSS, bigHWM int64
+	var bigWarmup int
 	bigPages := max((cfg.big+apiclient.MaxPageSize-1)/apiclient.MaxPageSize, 1)
 	if cfg.big > 0 && cfg.bigScrapes > 0 {
 		fake.SetTokens(bigTokens)
 		bigTokens = nil
+		// --apivideo.listing=incremental reads a new account of this size
+		// over a few scrapes, with apivideo_up 0 until it is done.
+		for bigWarmup = 1; bigWarmup <= 20; bigWarmup++ {
+			if _, err = s.scrape(cfg.big); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return fail(fmt.Errorf("big scrapes: %d scrapes did not read the account: %w", bigWarmup, err))
+		}
 		bigSum, bigWalls, err = s.series(cfg.bigScrapes, cfg.big)
 		if err != nil {
 			return fail(fmt.Errorf("big scrapes: %w", err))
@@ -380,12 +402,12 @@ func run(cfg config) error {
 	cpuPer := sum.cpuMs / n
 	reqPer := float64(sum.requests) / n
 	fmt.Printf("| Measurement | Value | Target | Result |\n|---|---|---|---|\n")
-	fmt.Printf("| RSS at rest (VmRSS; VmHWM %s) | %s | ≤ 20 MiB | %s |\n", mib(restHWM), mib(restRSS), passMiss(restRSS <= 20<<20))
+	fmt.Printf("| RSS at rest (VmRSS; VmHWM %s) | %s | ≤ 15 MiB | %s |\n", mib(restHWM), mib(restRSS), passMiss(restRSS <= 15<<20))
 	fmt.Printf("| First scrape of %d tokens (includes login): wall, CPU | %s, %.0f ms | | |\n", cfg.tokens, ms(first.wall), first.cpuMs)
-	fmt.Printf("| First scrape: requests (list + login) | %d + %d | %d + 1 | %s |\n", first.requests, first.logins, pages, passMiss(first.requests == pages && first.logins == 1))
+	fmt.Printf("| First scrape: requests (list + login) | %d + %d | ≤ 1.2 × %d + 1 | %s |\n", first.requests, first.logins, pages, passMiss(float64(first.requests) <= 1.2*float64(pages) && first.logins == 1))
 	fmt.Printf("| CPU per scrape of %d tokens (mean of %d, after %d warm-up) | %.1f ms | ≤ 30 ms | %s |\n", cfg.tokens, cfg.scrapes, cfg.warmup, cpuPer, passMiss(cpuPer <= 30))
 	fmt.Printf("| Wall per scrape of %d tokens, no latency (median; mean) | %s; %s | | |\n", cfg.tokens, ms(median(walls)), ms(sum.wall/time.Duration(cfg.scrapes)))
-	fmt.Printf("| List requests per scrape | %.2f | %d = ceil(%d/100) | %s |\n", reqPer, pages, cfg.tokens, passMiss(reqPer == float64(pages)))
+	fmt.Printf("| List requests per scrape | %.2f | ≤ 1.2 × %d = 1.2 × ceil(%d/100) | %s |\n", reqPer, pages, cfg.tokens, passMiss(reqPer <= 1.2*float64(pages)))
 	fmt.Printf("| Logins during the %d measured scrapes | %d | 0 (one an hour) | %s |\n", cfg.scrapes, sum.logins, passMiss(sum.logins == 0))
 	fmt.Printf("| Exposition size (gzip-decoded) | %d B | | |\n", sum.bytes/max(cfg.scrapes, 1))
 	fmt.Printf("| RSS after the %d-token scrapes (VmHWM) | %s (%s) | | |\n", cfg.tokens, mib(midRSS), mib(midHWM))
@@ -397,10 +419,11 @@ func run(cfg config) error {
 		fmt.Printf("| CPU per scrape with latency | %.1f ms | | |\n", latSum.cpuMs/float64(cfg.latencyScrapes))
 	}
 	if cfg.big > 0 && cfg.bigScrapes > 0 {
-		fmt.Printf("| Scrape of %d tokens: wall (median of %d), CPU, requests | %s, %.0f ms, %.0f | %d requests | %s |\n",
+		fmt.Printf("| Scrapes until the first of %d tokens published apivideo_up 1 | %d | | |\n", cfg.big, bigWarmup)
+		fmt.Printf("| Scrape of %d tokens after that: wall (median of %d), CPU, requests | %s, %.0f ms, %.0f | ≤ 1.2 × %d requests | %s |\n",
 			cfg.big, cfg.bigScrapes, ms(median(bigWalls)), bigSum.cpuMs/float64(cfg.bigScrapes),
-			float64(bigSum.requests)/float64(cfg.bigScrapes), bigPages, passMiss(bigSum.requests == bigPages*cfg.bigScrapes))
-		fmt.Printf("| RSS after the %d-token scrapes (VmHWM) | %s (%s) | ≤ 40 MiB | %s |\n", cfg.big, mib(bigRSS), mib(bigHWM), passMiss(bigRSS <= 40<<20))
+			float64(bigSum.requests)/float64(cfg.bigScrapes), bigPages, passMiss(float64(bigSum.requests) <= 1.2*float64(bigPages*cfg.bigScrapes)))
+		fmt.Printf("| RSS after the %d-token scrapes: VmRSS (peak VmHWM) | %s (%s) | peak ≤ 64 MiB | %s |\n", cfg.big, mib(bigRSS), mib(bigHWM), passMiss(bigHWM <= 64<<20))
 	}
 	return nil
 }
