@@ -61,7 +61,7 @@ type Incremental struct {
 	// (createdAt, then hash: the order of tokens created in the same second
 	// is not relied on). It is the Records of the last TokenList returned,
 	// and is updated in place.
-	known []Record
+	known    []Record
 	keeper   *keeper
 	keep     int
 	synced   bool

@@ -81,7 +81,7 @@ type listing struct {
 	mu       sync.Mutex
 	records  []Record
 	requests int
-	spent     int // requests of the current scrape
+	spent    int // requests of the current scrape
 	// latestTotal is the itemsTotal of the latest page that gave one.
 	latestTotal int
 	// newest is the most recently created token seen, at newestAt in the
