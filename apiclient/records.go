@@ -111,8 +111,8 @@ type keeper struct {
 	kept    map[uint64]struct{}
 	// Tokens that expire at or after expiryHorizon, or were created at or
 	// after createdHorizon, may have been turned away; all others offered
-	// were kept.
-	expiryHorizon, createdHorizon uint32
+	// were kept. Past any date at first.
+	expiryHorizon, createdHorizon uint64
 }
 
 func newKeeper(keep int) *keeper {
@@ -121,8 +121,8 @@ func newKeeper(keep int) *keeper {
 		soonest:        tokenHeap{later: func(a, b Record) bool { return a.Expires > b.Expires }},
 		oldest:         tokenHeap{later: func(a, b Record) bool { return a.Created > b.Created }},
 		kept:           map[uint64]struct{}{},
-		expiryHorizon:  math.MaxUint32,
-		createdHorizon: math.MaxUint32,
+		expiryHorizon:  math.MaxUint32 + 1,
+		createdHorizon: math.MaxUint32 + 1,
 	}
 }
 
@@ -142,7 +142,7 @@ func (k *keeper) offer(tokens []Token) {
 		if t.NeverExpires() {
 			h, key, horizon = &k.oldest, t.Created, &k.createdHorizon
 		}
-		if key >= *horizon {
+		if uint64(key) >= *horizon {
 			continue
 		}
 		t.Value = strings.Clone(t.Value)
@@ -151,7 +151,7 @@ func (k *keeper) offer(tokens []Token) {
 		if len(h.tokens) > k.keep {
 			evicted := heap.Pop(h).(Token)
 			delete(k.kept, evicted.Hash)
-			*horizon = min(*horizon, evictedKey(evicted))
+			*horizon = min(*horizon, uint64(evictedKey(evicted)))
 		}
 	}
 }
