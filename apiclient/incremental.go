@@ -564,10 +564,3 @@ func findKnown(known []Record, r Record) int {
 	}
 	return -1
 }
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
