@@ -83,9 +83,9 @@ type Token struct {
 //     expiring tokens closest to expiry, each once, in no particular order.
 //     A token in Values is also in Records.
 //
-// A TokenList from Client.ListUploadTokens is not modified once returned.
-// The Records of one from Incremental.ListUploadTokens are the kept state
-// itself, valid until the next call, which updates them in place: a
+// The Records of a TokenList are valid until the next call of the lister
+// that returned it, which reuses them: a full listing fills them again, an
+// incremental one updates them in place (they are its kept state). A
 // collector must be done with a list before it asks for the next.
 type TokenList struct {
 	Records []Record

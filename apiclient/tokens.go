@@ -55,11 +55,18 @@ const listOrder = "sortBy=createdAt&sortOrder=asc"
 //     again) means the list shrank while it was read: it is an empty page
 //     at the end of the list, not a failure.
 func (c *Client) ListUploadTokens(ctx context.Context, keep int) (*TokenList, error) {
-	l := &listing{c: c, keep: newKeeper(keep)}
+	c.spareMu.Lock()
+	l := &listing{c: c, keep: newKeeper(keep), records: c.spare[:0]}
+	c.spare = nil
+	c.spareMu.Unlock()
 	if err := l.full(ctx); err != nil {
 		return nil, err
 	}
-	return l.result(c.now()), nil
+	list := l.result(c.now())
+	c.spareMu.Lock()
+	c.spare = list.Records
+	c.spareMu.Unlock()
+	return list, nil
 }
 
 // listing accumulates the reads of one listing. A listing of the
@@ -199,10 +206,10 @@ func (l *listing) keepTokens(tokens []Token, itemsTotal, start int) {
 	case l.discard:
 		return
 	}
-	if l.records == nil {
+	if need := itemsTotal + itemsTotal/32 + 4*MaxPageSize; len(l.records) == 0 && (cap(l.records) < need || cap(l.records) > 4*need) {
 		// Room for the list as page 1 saw it and some growth, so that a
 		// million tokens are not copied on the way.
-		l.records = make([]Record, 0, itemsTotal+itemsTotal/32+4*MaxPageSize)
+		l.records = make([]Record, 0, need)
 	}
 	for _, t := range tokens {
 		l.records = append(l.records, t.Record)
@@ -508,7 +515,7 @@ func (l *listing) result(now time.Time) *TokenList {
 	if dropped := len(l.records) - len(records); dropped > 0 {
 		level.Debug(l.c.logger).Log("msg", "listing reconciled", "requests", l.requests, "duplicates_or_expired", dropped)
 	}
-	return &TokenList{Records: slices.Clip(records), Values: values, Requests: l.requests, FetchedAt: now}
+	return &TokenList{Records: records, Values: values, Requests: l.requests, FetchedAt: now}
 }
 
 // fetchPage requests one page, logging in first if needed and once more
