@@ -19,7 +19,8 @@ var (
 	ErrMalformedResponse = errors.New("malformed response from api.video")
 	// ErrResponseTooLarge means a reply exceeded the client's body size cap.
 	ErrResponseTooLarge = errors.New("response from api.video too large")
-	// ErrInconsistentListing means the token list changed under the reader twice in a row.
+	// ErrInconsistentListing means the token list moved faster than it could be
+	// read, or its pages contradict each other.
 	ErrInconsistentListing = errors.New("token listing changed while it was read")
 	// ErrNoAPIKey means the key source returned an empty key.
 	ErrNoAPIKey = errors.New("no api.video API key")

@@ -42,15 +42,15 @@ const listOrder = "sortBy=createdAt&sortOrder=asc"
 //     first segment ends with page 1 again. Within a segment a token can
 //     only shift into a page not yet read, so none is skipped; a shift can
 //     only list a token twice, and duplicates are dropped on their hash.
-//   - Where two segments meet, a token may
-//     have shifted from the later segment's first page into the earlier
-//     segment's last page after that page was read. Such a token sorts
-//     between the last token of the one page and the first of the other,
-//     and a targeted re-read of the few positions around that boundary,
-//     continued downwards until it reaches the earlier page's last token,
-//     finds it (closeGap). A listing of n tokens so costs about
-//     ceil(n/100) + 1 + (segments - 1) requests, 1.08 x ceil(n/100) at
-//     10,000 tokens.
+//   - Where two segments meet, a token may have shifted from the upper
+//     segment's first page into the lower segment's last page after that
+//     page was read. Such a token sorts between the last token of the one
+//     page and the first of the other, and a targeted re-read of the
+//     positions around that boundary, continued downwards until it reaches
+//     the lower page's last token, finds it (closeGap).
+//   - Last, the end of the list is read again, so that the tokens created
+//     meanwhile are listed too. A listing of n tokens so costs about
+//     ceil(n/100) + segments + 1 requests: 109 at 10,000 tokens.
 //   - A page past the end (404, 400, an empty page, or the last page
 //     again) means the list shrank while it was read: it is an empty page
 //     at the end of the list, not a failure.
