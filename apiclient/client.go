@@ -120,6 +120,7 @@ type Client struct {
 	logger      log.Logger
 	auth        *authenticator
 	now         func() time.Time
+	wallClock   bool
 	decoders    sync.Pool
 	bodies      sync.Pool
 
@@ -166,7 +167,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.NewNopLogger()
 	}
-	if cfg.Now == nil {
+	wallClock := cfg.Now == nil
+	if wallClock {
 		cfg.Now = time.Now
 	}
 	transport := cfg.Transport
@@ -190,6 +192,8 @@ func New(cfg Config) (*Client, error) {
 		}},
 		logger: cfg.Logger,
 		now:    cfg.Now,
+		// Waiting makes sense only on the wall clock.
+		wallClock: wallClock,
 	}
 	c.auth = &authenticator{client: c, key: cfg.Key, sem: make(chan struct{}, 1)}
 	// One seed per client: token hashes are compared only within it.

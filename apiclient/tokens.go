@@ -89,6 +89,8 @@ type listing struct {
 	records  []Record
 	requests int
 	spent    int // requests of the current scrape
+	// lastTook is how long the latest request took.
+	lastTook time.Duration
 	// latestTotal is the itemsTotal of the latest page that gave one.
 	latestTotal int
 	// newest is the most recently created token seen, at newestAt in the
@@ -143,6 +145,9 @@ func (l *listing) read(ctx context.Context, number, size int) (run, []Token, err
 	r.sent = l.c.now()
 	p, err := l.c.fetchPage(ctx, number, size)
 	r.received = l.c.now()
+	l.mu.Lock()
+	l.lastTook = r.received.Sub(r.sent)
+	l.mu.Unlock()
 	var apiErr *APIError
 	if number > 1 && errors.As(err, &apiErr) &&
 		(apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusBadRequest) {
