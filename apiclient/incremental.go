@@ -41,8 +41,9 @@ type IncrementalOptions struct {
 //  4. finds each deleted token without reading everything: a page read at
 //     a kept token's expected position tells, from the kept token it
 //     finds there, how many kept tokens before it are gone, so the gone
-//     ones are found by bisection, about log2(pages) requests each, and a
-//     page that covers one shows it missing between its neighbours;
+//     ones are found by bisection, about log2(pages) requests each (up to
+//     the client's concurrency at once), and a page that covers one shows
+//     it missing between its neighbours;
 //  5. checks the count again at the end of the list, and repeats 4 if
 //     tokens went meanwhile.
 //
@@ -66,8 +67,8 @@ type Incremental struct {
 	keep     int
 	synced   bool
 	syncedAt time.Time
-	// resync is a reading of the whole list in progress; reading what it
-	// has seen.
+	// resync is a reading of the whole list in progress, and reading what
+	// it saw besides the kept tokens.
 	resync  *listing
 	reading *reading
 	// lastFresh is how many new tokens the last scrape found.
