@@ -123,6 +123,9 @@ type Client struct {
 	wallClock   bool
 	decoders    sync.Pool
 	bodies      sync.Pool
+	// idle is the transport under the instrumentation, which alone can
+	// close its idle connections.
+	idle interface{ CloseIdleConnections() }
 
 	rlMu      sync.Mutex
 	rateLimit RateLimit
@@ -175,10 +178,12 @@ func New(cfg Config) (*Client, error) {
 	if transport == nil {
 		transport = newTransport(cfg.Concurrency)
 	}
+	idle, _ := transport.(interface{ CloseIdleConnections() })
 	if cfg.Registerer != nil {
 		transport = instrument(cfg.Registerer, transport)
 	}
 	c := &Client{
+		idle:        idle,
 		baseURL:     strings.TrimRight(cfg.BaseURL, "/"),
 		userAgent:   cfg.UserAgent,
 		concurrency: cfg.Concurrency,
@@ -266,6 +271,14 @@ func instrument(reg prometheus.Registerer, next http.RoundTripper) http.RoundTri
 	}
 	return promhttp.InstrumentRoundTripperCounter(requests,
 		promhttp.InstrumentRoundTripperDuration(duration, next))
+}
+
+// CloseIdleConnections closes the connections kept open for later requests,
+// for a client that is no longer used.
+func (c *Client) CloseIdleConnections() {
+	if c.idle != nil {
+		c.idle.CloseIdleConnections()
+	}
 }
 
 // RateLimit returns the rate-limit headers of the latest reply, and false

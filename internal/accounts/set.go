@@ -1,0 +1,309 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/collector"
+)
+
+// Options configure a Set.
+type Options struct {
+	// Defaults fill in the settings an account leaves out.
+	Defaults Defaults
+	// TokenLabel and MaxTokenSeries apply to every account's collector.
+	TokenLabel     collector.LabelMode
+	MaxTokenSeries int
+	// MaxConcurrentProbes caps how many accounts read api.video at once.
+	MaxConcurrentProbes int
+	UserAgent           string
+	// Registerer receives the reload metrics.
+	Registerer prometheus.Registerer
+	Logger     log.Logger
+	// Transport, when set, carries every account's requests (tests).
+	Transport http.RoundTripper
+}
+
+// Account is one live account: its own client, login, rate-limit gauges and
+// cache.
+type Account struct {
+	Settings
+	client *apiclient.Client
+	tokens *collector.Collector
+	// requestMetrics are the client's request counters and durations;
+	// requests holds them unlabelled, for the account's probe.
+	requestMetrics []prometheus.Collector
+	requests       *prometheus.Registry
+}
+
+// Set is the live set of accounts of an accounts file.
+type Set struct {
+	path string
+	opts Options
+	// slots caps the accounts reading api.video at once.
+	slots chan struct{}
+	// labelled holds every account's request metrics with an account label,
+	// for /metrics.
+	labelled *prometheus.Registry
+
+	reloadMu     sync.Mutex
+	reloadOK     prometheus.Gauge
+	reloadOKTime prometheus.Gauge
+
+	mu       sync.RWMutex
+	accounts map[string]*Account
+}
+
+// New returns an empty Set for the accounts file at path; Reload loads it.
+func New(path string, opts Options) *Set {
+	if opts.Logger == nil {
+		opts.Logger = log.NewNopLogger()
+	}
+	if opts.MaxConcurrentProbes < 1 {
+		opts.MaxConcurrentProbes = 1
+	}
+	s := &Set{
+		path:     path,
+		opts:     opts,
+		slots:    make(chan struct{}, opts.MaxConcurrentProbes),
+		labelled: prometheus.NewRegistry(),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "apivideo_exporter_config_last_reload_successful",
+			Help: "1 if the last load of the accounts file succeeded, 0 if it failed and the previous accounts are kept.",
+		}),
+		reloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "apivideo_exporter_config_last_reload_success_timestamp_seconds",
+			Help: "Time of the last successful load of the accounts file, in seconds since the epoch.",
+		}),
+		accounts: map[string]*Account{},
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.reloadOK, s.reloadOKTime)
+	}
+	return s
+}
+
+// Reload reads the accounts file again. On error the accounts in use stay
+// as they were. An account whose settings did not change keeps its client,
+// and so its login and cache; a changed one gets a fresh client.
+func (s *Set) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	err := s.reload()
+	if err != nil {
+		s.reloadOK.Set(0)
+		level.Error(s.opts.Logger).Log("msg", "loading the accounts file failed, keeping the accounts in use", "file", s.path, "err", err)
+		return err
+	}
+	s.reloadOK.Set(1)
+	s.reloadOKTime.SetToCurrentTime()
+	return nil
+}
+
+func (s *Set) reload() error {
+	settings, err := Load(s.path, s.opts.Defaults)
+	if err != nil {
+		return err
+	}
+	s.mu.RLock()
+	old := s.accounts
+	s.mu.RUnlock()
+
+	next := make(map[string]*Account, len(settings))
+	var added, changed, kept []string
+	for _, st := range settings {
+		if a, ok := old[st.Name]; ok && a.Settings == st {
+			next[st.Name] = a
+			kept = append(kept, st.Name)
+			continue
+		}
+		a, err := s.build(st)
+		if err != nil {
+			for _, b := range next {
+				if old[b.Name] != b {
+					b.client.CloseIdleConnections()
+				}
+			}
+			return fmt.Errorf("account %q: %w", st.Name, err)
+		}
+		next[st.Name] = a
+		if _, ok := old[st.Name]; ok {
+			changed = append(changed, st.Name)
+		} else {
+			added = append(added, st.Name)
+		}
+	}
+	var removed []string
+	for name, a := range old {
+		if next[name] == a {
+			continue
+		}
+		s.register(a, false)
+		a.client.CloseIdleConnections()
+		if _, ok := next[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	for name, a := range next {
+		if old[name] != a {
+			s.register(a, true)
+		}
+	}
+	s.mu.Lock()
+	s.accounts = next
+	s.mu.Unlock()
+	slices.Sort(removed)
+	level.Info(s.opts.Logger).Log("msg", "loaded the accounts file", "file", s.path,
+		"added", strings.Join(added, ","), "changed", strings.Join(changed, ","),
+		"removed", strings.Join(removed, ","), "unchanged", strings.Join(kept, ","))
+	return nil
+}
+
+// register adds (or removes) the account's request metrics, labelled with
+// its name, to those of /metrics.
+func (s *Set) register(a *Account, add bool) {
+	r := prometheus.WrapRegistererWith(prometheus.Labels{"account": a.Name}, s.labelled)
+	for _, c := range a.requestMetrics {
+		if add {
+			r.MustRegister(c)
+		} else {
+			r.Unregister(c)
+		}
+	}
+}
+
+// build makes the client and collector of an account.
+func (s *Set) build(st Settings) (*Account, error) {
+	key, err := keySource(st)
+	if err != nil {
+		return nil, err
+	}
+	logger := log.With(s.opts.Logger, "account", st.Name)
+	var metrics recorder
+	client, err := apiclient.New(apiclient.Config{
+		BaseURL:     st.URL,
+		Key:         key,
+		UserAgent:   s.opts.UserAgent,
+		Concurrency: st.Concurrency,
+		Transport:   s.opts.Transport,
+		Registerer:  &metrics,
+		Logger:      log.With(logger, "component", "apiclient"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	requests := prometheus.NewRegistry()
+	requests.MustRegister(metrics...)
+	tokens := collector.New(slotted{Client: client, slots: s.slots}, collector.Options{
+		TokenLabel:     s.opts.TokenLabel,
+		MaxTokenSeries: s.opts.MaxTokenSeries,
+		Timeout:        st.Timeout,
+		CacheTTL:       st.CacheTTL,
+		Logger:         log.With(logger, "component", "collector"),
+	})
+	return &Account{Settings: st, client: client, tokens: tokens, requestMetrics: metrics, requests: requests}, nil
+}
+
+// keySource checks that the account's key is there now, so that a typo
+// fails the load rather than every probe. A key file is read again at each
+// login, so that a rotated key is picked up without a reload.
+func keySource(st Settings) (apiclient.KeySource, error) {
+	if st.KeyFile != "" {
+		src := apiclient.FileKey(st.KeyFile)
+		key, err := src(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		if key == "" {
+			return nil, fmt.Errorf("API key file %s is empty", st.KeyFile)
+		}
+		return src, nil
+	}
+	key := strings.TrimSpace(os.Getenv(st.KeyEnv))
+	if key == "" {
+		return nil, fmt.Errorf("environment variable %s (api_key_env) is unset or empty", st.KeyEnv)
+	}
+	return apiclient.StaticKey(key), nil
+}
+
+// Get returns the live account called name.
+func (s *Set) Get(name string) (*Account, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.accounts[name]
+	return a, ok
+}
+
+// Names returns the names of the live accounts, sorted.
+func (s *Set) Names() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.accounts))
+	for name := range s.accounts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Gatherer gathers every account's api.video request metrics, each with an
+// account label.
+func (s *Set) Gatherer() prometheus.Gatherer { return s.labelled }
+
+// ReloadHandler reloads the accounts file on POST, answering 500 with the
+// reason when the file is broken.
+func (s *Set) ReloadHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "reload with POST", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := s.Reload(); err != nil {
+			http.Error(w, "failed to reload the accounts file: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "Reloaded")
+	})
+}
+
+// recorder is a prometheus.Registerer that keeps what is registered, so
+// that a client's metrics can be served both unlabelled on its probe and
+// labelled on /metrics.
+type recorder []prometheus.Collector
+
+func (r *recorder) Register(c prometheus.Collector) error { *r = append(*r, c); return nil }
+func (r *recorder) MustRegister(cs ...prometheus.Collector) { *r = append(*r, cs...) }
+func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
+
+// slotted holds one of the Set's slots while it reads api.video, so that a
+// burst of probes reads at most so many accounts at once. Cached scrapes
+// and probes sharing a fetch take no slot of their own.
+type slotted struct {
+	*apiclient.Client
+	slots chan struct{}
+}
+
+// errNoSlot is a probe that waited its whole time for a slot.
+var errNoSlot = errors.New("every probe slot stayed busy (--probe.max-concurrent)")
+
+func (s slotted) ListUploadTokens(ctx context.Context) (*apiclient.TokenList, error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", errNoSlot, ctx.Err())
+	}
+	defer func() { <-s.slots }()
+	return s.Client.ListUploadTokens(ctx)
+}
