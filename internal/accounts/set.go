@@ -205,7 +205,7 @@ func (s *Set) build(st Settings) (*Account, error) {
 	}
 	requests := prometheus.NewRegistry()
 	requests.MustRegister(metrics...)
-	tokens := collector.New(slotted{Client: client, slots: s.slots}, collector.Options{
+	tokens := collector.New(slotted{Client: client, slots: s.slots, logger: logger}, collector.Options{
 		TokenLabel:     s.opts.TokenLabel,
 		MaxTokenSeries: s.opts.MaxTokenSeries,
 		Timeout:        st.Timeout,
@@ -292,16 +292,19 @@ func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 // and probes sharing a fetch take no slot of their own.
 type slotted struct {
 	*apiclient.Client
-	slots chan struct{}
+	slots  chan struct{}
+	logger log.Logger
 }
 
 // errNoSlot is a probe that waited its whole time for a slot.
-var errNoSlot = errors.New("every probe slot stayed busy (--probe.max-concurrent)")
+var errNoSlot = errors.New("every probe slot stayed busy")
 
 func (s slotted) ListUploadTokens(ctx context.Context) (*apiclient.TokenList, error) {
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
+		// Logged here: the scrape's own error may win the race to report it.
+		level.Warn(s.logger).Log("msg", "no probe slot came free in time: other accounts' reads of api.video took them all (--probe.max-concurrent)", "slots", cap(s.slots))
 		return nil, fmt.Errorf("%w: %w", errNoSlot, ctx.Err())
 	}
 	defer func() { <-s.slots }()

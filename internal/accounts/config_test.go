@@ -1,0 +1,163 @@
+package accounts
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+)
+
+var testDefaults = Defaults{Concurrency: 8, CacheTTL: 0, Timeout: 10 * time.Second}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		yaml    string
+		want    []Settings
+		wantErr string
+		invalid bool // the error is ErrInvalid
+	}{
+		{
+			name: "good",
+			yaml: `accounts:
+  sandbox:
+    url: https://sandbox.api.video
+    api_key_file: /etc/apivideo/sandbox/api-key
+    concurrency: 2
+    cache_ttl: 30s
+    timeout: 5s
+  production:
+    api_key_env: PRODUCTION_KEY
+  no-cache_2:
+    api_key_env: K
+    cache_ttl: 0s
+`,
+			want: []Settings{
+				{Name: "no-cache_2", URL: apiclient.DefaultURL, KeyEnv: "K", Concurrency: 8, Timeout: 10 * time.Second},
+				{Name: "production", URL: apiclient.DefaultURL, KeyEnv: "PRODUCTION_KEY", Concurrency: 8, Timeout: 10 * time.Second},
+				{Name: "sandbox", URL: apiclient.SandboxURL, KeyFile: "/etc/apivideo/sandbox/api-key", Concurrency: 2, CacheTTL: 30 * time.Second, Timeout: 5 * time.Second},
+			},
+		},
+		{
+			name:    "unknown field names its line",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n    api_key: secret\n",
+			wantErr: "line 4: field api_key not found",
+		},
+		{
+			name:    "unknown top-level field",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\nmodules: {}\n",
+			wantErr: "line 4: field modules not found",
+		},
+		{
+			name:    "duplicate name",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n  a:\n    api_key_env: L\n",
+			wantErr: `line 4: mapping key "a" already defined at line 2`,
+		},
+		{
+			name:    "bad name",
+			yaml:    "accounts:\n  ok:\n    api_key_env: K\n  Prod:\n    api_key_env: K\n",
+			wantErr: `line 4: account "Prod": the name must match [a-z0-9_-]+`,
+			invalid: true,
+		},
+		{
+			name:    "name with a dot",
+			yaml:    "accounts:\n  a.b:\n    api_key_env: K\n",
+			wantErr: `account "a.b": the name must match`,
+			invalid: true,
+		},
+		{
+			name:    "both key sources",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n    api_key_file: /k\n",
+			wantErr: `line 2: account "a": set only one of api_key_file and api_key_env`,
+			invalid: true,
+		},
+		{
+			name:    "neither key source",
+			yaml:    "accounts:\n  a:\n    url: https://sandbox.api.video\n",
+			wantErr: `line 2: account "a": set api_key_file or api_key_env`,
+			invalid: true,
+		},
+		{
+			name:    "bad url",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n    url: sandbox.api.video\n",
+			wantErr: `account "a": url: base URL "sandbox.api.video" is not an http or https URL`,
+			invalid: true,
+		},
+		{
+			name:    "concurrency out of range",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n    concurrency: 0\n",
+			wantErr: "concurrency must be between 1 and 32",
+			invalid: true,
+		},
+		{
+			name:    "negative cache_ttl",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n    cache_ttl: -1s\n",
+			wantErr: "cache_ttl must not be negative",
+			invalid: true,
+		},
+		{
+			name:    "timeout too long",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n    timeout: 6m\n",
+			wantErr: "timeout must be between 0 and 5m0s",
+			invalid: true,
+		},
+		{
+			name:    "timeout not a duration",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n    timeout: soon\n",
+			wantErr: "line 4: cannot unmarshal !!str `soon` into time.Duration",
+		},
+		{
+			name:    "no accounts",
+			yaml:    "accounts: {}\n",
+			wantErr: "no accounts",
+			invalid: true,
+		},
+		{
+			name:    "empty file",
+			yaml:    "",
+			wantErr: "the file is empty",
+			invalid: true,
+		},
+		{
+			name:    "two documents",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n---\naccounts: {}\n",
+			wantErr: "more than one YAML document",
+			invalid: true,
+		},
+		{
+			name:    "not YAML",
+			yaml:    "accounts: [\n",
+			wantErr: "yaml:",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse([]byte(tc.yaml), testDefaults)
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, got)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+			assert.Equal(t, tc.invalid, errors.Is(err, ErrInvalid))
+			assert.Nil(t, got)
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "accounts.yml")
+	require.NoError(t, os.WriteFile(path, []byte("accounts:\n  a:\n    bogus: 1\n"), 0o600))
+	_, err := Load(path, testDefaults)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path+": yaml: unmarshal errors:\n  line 3: field bogus not found")
+
+	_, err = Load(filepath.Join(t.TempDir(), "missing.yml"), testDefaults)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
