@@ -283,7 +283,7 @@ func (s *Set) ReloadHandler() http.Handler {
 // labelled on /metrics.
 type recorder []prometheus.Collector
 
-func (r *recorder) Register(c prometheus.Collector) error { *r = append(*r, c); return nil }
+func (r *recorder) Register(c prometheus.Collector) error   { *r = append(*r, c); return nil }
 func (r *recorder) MustRegister(cs ...prometheus.Collector) { *r = append(*r, cs...) }
 func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 
