@@ -23,6 +23,7 @@ const (
 	maxAPITimeout  = 5 * time.Minute
 	maxConcurrency = 32
 	maxTokenSeries = 100000
+	maxProbes      = 1024
 )
 
 var (
@@ -56,6 +57,9 @@ type config struct {
 	logLevel  string
 	logFormat string
 	demo      bool
+
+	configFile string
+	maxProbes  int
 }
 
 // The listing modes; the first is the default.
@@ -79,7 +83,7 @@ func newApp(cfg *config) *kingpin.Application {
 	cfg.web = kingpinflag.AddFlags(app, defaultPort)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").
 		Default("/metrics").StringVar(&cfg.metricsPath)
-	app.Flag("web.max-requests", "Most scrapes served at once, 0 or more (0: no limit); more get 503 at once.").
+	app.Flag("web.max-requests", "Most scrapes served at once by /metrics, and by /probe, 0 or more (0: no limit); more get 503 at once.").
 		Default("40").SetValue(intValue{&cfg.maxRequests})
 	app.Flag("web.timeout-offset", "Seconds to subtract from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer (0 or more).").
 		Default("0.5").Float64Var(&cfg.timeoutOffset)
@@ -111,6 +115,11 @@ func newApp(cfg *config) *kingpin.Application {
 	app.Flag("log.format", "Output format of log messages. One of: ["+strings.Join(logFormats, ", ")+"]").
 		Default(logFormats[0]).EnumVar(&cfg.logFormat, logFormats...)
 	app.Flag("demo", "Serve a simulated api.video account, no API key needed.").BoolVar(&cfg.demo)
+
+	app.Flag("config.file", "YAML file of api.video accounts, each served on /probe?account=NAME; reloaded on SIGHUP and POST /-/reload.").
+		Envar("APIVIDEO_CONFIG_FILE").PlaceHolder("PATH").StringVar(&cfg.configFile)
+	app.Flag("probe.max-concurrent", fmt.Sprintf("Accounts of --config.file read from api.video at once (1-%d); further probes wait for a slot within their scrape timeout.", maxProbes)).
+		Default("16").SetValue(intValue{&cfg.maxProbes})
 
 	app.Version(version.Print(exporterName))
 	app.HelpFlag.Short('h')
@@ -166,6 +175,8 @@ func (c *config) validate() error {
 		"--apivideo.ratelimit-share must be above 0 and at most 1, got %v", c.rateLimitShare)
 	check(c.maxSeries >= 0 && c.maxSeries <= maxTokenSeries,
 		"--collector.max-token-series must be between 0 and %d, got %d", maxTokenSeries, c.maxSeries)
+	check(c.maxProbes >= 1 && c.maxProbes <= maxProbes,
+		"--probe.max-concurrent must be between 1 and %d, got %d", maxProbes, c.maxProbes)
 	return errors.Join(errs...)
 }
 

@@ -50,6 +50,8 @@ func TestParseFlagsDefaults(t *testing.T) {
 	assert.Equal(t, "info", cfg.logLevel)
 	assert.Equal(t, "logfmt", cfg.logFormat)
 	assert.False(t, cfg.demo)
+	assert.Empty(t, cfg.configFile)
+	assert.Equal(t, 16, cfg.maxProbes)
 	assert.NoError(t, cfg.validate(), "the defaults are valid")
 }
 
@@ -63,6 +65,7 @@ func TestParseFlags(t *testing.T) {
 		"--apivideo.listing=incremental", "--apivideo.resync-interval=1h", "--apivideo.ratelimit-share=0.25",
 		"--collector.token-label=none", "--collector.max-token-series=10",
 		"--log.level=debug", "--log.format=json", "--demo",
+		"--config.file=/accounts.yml", "--probe.max-concurrent=4",
 	})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"127.0.0.1:1", "127.0.0.1:2"}, *cfg.web.WebListenAddresses)
@@ -72,6 +75,7 @@ func TestParseFlags(t *testing.T) {
 		listing: "incremental", resyncInterval: time.Hour, rateLimitShare: 0.25,
 		tokenLabel: collector.LabelNone, maxSeries: 10,
 		logLevel: "debug", logFormat: "json", demo: true,
+		configFile: "/accounts.yml", maxProbes: 4,
 	}, cfg)
 }
 
@@ -107,6 +111,7 @@ func TestParseErrorsNameTheFlag(t *testing.T) {
 		{"--web.max-requests=many", `--web.max-requests: invalid value "many": invalid syntax`},
 		{"--web.timeout-offset=half", `--web.timeout-offset: invalid value "half": invalid syntax`},
 		{"--collector.max-token-series=1.5", `--collector.max-token-series: invalid value "1.5": invalid syntax`},
+		{"--probe.max-concurrent=some", `--probe.max-concurrent: invalid value "some": invalid syntax`},
 		{"--apivideo.concurrency=1e1", `--apivideo.concurrency (or APIVIDEO_CONCURRENCY): invalid value "1e1": invalid syntax`},
 		{"--collector.token-label=partial", `--collector.token-label: invalid value "partial": unknown token label mode "partial": want one of redacted, full, none`},
 		{"--log.level=verbose", `--log.level: invalid value "verbose": enum value must be one of debug,info,warn,error`},
@@ -170,6 +175,10 @@ func TestValidate(t *testing.T) {
 		{"most token series", func(c *config) { c.maxSeries = 100000 }, ""},
 		{"negative token series", func(c *config) { c.maxSeries = -1 }, "--collector.max-token-series must be between 0 and 100000, got -1"},
 		{"too many token series", func(c *config) { c.maxSeries = 100001 }, "--collector.max-token-series must be between 0 and 100000, got 100001"},
+		{"one probe at once", func(c *config) { c.maxProbes = 1 }, ""},
+		{"most probes at once", func(c *config) { c.maxProbes = 1024 }, ""},
+		{"no probe at once", func(c *config) { c.maxProbes = 0 }, "--probe.max-concurrent must be between 1 and 1024, got 0"},
+		{"too many probes at once", func(c *config) { c.maxProbes = 1025 }, "--probe.max-concurrent must be between 1 and 1024, got 1025"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := parseFlags(nil)
@@ -233,6 +242,7 @@ func TestHelpStatesAllowedValues(t *testing.T) {
 		"apivideo.listing":           "One of: [full, incremental]",
 		"apivideo.resync-interval":   "between 1m0s and 24h0m0s",
 		"apivideo.ratelimit-share":   "above 0 and at most 1",
+		"probe.max-concurrent":       "(1-1024)",
 	} {
 		f := app.GetFlag(flag)
 		require.NotNil(t, f, flag)

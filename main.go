@@ -27,6 +27,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/accounts"
 	demoaccount "github.com/apivideo-exporter/apivideo_exporter/internal/demo"
 )
 
@@ -62,8 +63,11 @@ func run(args []string) int {
 		level.Error(logger).Log("msg", err)
 		return 1
 	}
+	// With an accounts file, /metrics serves an account of its own only
+	// when a key is given.
 	key, keyErr := keySource(cfg.keyFile)
-	if keyErr != nil && !cfg.demo {
+	single := keyErr == nil || cfg.demo
+	if !single && (cfg.configFile == "" || cfg.keyFile != "") {
 		level.Error(logger).Log("msg", keyErr)
 		return 1
 	}
@@ -84,35 +88,61 @@ func run(args []string) int {
 	}
 
 	reg := newRegistry()
-	client, err := apiclient.New(apiclient.Config{
-		BaseURL:     apiURL,
-		Key:         key,
-		UserAgent:   exporterName + "/" + version.Version,
-		Concurrency: cfg.concurrency,
-		Registerer:  reg,
-		Logger:      log.With(logger, "component", "apiclient"),
-	})
-	if err != nil {
-		level.Error(logger).Log("msg", "invalid api.video settings", "err", err)
-		return 1
-	}
+	userAgent := exporterName + "/" + version.Version
 	if cfg.tokenLabel == collector.LabelFull {
 		level.Warn(logger).Log("msg", "--collector.token-label=full publishes whole upload tokens: anyone who can read the metrics can upload into the account")
 	}
-	var source collector.Source = client
-	if cfg.listing == listingIncremental {
-		source = client.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare})
+	var tokens *collector.Collector
+	if single {
+		client, err := apiclient.New(apiclient.Config{
+			BaseURL:     apiURL,
+			Key:         key,
+			UserAgent:   userAgent,
+			Concurrency: cfg.concurrency,
+			Registerer:  reg,
+			Logger:      log.With(logger, "component", "apiclient"),
+		})
+		if err != nil {
+			level.Error(logger).Log("msg", "invalid api.video settings", "err", err)
+			return 1
+		}
+		var source collector.Source = client
+		if cfg.listing == listingIncremental {
+			source = client.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare})
+		}
+		tokens = collector.New(source, collector.Options{
+			TokenLabel:     cfg.tokenLabel,
+			MaxTokenSeries: cfg.maxSeries,
+			Timeout:        cfg.apiTimeout,
+			CacheTTL:       cfg.cacheTTL,
+			Logger:         log.With(logger, "component", "collector"),
+		})
 	}
-	tokens := collector.New(source, collector.Options{
-		TokenLabel:     cfg.tokenLabel,
-		MaxTokenSeries: cfg.maxSeries,
-		Timeout:        cfg.apiTimeout,
-		CacheTTL:       cfg.cacheTTL,
-		Logger:         log.With(logger, "component", "collector"),
-	})
 
 	mux := http.NewServeMux()
-	mux.Handle(cfg.metricsPath, metricsHandler(reg, tokens, cfg.timeoutOffset, cfg.apiTimeout, cfg.maxRequests, logger))
+	var accountMetrics []prometheus.Gatherer
+	var accountSet *accounts.Set
+	if cfg.configFile != "" {
+		accountSet = accounts.New(cfg.configFile, accounts.Options{
+			Defaults:            accounts.Defaults{Concurrency: cfg.concurrency, CacheTTL: cfg.cacheTTL, Timeout: cfg.apiTimeout},
+			TokenLabel:          cfg.tokenLabel,
+			MaxTokenSeries:      cfg.maxSeries,
+			MaxConcurrentProbes: cfg.maxProbes,
+			UserAgent:           userAgent,
+			Registerer:          reg,
+			Logger:              log.With(logger, "component", "accounts"),
+		})
+		if err := accountSet.Reload(); err != nil {
+			return 1
+		}
+		accountMetrics = append(accountMetrics, accountSet.Gatherer())
+		probeTimeout := func(r *http.Request, limit time.Duration) time.Duration {
+			return scrapeTimeout(r.Header, cfg.timeoutOffset, limit)
+		}
+		mux.Handle("/probe", limitRequests(accountSet.ProbeHandler(probeTimeout, promhttpLogger{logger}), cfg.maxRequests))
+		mux.Handle("/-/reload", accountSet.ReloadHandler())
+	}
+	mux.Handle(cfg.metricsPath, metricsHandler(reg, tokens, cfg.timeoutOffset, cfg.apiTimeout, cfg.maxRequests, logger, accountMetrics...))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	// Readiness never depends on api.video: a failing sidecar probe would
 	// take the whole pod out of its Service.
@@ -141,27 +171,37 @@ func run(args []string) int {
 	// SIGTERM right after the first answer still shuts down cleanly.
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+	hup := make(chan os.Signal, 1)
+	if accountSet != nil {
+		signal.Notify(hup, syscall.SIGHUP)
+	}
 	srv := newServer(mux, idleTimeout, logger)
 	serveErr := make(chan error, 1)
 	go func() {
 		serveErr <- web.ListenAndServe(srv, cfg.web, toolkitLogger)
 	}()
-	select {
-	case err := <-serveErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			level.Error(logger).Log("msg", "serving HTTP", "err", err)
-			return 1
-		}
-	case sig := <-term:
-		level.Info(logger).Log("msg", "shutting down", "signal", sig)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			level.Error(logger).Log("msg", "shutting down", "err", err)
-			return 1
+	for {
+		select {
+		case <-hup:
+			// Reload logs its outcome.
+			_ = accountSet.Reload()
+		case err := <-serveErr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				level.Error(logger).Log("msg", "serving HTTP", "err", err)
+				return 1
+			}
+			return 0
+		case sig := <-term:
+			level.Info(logger).Log("msg", "shutting down", "signal", sig)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				level.Error(logger).Log("msg", "shutting down", "err", err)
+				return 1
+			}
+			return 0
 		}
 	}
-	return 0
 }
 
 // newRegistry holds the exporter's own metrics: build info, Go runtime and
@@ -225,41 +265,48 @@ func (w serverErrorWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// metricsHandler serves the exporter's own metrics together with a token
-// scrape bounded by the scrape timeout Prometheus announces, less offset,
-// and never longer than limit. At most maxRequests are served at once (no
-// limit when 0); more get 503 as promhttp's MaxRequestsInFlight gives it.
-// The limit is kept here, not in promhttp, because a promhttp handler is
-// built for each request to carry its deadline, and its limit would not be
-// shared.
-func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offset float64, limit time.Duration, maxRequests int, logger log.Logger) http.Handler {
+// metricsHandler serves the exporter's own metrics and extra's together
+// with a token scrape, when tokens is set, bounded by the scrape timeout
+// Prometheus announces, less offset, and never longer than limit. At most
+// maxRequests are served at once (see limitRequests).
+func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offset float64, limit time.Duration, maxRequests int, logger log.Logger, extra ...prometheus.Gatherer) http.Handler {
 	opts := promhttp.HandlerOpts{
 		ErrorLog:          promhttpLogger{logger},
 		EnableOpenMetrics: true,
 		Registry:          reg,
 	}
-	var inFlight chan struct{}
-	if maxRequests > 0 {
-		inFlight = make(chan struct{}, maxRequests)
-	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if inFlight != nil {
-			select {
-			case inFlight <- struct{}{}:
-				defer func() { <-inFlight }()
-			default:
-				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxRequests), http.StatusServiceUnavailable)
-				return
-			}
-		}
 		ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r.Header, offset, limit))
 		defer cancel()
 		scrape := prometheus.NewRegistry()
-		scrape.MustRegister(tokens.WithContext(ctx))
+		if tokens != nil {
+			scrape.MustRegister(tokens.WithContext(ctx))
+		}
 		// The scrape is gathered first so that the request counters include it.
-		promhttp.HandlerFor(prometheus.Gatherers{scrape, reg}, opts).ServeHTTP(w, r)
+		promhttp.HandlerFor(append(prometheus.Gatherers{scrape, reg}, extra...), opts).ServeHTTP(w, r)
 	})
-	return promhttp.InstrumentMetricHandler(reg, h)
+	return promhttp.InstrumentMetricHandler(reg, limitRequests(h, maxRequests))
+}
+
+// limitRequests serves at most maxRequests at once (no limit when 0); more
+// get 503 as promhttp's MaxRequestsInFlight gives it. The limit is kept
+// here, not in promhttp, because a promhttp handler is built for each
+// request to carry its deadline, and its limit would not be shared.
+func limitRequests(next http.Handler, maxRequests int) http.Handler {
+	if maxRequests <= 0 {
+		return next
+	}
+	inFlight := make(chan struct{}, maxRequests)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case inFlight <- struct{}{}:
+			defer func() { <-inFlight }()
+		default:
+			http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxRequests), http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // scrapeTimeout is Prometheus' announced scrape timeout less offset, capped

@@ -103,7 +103,7 @@ func (s *Set) Reload() error {
 	err := s.reload()
 	if err != nil {
 		s.reloadOK.Set(0)
-		level.Error(s.opts.Logger).Log("msg", "loading the accounts file failed, keeping the accounts in use", "file", s.path, "err", err)
+		level.Error(s.opts.Logger).Log("msg", "loading the accounts file failed", "file", s.path, "err", err, "accounts_in_use", strings.Join(s.Names(), ","))
 		return err
 	}
 	s.reloadOK.Set(1)
@@ -299,7 +299,7 @@ type slotted struct {
 // errNoSlot is a probe that waited its whole time for a slot.
 var errNoSlot = errors.New("every probe slot stayed busy")
 
-func (s slotted) ListUploadTokens(ctx context.Context) (*apiclient.TokenList, error) {
+func (s slotted) ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error) {
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -308,5 +308,5 @@ func (s slotted) ListUploadTokens(ctx context.Context) (*apiclient.TokenList, er
 		return nil, fmt.Errorf("%w: %w", errNoSlot, ctx.Err())
 	}
 	defer func() { <-s.slots }()
-	return s.Client.ListUploadTokens(ctx)
+	return s.Client.ListUploadTokens(ctx, keep)
 }

@@ -421,7 +421,8 @@ func TestReload(t *testing.T) {
 			resp.Body.Close()
 			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 			assert.Contains(t, string(body), broken.why)
-			assert.Contains(t, ts.logs.String(), "keeping the accounts in use")
+			assert.Contains(t, ts.logs.String(), `msg="loading the accounts file failed"`)
+			assert.Contains(t, ts.logs.String(), `accounts_in_use=added,changed,kept`)
 			assert.Equal(t, 0.0, testutil.ToFloat64(ts.reloadOK))
 			assert.Equal(t, before, testutil.ToFloat64(ts.reloadOKTime))
 			// The last good accounts still serve.

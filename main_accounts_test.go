@@ -1,0 +1,138 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
+)
+
+// writeAccounts writes an accounts file of the fakes, by name, each with
+// its key in a file of its own.
+func writeAccounts(t *testing.T, path string, fakes map[string]*fakeapi.Server) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("accounts:\n")
+	for name, f := range fakes {
+		key := filepath.Join(filepath.Dir(path), name+".key")
+		require.NoError(t, os.WriteFile(key, []byte(f.APIKey()), 0o600))
+		fmt.Fprintf(&b, "  %s:\n    url: %s\n    api_key_file: %s\n", name, f.URL, key)
+	}
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
+}
+
+// With an accounts file and no key, the exporter starts, serves each
+// account on /probe and only its own metrics and the accounts' request
+// metrics on /metrics, and reloads on SIGHUP.
+func TestAccountsFileWithoutKey(t *testing.T) {
+	one := fakeapi.NewServer(fakeapi.Options{APIKey: "key-one", Tokens: 20, WithoutExpiry: 4, Seed: 31})
+	t.Cleanup(one.Close)
+	two := fakeapi.NewServer(fakeapi.Options{APIKey: "key-two", Tokens: 9, Seed: 32})
+	t.Cleanup(two.Close)
+	path := filepath.Join(t.TempDir(), "accounts.yml")
+	writeAccounts(t, path, map[string]*fakeapi.Server{"one": one})
+	p := testsupport.StartExporter(t, []string{"APIVIDEO_CONFIG_FILE=" + path})
+
+	code, _, body := get(t, p.URL+"/probe?account=one", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	m := parseMetrics(t, body)
+	assert.Equal(t, 1.0, float64(m["apivideo_up"].Value))
+	assert.Equal(t, 20.0, float64(m["apivideo_upload_tokens_active"].Value))
+	assert.Contains(t, body, `apivideo_api_requests_total{code="200"} 2`)
+	assert.NotContains(t, body, "go_goroutines", "a probe serves the account alone")
+
+	code, _, body = get(t, p.URL+"/probe?account=two", nil)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body, `unknown account "two"`)
+
+	code, _, body = get(t, p.URL+"/metrics", nil)
+	require.Equal(t, http.StatusOK, code)
+	assert.NotContains(t, body, "apivideo_up ")
+	for _, want := range []string{
+		`apivideo_api_requests_total{account="one",code="200"} 2`,
+		"apivideo_exporter_config_last_reload_successful 1",
+		"apivideo_exporter_config_last_reload_success_timestamp_seconds ",
+		"go_goroutines ",
+	} {
+		assert.Contains(t, body, want)
+	}
+
+	writeAccounts(t, path, map[string]*fakeapi.Server{"one": one, "two": two})
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		code, _, _ := get(t, p.URL+"/probe?account=two", nil)
+		return code == http.StatusOK
+	}, 5*time.Second, 50*time.Millisecond)
+	_, _, body = get(t, p.URL+"/probe?account=two", nil)
+	assert.Equal(t, 9.0, float64(parseMetrics(t, body)["apivideo_upload_tokens_active"].Value))
+	assert.Equal(t, 1, one.Stats().Logins, "the unchanged account kept its login")
+
+	require.NoError(t, os.WriteFile(path, []byte("accounts:\n  one:\n    api_key: x\n"), 0o600))
+	resp, err := http.Post(p.URL+"/-/reload", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	_, _, body = get(t, p.URL+"/metrics", nil)
+	assert.Contains(t, body, "apivideo_exporter_config_last_reload_successful 0")
+	assert.Contains(t, p.Log(), "field api_key not found")
+	code, _, _ = get(t, p.URL+"/probe?account=two", nil)
+	assert.Equal(t, http.StatusOK, code, "the last good accounts still serve")
+}
+
+// With a key as well, /metrics serves that account exactly as without an
+// accounts file.
+func TestAccountsFileWithKey(t *testing.T) {
+	single := fakeapi.NewServer(fakeapi.Options{Tokens: 15, Seed: 33})
+	t.Cleanup(single.Close)
+	other := fakeapi.NewServer(fakeapi.Options{APIKey: "key-other", Tokens: 5, Seed: 34})
+	t.Cleanup(other.Close)
+	path := filepath.Join(t.TempDir(), "accounts.yml")
+	writeAccounts(t, path, map[string]*fakeapi.Server{"other": other})
+	p := testsupport.StartExporter(t, keyEnv(single.APIKey()), "--apivideo.url="+single.URL, "--config.file="+path)
+
+	code, _, body := get(t, p.URL+"/metrics", nil)
+	require.Equal(t, http.StatusOK, code)
+	m := parseMetrics(t, body)
+	assert.Equal(t, 1.0, float64(m["apivideo_up"].Value))
+	assert.Equal(t, 15.0, float64(m["apivideo_upload_tokens_active"].Value))
+	assert.Contains(t, body, `apivideo_api_requests_total{code="200"} 2`)
+	assert.Contains(t, body, `apivideo_api_requests_total{account="other",code="200"} 0`)
+
+	code, _, body = get(t, p.URL+"/probe?account=other", nil)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, 5.0, float64(parseMetrics(t, body)["apivideo_upload_tokens_active"].Value))
+}
+
+func TestAccountsFileBrokenAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "accounts.yml")
+	require.NoError(t, os.WriteFile(path, []byte("accounts:\n  Prod:\n    api_key_env: K\n"), 0o600))
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"broken file", nil, []string{"--config.file=" + path}, 1, "the name must match [a-z0-9_-]+"},
+		{"missing file", nil, []string{"--config.file=/nonexistent/accounts.yml"}, 1, "reading accounts file"},
+		{"missing key file", nil, []string{"--config.file=" + path, "--apivideo.api-key-file=/nonexistent/key"}, 1, "reading API key file"},
+		{"probe cap", keyEnv("k"), []string{"--probe.max-concurrent=0"}, 2, "--probe.max-concurrent must be between 1 and 1024"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stderr := runExporter(t, tc.env, tc.args...)
+			assert.Equal(t, tc.code, code)
+			assert.Contains(t, stderr, tc.want)
+			assert.NotContains(t, stderr, "Listening on")
+		})
+	}
+}
