@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/dashboards"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+)
+
+// TestE2EAccounts runs one exporter serving two accounts from its accounts
+// file, and the real Prometheus probing both through /probe with the
+// relabelling of deploy/prometheus/accounts.yml: each account gets its own
+// series, told apart by the account label Prometheus sets, and every
+// dashboard query returns data for each.
+func TestE2EAccounts(t *testing.T) {
+	prometheus := e2eLookBinary(t, "prometheus")
+	promtool := e2eLookBinary(t, "promtool")
+	const exampleConfig = "deploy/prometheus/accounts.yml"
+	e2eRunPromtool(t, promtool, nil, "check", "config", exampleConfig)
+
+	dir := t.TempDir()
+	type account struct {
+		fake                  *fakeapi.Server
+		active, withoutExpiry int
+	}
+	accounts := map[string]account{}
+	for i, name := range []string{"production", "sandbox"} {
+		active, withoutExpiry := 120+i*37, 11+i*5
+		fake := fakeapi.NewServer(fakeapi.Options{APIKey: "key-" + name, Tokens: active, WithoutExpiry: withoutExpiry, Seed: uint64(40 + i)})
+		t.Cleanup(fake.Close)
+		accounts[name] = account{fake, active, withoutExpiry}
+	}
+	keyFile := filepath.Join(dir, "production.key")
+	require.NoError(t, os.WriteFile(keyFile, []byte("key-production\n"), 0o600))
+	accountsFile := filepath.Join(dir, "accounts.yml")
+	require.NoError(t, os.WriteFile(accountsFile, []byte(fmt.Sprintf(`accounts:
+  production:
+    url: %s
+    api_key_file: %s
+  sandbox:
+    url: %s
+    api_key_env: SANDBOX_KEY
+`, accounts["production"].fake.URL, keyFile, accounts["sandbox"].fake.URL)), 0o600))
+	exporter := startExporter(t, []string{"SANDBOX_KEY=key-sandbox"}, "--config.file="+accountsFile, "--log.level=debug")
+	exporterAddr := strings.TrimPrefix(exporter.URL, "http://")
+
+	// The example configuration, pointed at this exporter and scraping
+	// every second.
+	example, err := os.ReadFile(exampleConfig)
+	require.NoError(t, err)
+	rules, err := filepath.Abs(dashboards.RulesFile)
+	require.NoError(t, err)
+	config := string(example)
+	for from, to := range map[string]string{
+		"scrape_interval: 60s":              "scrape_interval: 1s",
+		"scrape_timeout: 15s":               "scrape_timeout: 1s",
+		"evaluation_interval: 60s":          "evaluation_interval: 1s",
+		"/etc/prometheus/rules/*.rules.yml": rules,
+		"apivideo-exporter:9856":            exporterAddr,
+	} {
+		require.Contains(t, config, from, "%s no longer holds %q", exampleConfig, from)
+		config = strings.ReplaceAll(config, from, to)
+	}
+	require.Contains(t, config, "- production\n          - sandbox", "the example's targets are the accounts' names")
+	configFile := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
+	e2eRunPromtool(t, promtool, nil, "check", "config", configFile)
+
+	promAddr := freeAddress(t)
+	e2eStartProcess(t, "prometheus", exec.Command(prometheus,
+		"--config.file="+configFile,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr,
+		"--log.level=warn",
+	))
+	promURL := "http://" + promAddr
+	e2eWaitHTTP(t, promURL+"/-/ready", 20*time.Second)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := e2eQuery(t, promURL, `count_over_time(apivideo_up{job="apivideo"}[1m]) >= 6`)
+		if err == nil && len(v) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus did not probe both accounts: %v %v", v, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	// Each account's numbers, under its own account label.
+	for name, a := range accounts {
+		for expr, want := range map[string]float64{
+			`apivideo_up{job="apivideo", account=%q}`:                           1,
+			`up{job="apivideo", account=%q}`:                                    1,
+			`apivideo_upload_tokens_active{job="apivideo", account=%q}`:         float64(a.active),
+			`apivideo_upload_tokens_without_expiry{job="apivideo", account=%q}`: float64(a.withoutExpiry),
+		} {
+			v := e2eMustQuery(t, promURL, fmt.Sprintf(expr, name))
+			require.Len(t, v, 1, expr)
+			assert.Equal(t, want, v[0].float(t), fmt.Sprintf(expr, name))
+			assert.Equal(t, exporterAddr, v[0].Metric["instance"])
+		}
+		assert.Equal(t, 1, a.fake.Stats().Logins, "%s logged in once, with its own key", name)
+		assert.Zero(t, a.fake.Stats().Rejected, name)
+	}
+	// The probes' request counters and the exporter's own, labelled by
+	// account on /metrics, both reach Prometheus.
+	for _, job := range []string{"apivideo", "apivideo-exporter"} {
+		v := e2eMustQuery(t, promURL, fmt.Sprintf(`sum by (account) (apivideo_api_requests_total{job=%q, code="200"})`, job))
+		var names []string
+		for _, s := range v {
+			names = append(names, s.Metric["account"])
+			assert.Positive(t, s.float(t))
+		}
+		slices.Sort(names)
+		assert.Equal(t, []string{"production", "sandbox"}, names, job)
+	}
+	v := e2eMustQuery(t, promURL, `apivideo_exporter_config_last_reload_successful{job="apivideo-exporter"}`)
+	require.Len(t, v, 1)
+	assert.Equal(t, 1.0, v[0].float(t))
+
+	t.Run("dashboard per account", func(t *testing.T) {
+		d, err := dashboards.Load()
+		require.NoError(t, err)
+		n := 0
+		for name := range accounts {
+			for _, p := range d.AllPanels() {
+				for _, tg := range p.Targets {
+					n++
+					expr := dashboards.Substitute(tg.Expr, ".+", ".+", e2eRateInterval)
+					expr = strings.NewReplacer("${account}", name, "$account", name).Replace(expr)
+					e2eCheckExpr(t, promURL, fmt.Sprintf("%s/%s/%s", name, p.Title, tg.RefID), expr)
+				}
+			}
+		}
+		require.Greater(t, n, 20)
+	})
+
+	t.Run("alert rules per account", func(t *testing.T) {
+		rs, err := dashboards.Rules()
+		require.NoError(t, err)
+		e2eRuleHealth(t, promURL, len(rs))
+		// Tokens without expiry: one pending alert per account.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v := e2eMustQuery(t, promURL, `ALERTS{alertname="ApivideoTokensWithoutExpiry", job="apivideo"}`)
+			var names []string
+			for _, s := range v {
+				names = append(names, s.Metric["account"])
+			}
+			slices.Sort(names)
+			if len(names) == 2 || time.Now().After(deadline) {
+				assert.Equal(t, []string{"production", "sandbox"}, names)
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
+}
