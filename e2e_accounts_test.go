@@ -66,7 +66,7 @@ func TestE2EAccounts(t *testing.T) {
 		"scrape_timeout: 15s":               "scrape_timeout: 1s",
 		"evaluation_interval: 60s":          "evaluation_interval: 1s",
 		"/etc/prometheus/rules/*.rules.yml": rules,
-		"apivideo-exporter:9856":            exporterAddr,
+		"apivideo-exporter-accounts:9856":   exporterAddr,
 	} {
 		require.Contains(t, config, from, "%s no longer holds %q", exampleConfig, from)
 		config = strings.ReplaceAll(config, from, to)

@@ -1,7 +1,9 @@
 package accounts
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 )
@@ -160,4 +163,33 @@ func TestLoadNamesTheFile(t *testing.T) {
 
 	_, err = Load(filepath.Join(t.TempDir(), "missing.yml"), testDefaults)
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// The Kubernetes example's accounts file is one the exporter accepts.
+func TestKubernetesExampleParses(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/kubernetes/accounts/accounts.yaml")
+	require.NoError(t, err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	found := false
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		if doc.Kind != "ConfigMap" {
+			continue
+		}
+		got, err := Parse([]byte(doc.Data["accounts.yml"]), testDefaults)
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		assert.Equal(t, "/etc/apivideo/production/api-key", got[0].KeyFile)
+		assert.Equal(t, apiclient.SandboxURL, got[1].URL)
+		found = true
+	}
+	assert.True(t, found, "no ConfigMap in the example")
 }
