@@ -131,6 +131,7 @@ func TestTemplateVariables(t *testing.T) {
 
 var (
 	rangeRe   = regexp.MustCompile(`\[([^\]]*)\]`)
+	byRe      = regexp.MustCompile(`by \(([^)]*)\)`)
 	counterRe = regexp.MustCompile(`(\w+)\(\s*[a-zA-Z_:][a-zA-Z0-9_:]*_total\{[^}]*\}\[`)
 )
 
@@ -181,6 +182,14 @@ func TestPanels(t *testing.T) {
 					m := counterRe.FindStringSubmatch(tg.Expr)
 					require.NotNil(t, m, "counter not in rate/increase: %s", tg.Expr)
 					assert.Contains(t, []string{"rate", "irate", "increase"}, m[1])
+				}
+				// Accounts probed through /probe stay apart: every
+				// aggregation keeps the account label, but the outer sum
+				// over buckets of the distributions.
+				for _, by := range byRe.FindAllStringSubmatch(tg.Expr, -1) {
+					if by[1] != "le" {
+						assert.Contains(t, by[1], "account", "%s of %s", by[0], tg.Expr)
+					}
 				}
 				// Several sidecars report the same account: the gauges, and
 				// the counter of created tokens (each replica counts the same
@@ -364,20 +373,20 @@ func TestLifecyclePanels(t *testing.T) {
 		exprs      []*regexp.Regexp
 	}{
 		{"Standing credentials", "table", []*regexp.Regexp{
-			regexp.MustCompile(`^1000 \* min by \(job, token\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
-			regexp.MustCompile(`^time\(\) - min by \(job, token\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
+			regexp.MustCompile(`^1000 \* min by \(job, account, token\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
+			regexp.MustCompile(`^time\(\) - min by \(job, account, token\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
 		}},
 		{"Oldest standing credential", "stat", []*regexp.Regexp{
-			regexp.MustCompile(`^time\(\) - min by \(job\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
+			regexp.MustCompile(`^time\(\) - min by \(job, account\) \(apivideo_upload_token_without_expiry_created_timestamp_seconds\{`),
 		}},
 		{"Tokens minted a minute", "timeseries", []*regexp.Regexp{
-			regexp.MustCompile(`^60 \* max by \(job\) \(rate\(apivideo_upload_tokens_created_total\{[^}]*\}\[\$__rate_interval\]\)\)$`),
+			regexp.MustCompile(`^60 \* max by \(job, account\) \(rate\(apivideo_upload_tokens_created_total\{[^}]*\}\[\$__rate_interval\]\)\)$`),
 		}},
 		{"Tokens living over a day", "stat", []*regexp.Regexp{
-			regexp.MustCompile(`^1 - max by \(job\) \(apivideo_upload_tokens_ttl_seconds_bucket\{[^}]*le=~"86400\(\\\\\.0\)\?"\}\) / max by \(job\) \(apivideo_upload_tokens_active\{`),
+			regexp.MustCompile(`^1 - max by \(job, account\) \(apivideo_upload_tokens_ttl_seconds_bucket\{[^}]*le=~"86400\(\\\\\.0\)\?"\}\) / max by \(job, account\) \(apivideo_upload_tokens_active\{`),
 		}},
 		{"Lifetime (ttl) distribution", "bargauge", []*regexp.Regexp{
-			regexp.MustCompile(`^max by \(le\) \(apivideo_upload_tokens_ttl_seconds_bucket\{[^}]*\}\)$`),
+			regexp.MustCompile(`^sum by \(le\) \(max by \(job, account, le\) \(apivideo_upload_tokens_ttl_seconds_bucket\{[^}]*\}\)\)$`),
 		}},
 	}
 	for _, tt := range tests {

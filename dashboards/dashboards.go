@@ -177,8 +177,9 @@ func Rules() ([]Rule, error) {
 }
 
 // FilterVariables are the dashboard's optional filters, whose "All" value
-// (".*") also matches series without the label.
-var FilterVariables = []string{"cluster", "namespace"}
+// (".*") also matches series without the label: account matches a
+// single-account exporter's series that way.
+var FilterVariables = []string{"cluster", "namespace", "account"}
 
 // Substitute replaces Grafana variables in expr the way Grafana would for
 // the given job and instance regexps, with the filter variables set to

@@ -8,16 +8,18 @@
     // even when it has never been seen.
     exporterSelector: 'job=~".*apivideo.*"',
 
-    // Labels the alerts aggregate by: one alert per exporter job. Sidecar
-    // replicas of one job report the same account, so gauges are taken as
-    // max or min by these labels, never summed. Add labels that tell
-    // accounts apart here.
-    groupLabels: ['job'],
+    // Labels the alerts and the dashboard aggregate by: one alert per
+    // exporter job and account. Sidecar replicas of one job report the same
+    // account, so gauges are taken as max or min by these labels, never
+    // summed. The account label is set by relabelling when one exporter
+    // probes several accounts (/probe?account=NAME); a single-account
+    // exporter's series have none, and the grouping falls back to job.
+    groupLabels: ['job', 'account'],
 
     // Dashboard filters shown before job and instance, each with an "All"
-    // that also matches series without the label: set to [] where Prometheus
-    // adds no such labels.
-    dashboardFilterLabels: ['cluster', 'namespace'],
+    // that also matches series without the label: remove the ones
+    // Prometheus does not add.
+    dashboardFilterLabels: ['cluster', 'namespace', 'account'],
 
     // ApivideoScrapeFailing: no replica of a job reads api.video.
     scrapeFailingFor: '10m',

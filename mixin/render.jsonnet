@@ -18,9 +18,12 @@ local rules = |||
   #
   # Several sidecar replicas may report the same api.video account under
   # different instance/pod labels: every rule aggregates with max/min by
-  # (job) so that duplicate series are never summed. The one exception is
-  # the request counter, where each replica's requests are real, distinct
-  # calls against the account's rate limit.
+  # (job, account) so that duplicate series are never summed. The one
+  # exception is the request counter, where each replica's requests are
+  # real, distinct calls against the account's rate limit. The account
+  # label is set by relabelling when one exporter probes several accounts
+  # (/probe); a single-account exporter's series have none, and the rules
+  # then group by job alone.
   #
   # Every rule selects %(selector)s; a job named otherwise
   # needs its own rendering of the mixin (see the README).

@@ -175,7 +175,7 @@ func TestDefaultConfig(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &cfg))
 	assert.Equal(t, `job=~".*apivideo.*"`, cfg.Selector)
 	assert.Equal(t, dashboards.FilterVariables, cfg.Filters)
-	assert.Equal(t, []string{"job"}, cfg.Group)
+	assert.Equal(t, []string{"job", "account"}, cfg.Group)
 }
 
 // TestDashboardStrict decodes the dashboard with Grafana's own schema (the

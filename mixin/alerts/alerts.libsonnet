@@ -27,8 +27,8 @@ local utils = import '../lib/utils.libsonnet';
             'critical',
             'max %s (apivideo_up{%s}) == 0' % [by, sel()],
             cfg.scrapeFailingFor,
-            'apivideo_exporter cannot read api.video ({{ $labels.job }})',
-            'No replica of job {{ $labels.job }} has read the upload tokens from api.video for %s (apivideo_up == 0); token metrics are missing.' % cfg.scrapeFailingFor,
+            'apivideo_exporter cannot read api.video ({{ $labels.job }}{{ with $labels.account }}, account {{ . }}{{ end }})',
+            'No replica of job {{ $labels.job }}{{ with $labels.account }} (account {{ . }}){{ end }} has read the upload tokens from api.video for %s (apivideo_up == 0); token metrics are missing.' % cfg.scrapeFailingFor,
           ),
 
           // A job that was seen within the lookback and has no series now
@@ -48,8 +48,8 @@ local utils = import '../lib/utils.libsonnet';
               absent(apivideo_up{%(sel)s})
             ||| % { by: by, sel: sel(), lookback: cfg.exporterAbsentLookback },
             cfg.exporterAbsentFor,
-            'apivideo_exporter has disappeared from Prometheus{{ with $labels.job }} ({{ . }}){{ end }}',
-            'No apivideo_up series {{ with $labels.job }}of job {{ . }}{{ else }}matching %s{{ end }} has been scraped for %s: the exporter is down, not scraped (PodMonitor, ServiceMonitor, scrape annotations or target discovery broken) or its job was renamed.' % [cfg.exporterSelector, cfg.exporterAbsentFor],
+            'apivideo_exporter has disappeared from Prometheus{{ with $labels.job }} ({{ . }}{{ with $labels.account }}, account {{ . }}{{ end }}){{ end }}',
+            'No apivideo_up series {{ with $labels.job }}of job {{ . }}{{ with $labels.account }} (account {{ . }}){{ end }}{{ else }}matching %s{{ end }} has been scraped for %s: the exporter is down, not scraped (PodMonitor, ServiceMonitor, scrape annotations or target discovery broken) or its job was renamed.' % [cfg.exporterSelector, cfg.exporterAbsentFor],
           ),
 
           alert(
@@ -61,8 +61,8 @@ local utils = import '../lib/utils.libsonnet';
               threshold: utils.number(cfg.rateLimitHeadroomThreshold),
             },
             cfg.rateLimitHeadroomFor,
-            'api.video rate-limit headroom nearly gone ({{ $labels.job }})',
-            'Only {{ $value | humanizePercentage }} of the api.video rate limit is left for job {{ $labels.job }}; further reads (by the exporter and the applications sharing the key) will get 429.',
+            'api.video rate-limit headroom nearly gone ({{ $labels.job }}{{ with $labels.account }}, account {{ . }}{{ end }})',
+            'Only {{ $value | humanizePercentage }} of the api.video rate limit is left for job {{ $labels.job }}{{ with $labels.account }} (account {{ . }}){{ end }}; further reads (by the exporter and the applications sharing the key) will get 429.',
           ),
 
           // Each replica's requests are real, distinct calls against the
@@ -72,8 +72,8 @@ local utils = import '../lib/utils.libsonnet';
             'warning',
             'sum %s (increase(apivideo_api_requests_total{%s}[%s])) > 0' % [by, sel(['code="429"']), cfg.apiThrottledWindow],
             cfg.apiThrottledFor,
-            'api.video is rate-limiting the exporter ({{ $labels.job }})',
-            'api.video answered {{ $value | humanize }} requests of job {{ $labels.job }} with 429 Too Many Requests in the last %s.' % cfg.apiThrottledWindow,
+            'api.video is rate-limiting the exporter ({{ $labels.job }}{{ with $labels.account }}, account {{ . }}{{ end }})',
+            'api.video answered {{ $value | humanize }} requests of job {{ $labels.job }}{{ with $labels.account }} (account {{ . }}){{ end }} with 429 Too Many Requests in the last %s.' % cfg.apiThrottledWindow,
           ),
 
           alert(
@@ -81,8 +81,8 @@ local utils = import '../lib/utils.libsonnet';
             'warning',
             'max %s (apivideo_upload_tokens_without_expiry{%s}) > %s' % [by, sel(), utils.number(cfg.tokensWithoutExpiryThreshold)],
             cfg.tokensWithoutExpiryFor,
-            'api.video upload tokens that never expire ({{ $labels.job }})',
-            '{{ $value }} delegated upload tokens of job {{ $labels.job }} have no TTL: each is a standing credential that lets anyone holding it upload videos to the account.',
+            'api.video upload tokens that never expire ({{ $labels.job }}{{ with $labels.account }}, account {{ . }}{{ end }})',
+            '{{ $value }} delegated upload tokens of job {{ $labels.job }}{{ with $labels.account }} (account {{ . }}){{ end }} have no TTL: each is a standing credential that lets anyone holding it upload videos to the account.',
           ),
 
           alert(
@@ -107,8 +107,8 @@ local utils = import '../lib/utils.libsonnet';
               ratio: utils.number(cfg.activeTokensJumpRatio),
             },
             cfg.activeTokensJumpFor,
-            'Sudden jump in active api.video upload tokens ({{ $labels.job }})',
-            'Job {{ $labels.job }} has {{ $value }} more active upload tokens than %s ago (more than %s and more than %s%% up).' % [
+            'Sudden jump in active api.video upload tokens ({{ $labels.job }}{{ with $labels.account }}, account {{ . }}{{ end }})',
+            'Job {{ $labels.job }}{{ with $labels.account }} (account {{ . }}){{ end }} has {{ $value }} more active upload tokens than %s ago (more than %s and more than %s%% up).' % [
               cfg.activeTokensJumpWindow,
               utils.number(cfg.activeTokensJumpMin),
               std.floor((cfg.activeTokensJumpRatio - 1) * 100 + 0.5),
@@ -126,8 +126,8 @@ local utils = import '../lib/utils.libsonnet';
               utils.number(cfg.standingTokenMaxAgeDays * 86400),
             ],
             cfg.standingTokenTooOldFor,
-            'Standing api.video upload token {{ $labels.token }} is more than %s days old ({{ $labels.job }})' % utils.number(cfg.standingTokenMaxAgeDays),
-            'Upload token {{ $labels.token }} of job {{ $labels.job }} has no TTL and was created {{ $value | humanizeDuration }} ago (more than %s days): a standing credential that lets anyone holding it upload videos to the account until it is deleted.' % utils.number(cfg.standingTokenMaxAgeDays),
+            'Standing api.video upload token {{ $labels.token }} is more than %s days old ({{ $labels.job }}{{ with $labels.account }}, account {{ . }}{{ end }})' % utils.number(cfg.standingTokenMaxAgeDays),
+            'Upload token {{ $labels.token }} of job {{ $labels.job }}{{ with $labels.account }} (account {{ . }}){{ end }} has no TTL and was created {{ $value | humanizeDuration }} ago (more than %s days): a standing credential that lets anyone holding it upload videos to the account until it is deleted.' % utils.number(cfg.standingTokenMaxAgeDays),
           ),
 
           // Each replica counts the same tokens of the account: max, not
@@ -159,8 +159,8 @@ local utils = import '../lib/utils.libsonnet';
               ratio: utils.number(cfg.tokenMintingRatio),
             },
             cfg.tokenMintingFor,
-            'api.video upload tokens minted far faster than usual ({{ $labels.job }})',
-            'Job {{ $labels.job }} has minted {{ $value | humanize }} upload tokens a minute over the last %s, more than %s times its average rate over the %s before and more than %s a minute. A leaked API key or a loop in an application can mint tokens in bulk.' % [
+            'api.video upload tokens minted far faster than usual ({{ $labels.job }}{{ with $labels.account }}, account {{ . }}{{ end }})',
+            'Job {{ $labels.job }}{{ with $labels.account }} (account {{ . }}){{ end }} has minted {{ $value | humanize }} upload tokens a minute over the last %s, more than %s times its average rate over the %s before and more than %s a minute. A leaked API key or a loop in an application can mint tokens in bulk.' % [
               cfg.tokenMintingWindow,
               utils.number(cfg.tokenMintingRatio),
               cfg.tokenMintingBaselineWindow,

@@ -179,7 +179,7 @@ local buckets(id, title, description, pos, targets) =
           type: 'dashboard',
         }],
       },
-      description: 'Delegated upload tokens of an api.video account, from apivideo_exporter: exporter health, active tokens and tokens without expiry, tokens closest to expiry, the expiry distribution, standing credentials, the minting rate and token lifetimes, API requests and rate-limit headroom.',
+      description: 'Delegated upload tokens of api.video accounts, from apivideo_exporter: exporter health, active tokens and tokens without expiry, tokens closest to expiry, the expiry distribution, standing credentials, the minting rate and token lifetimes, API requests and rate-limit headroom.',
       editable: false,
       fiscalYearStartMonth: 0,
       graphTooltip: 1,
@@ -215,7 +215,7 @@ local buckets(id, title, description, pos, targets) =
         stat(
           2,
           'api.video read',
-          "Whether the account's upload tokens were read from api.video on the last scrape (apivideo_up). With several sidecar replicas reporting the same account this is the best replica (max by job): FAILING means no replica could read every page. Per-replica state is in the graph beside.",
+          "Whether the account's upload tokens were read from api.video on the last scrape (apivideo_up). With several sidecar replicas reporting the same account this is the best replica (max by job and account): FAILING means no replica could read every page. Per-replica state is in the graph beside.",
           gridPos(0, 1, 4, 5),
           [target('max %s (%s)' % [by(), m('apivideo_up')], legend, instant=true)],
           thresholdSteps=[['red', null], ['green', 1]],
@@ -241,7 +241,7 @@ local buckets(id, title, description, pos, targets) =
         stat(
           4,
           'Scrape duration',
-          "Time the slowest replica's last scrape spent reading the upload tokens from api.video (apivideo_scrape_duration_seconds, max by job). Close to --apivideo.timeout or to the Prometheus scrape timeout means scrapes are about to fail.",
+          "Time the slowest replica's last scrape spent reading the upload tokens from api.video (apivideo_scrape_duration_seconds, max by job and account). Close to --apivideo.timeout or to the Prometheus scrape timeout means scrapes are about to fail.",
           gridPos(8, 1, 4, 5),
           [target('max %s (%s)' % [by(), m('apivideo_scrape_duration_seconds')], legend, instant=true)],
           unit='s',
@@ -254,8 +254,8 @@ local buckets(id, title, description, pos, targets) =
           "apivideo_up of every exporter replica (1: the last scrape read every page from api.video) and Prometheus' own up for the target (1: the exporter answered the scrape).",
           gridPos(12, 1, 6, 5),
           [
-            target('min %s (%s)' % [by(['instance']), m('apivideo_up')], '{{instance}} apivideo_up'),
-            target('min %s (%s)' % [by(['instance']), m('up')], '{{instance}} up', 'B'),
+            target('min %s (%s)' % [by(['instance']), m('apivideo_up')], legend + ' {{instance}} apivideo_up'),
+            target('min %s (%s)' % [by(['instance']), m('up')], legend + ' {{instance}} up', 'B'),
           ],
           'none',
           fillOpacity=0,
@@ -274,7 +274,7 @@ local buckets(id, title, description, pos, targets) =
           'Scrape duration per replica',
           'apivideo_scrape_duration_seconds of every replica: the time each scrape spent listing the upload tokens from api.video (or the cache when --apivideo.cache-ttl is set).',
           gridPos(18, 1, 6, 5),
-          [target('max %s (%s)' % [by(['instance']), m('apivideo_scrape_duration_seconds')], '{{instance}}')],
+          [target('max %s (%s)' % [by(['instance']), m('apivideo_scrape_duration_seconds')], legend + ' {{instance}}')],
           's',
         ),
 
@@ -282,7 +282,7 @@ local buckets(id, title, description, pos, targets) =
         stat(
           8,
           'Active upload tokens',
-          'Delegated upload tokens active in the account now (apivideo_upload_tokens_active). Replicas report the same account, so this is max by job, never a sum.',
+          'Delegated upload tokens active in the account now (apivideo_upload_tokens_active). Replicas report the same account, so this is max by job and account, never a sum.',
           gridPos(0, 7, 6, 5),
           [target('max %s (%s)' % [by(), m('apivideo_upload_tokens_active')], legend, instant=true)],
           thresholdSteps=[['blue', null]],
@@ -299,7 +299,7 @@ local buckets(id, title, description, pos, targets) =
         stat(
           10,
           'Expiring within 1 hour',
-          'Expiring upload tokens that expire within the next hour, from the le="3600" bucket of apivideo_upload_tokens_expires_in_seconds (max by job).',
+          'Expiring upload tokens that expire within the next hour, from the le="3600" bucket of apivideo_upload_tokens_expires_in_seconds (max by job and account).',
           gridPos(12, 7, 6, 5),
           [target('max %s (%s)' % [by(), m('apivideo_upload_tokens_expires_in_seconds_bucket', ['le=~"3600(\\\\.0)?"'])], legend, instant=true)],
           thresholdSteps=[['text', null]],
@@ -307,7 +307,7 @@ local buckets(id, title, description, pos, targets) =
         stat(
           11,
           'Expiring within 24 hours',
-          'Expiring upload tokens that expire within the next 24 hours, from the le="86400" bucket of apivideo_upload_tokens_expires_in_seconds (max by job).',
+          'Expiring upload tokens that expire within the next 24 hours, from the le="86400" bucket of apivideo_upload_tokens_expires_in_seconds (max by job and account).',
           gridPos(18, 7, 6, 5),
           [target('max %s (%s)' % [by(), m('apivideo_upload_tokens_expires_in_seconds_bucket', ['le=~"86400(\\\\.0)?"'])], legend, instant=true)],
           thresholdSteps=[['text', null]],
@@ -315,7 +315,7 @@ local buckets(id, title, description, pos, targets) =
         timeseries(
           12,
           'Active tokens and tokens without expiry',
-          'Active upload tokens and, in red, those that never expire, over time (max by job, so that sidecar replicas reporting the same account are not added up). A sudden climb of active tokens can be a loop or a leaked API key minting tokens.',
+          'Active upload tokens and, in red, those that never expire, over time (max by job and account, so that sidecar replicas reporting the same account are not added up). A sudden climb of active tokens can be a loop or a leaked API key minting tokens.',
           gridPos(0, 12, 12, 8),
           [
             target('max %s (%s)' % [by(), m('apivideo_upload_tokens_active')], legend + ' active'),
@@ -339,7 +339,7 @@ local buckets(id, title, description, pos, targets) =
           'table',
           13,
           'Tokens closest to expiry',
-          'The 25 upload tokens that expire soonest (bottomk over apivideo_upload_token_expires_in_seconds, min by job and token so that replicas do not list a token twice). Tokens are shown as the redacted prefix the exporter publishes (--collector.token-label). Tokens without expiry are not listed.',
+          'The 25 upload tokens that expire soonest (bottomk over apivideo_upload_token_expires_in_seconds, min by job, account and token so that replicas do not list a token twice). Tokens are shown as the redacted prefix the exporter publishes (--collector.token-label). Tokens without expiry are not listed.',
           gridPos(12, 12, 12, 8),
           [target('bottomk(25, min %s (%s))' % [by(['token']), m('apivideo_upload_token_expires_in_seconds')], '{{token}}', instant=true, format='table')],
         ) + {
@@ -381,17 +381,17 @@ local buckets(id, title, description, pos, targets) =
         buckets(
           14,
           'Expiry distribution',
-          'How many expiring upload tokens expire within each bucket of time from now (apivideo_upload_tokens_expires_in_seconds histogram, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). max by le, so replicas are not added up; pick one job.',
+          'How many expiring upload tokens expire within each bucket of time from now (apivideo_upload_tokens_expires_in_seconds histogram, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). Max over the replicas of each job and account, so replicas are not added up, then summed over the selected accounts: pick one account to see its own.',
           gridPos(0, 20, 12, 8),
-          [target('max by (le) (%s)' % m('apivideo_upload_tokens_expires_in_seconds_bucket'), '{{le}}', instant=true, format='heatmap')],
+          [target('sum by (le) (max %s (%s))' % [by(['le']), m('apivideo_upload_tokens_expires_in_seconds_bucket')], '{{le}}', instant=true, format='heatmap')],
         ),
         panel(
           'heatmap',
           15,
           'Expiry distribution over time',
-          'The expiry histogram over time: each column is a scrape, each cell how many tokens expire within that bucket (max by le across replicas).',
+          'The expiry histogram over time: each column is a scrape, each cell how many tokens expire within that bucket (max over the replicas of each job and account, summed over the selected accounts).',
           gridPos(12, 20, 12, 8),
-          [target('max by (le) (%s)' % m('apivideo_upload_tokens_expires_in_seconds_bucket'), '{{le}}', format='heatmap')],
+          [target('sum by (le) (max %s (%s))' % [by(['le']), m('apivideo_upload_tokens_expires_in_seconds_bucket')], '{{le}}', format='heatmap')],
         ) + {
           fieldConfig: {
             defaults: {
@@ -431,7 +431,7 @@ local buckets(id, title, description, pos, targets) =
           'table',
           22,
           'Standing credentials',
-          'Every active upload token that never expires, oldest first: its redacted prefix, when it was created and how long it has existed (apivideo_upload_token_without_expiry_created_timestamp_seconds, min by job and token so that replicas do not list a token twice). Each one lets anyone holding it upload videos to the account until it is deleted. Red past %s days, the ApivideoStandingTokenTooOld threshold. Empty with --collector.token-label=none.' % utils.number(cfg.standingTokenMaxAgeDays),
+          'Every active upload token that never expires, oldest first: its redacted prefix, when it was created and how long it has existed (apivideo_upload_token_without_expiry_created_timestamp_seconds, min by job, account and token so that replicas do not list a token twice). Each one lets anyone holding it upload videos to the account until it is deleted. Red past %s days, the ApivideoStandingTokenTooOld threshold. Empty with --collector.token-label=none.' % utils.number(cfg.standingTokenMaxAgeDays),
           gridPos(0, 29, 12, 8),
           [
             target('1000 * min %s (%s)' % [by(['token']), m('apivideo_upload_token_without_expiry_created_timestamp_seconds')], '{{token}}', instant=true, format='table'),
@@ -491,7 +491,7 @@ local buckets(id, title, description, pos, targets) =
         timeseries(
           23,
           'Tokens minted a minute',
-          'Upload tokens created per minute (rate of apivideo_upload_tokens_created_total: tokens that a listing shows for the first time with a createdAt after the previous listing). Max by job, since every replica counts the same tokens of the account. A leaked API key or a loop in an application shows here as a spike long before the active count looks odd (ApivideoTokenMintingSpike).',
+          'Upload tokens created per minute (rate of apivideo_upload_tokens_created_total: tokens that a listing shows for the first time with a createdAt after the previous listing). Max by job and account, since every replica counts the same tokens of the account. A leaked API key or a loop in an application shows here as a spike long before the active count looks odd (ApivideoTokenMintingSpike).',
           gridPos(12, 29, 12, 8),
           [target('60 * max %s (rate(%s[$__rate_interval]))' % [by(), m('apivideo_upload_tokens_created_total')], legend)],
           'short',
@@ -509,7 +509,7 @@ local buckets(id, title, description, pos, targets) =
         stat(
           25,
           'Tokens living over a day',
-          'Share of the active upload tokens whose ttl is more than a day, or which never expire: 1 minus the le="86400" bucket of apivideo_upload_tokens_ttl_seconds over apivideo_upload_tokens_active (max by job). A ttl of a week is nearly as risky as none.',
+          'Share of the active upload tokens whose ttl is more than a day, or which never expire: 1 minus the le="86400" bucket of apivideo_upload_tokens_ttl_seconds over apivideo_upload_tokens_active (max by job and account). A ttl of a week is nearly as risky as none.',
           gridPos(0, 41, 6, 4),
           [target('1 - max %s (%s) / max %s (%s)' % [
             by(),
@@ -523,9 +523,9 @@ local buckets(id, title, description, pos, targets) =
         buckets(
           26,
           'Lifetime (ttl) distribution',
-          'How many expiring upload tokens were created with a ttl within each bucket (apivideo_upload_tokens_ttl_seconds histogram of the active tokens, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). It describes the tokens active now, so a bucket falls when its tokens expire. Tokens without expiry are not in it. max by le, so replicas are not added up; pick one job.',
+          'How many expiring upload tokens were created with a ttl within each bucket (apivideo_upload_tokens_ttl_seconds histogram of the active tokens, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). It describes the tokens active now, so a bucket falls when its tokens expire. Tokens without expiry are not in it. Max over the replicas of each job and account, so replicas are not added up, then summed over the selected accounts: pick one account to see its own.',
           gridPos(6, 37, 18, 8),
-          [target('max by (le) (%s)' % m('apivideo_upload_tokens_ttl_seconds_bucket'), '{{le}}', instant=true, format='heatmap')],
+          [target('sum by (le) (max %s (%s))' % [by(['le']), m('apivideo_upload_tokens_ttl_seconds_bucket')], '{{le}}', instant=true, format='heatmap')],
         ),
 
         row(16, 'api.video API', 45),
@@ -534,7 +534,7 @@ local buckets(id, title, description, pos, targets) =
           'API requests by status code',
           "Requests the exporter sent to api.video per second, by HTTP status code (apivideo_api_requests_total). Summed over replicas on purpose: each replica's requests are real calls that count against the account's rate limit. 401 means a bad API key, 429 rate limiting, 5xx an api.video problem.",
           gridPos(0, 46, 8, 8),
-          [target('sum %s (rate(%s[$__rate_interval]))' % [by(['code']), m('apivideo_api_requests_total')], '{{code}}')],
+          [target('sum %s (rate(%s[$__rate_interval]))' % [by(['code']), m('apivideo_api_requests_total')], legend + ' {{code}}')],
           'reqps',
           fillOpacity=60,
         ) + {
@@ -543,7 +543,7 @@ local buckets(id, title, description, pos, targets) =
               custom+: { drawStyle: 'bars', stacking: { mode: 'normal', group: 'A' } },
             },
             overrides: [{
-              matcher: { id: 'byRegexp', options: '/^[45]/' },
+              matcher: { id: 'byRegexp', options: '/(^| )[45]\\d\\d$/' },
               properties: [fixedColor('red')],
             }],
           },
