@@ -136,3 +136,22 @@ func TestAccountsFileBrokenAtStart(t *testing.T) {
 		})
 	}
 }
+
+// A probe of a hanging account answers apivideo_up 0 within the scrape
+// timeout Prometheus announces, less --web.timeout-offset.
+func TestProbeScrapeTimeoutHeader(t *testing.T) {
+	hanging := fakeapi.NewServer(fakeapi.Options{Tokens: 3, Seed: 35})
+	hanging.SetLatency(time.Minute)
+	t.Cleanup(hanging.Close)
+	path := filepath.Join(t.TempDir(), "accounts.yml")
+	writeAccounts(t, path, map[string]*fakeapi.Server{"hanging": hanging})
+	p := startExporter(t, nil, "--config.file="+path, "--web.timeout-offset=0.2")
+
+	start := time.Now()
+	code, _, body := get(t, p.URL+"/probe?account=hanging", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"1"}})
+	elapsed := time.Since(start)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Equal(t, 0.0, float64(parseMetrics(t, body)["apivideo_up"].Value))
+	assert.GreaterOrEqual(t, elapsed, 700*time.Millisecond)
+	assert.Less(t, elapsed, time.Second, "answered before Prometheus gives up")
+}
