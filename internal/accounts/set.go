@@ -128,13 +128,10 @@ func (s *Set) reload() error {
 			kept = append(kept, st.Name)
 			continue
 		}
+		// A client built here and dropped on a later error has made no
+		// request yet: there is nothing to close.
 		a, err := s.build(st)
 		if err != nil {
-			for _, b := range next {
-				if old[b.Name] != b {
-					b.client.CloseIdleConnections()
-				}
-			}
 			return fmt.Errorf("account %q: %w", st.Name, err)
 		}
 		next[st.Name] = a
