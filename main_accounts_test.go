@@ -145,13 +145,13 @@ func TestProbeScrapeTimeoutHeader(t *testing.T) {
 	t.Cleanup(hanging.Close)
 	path := filepath.Join(t.TempDir(), "accounts.yml")
 	writeAccounts(t, path, map[string]*fakeapi.Server{"hanging": hanging})
-	p := startExporter(t, nil, "--config.file="+path, "--web.timeout-offset=0.2")
+	p := startExporter(t, nil, "--config.file="+path, "--web.timeout-offset=0.5")
 
 	start := time.Now()
-	code, _, body := get(t, p.URL+"/probe?account=hanging", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"1"}})
+	code, _, body := get(t, p.URL+"/probe?account=hanging", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})
 	elapsed := time.Since(start)
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Equal(t, 0.0, float64(parseMetrics(t, body)["apivideo_up"].Value))
-	assert.GreaterOrEqual(t, elapsed, 700*time.Millisecond)
-	assert.Less(t, elapsed, time.Second, "answered before Prometheus gives up")
+	assert.GreaterOrEqual(t, elapsed, 1400*time.Millisecond, "the account's 10s timeout gave way to the header's")
+	assert.Less(t, elapsed, 2*time.Second, "answered before Prometheus gives up")
 }
