@@ -145,7 +145,7 @@ func TestProbeScrapeTimeoutHeader(t *testing.T) {
 	t.Cleanup(hanging.Close)
 	path := filepath.Join(t.TempDir(), "accounts.yml")
 	writeAccounts(t, path, map[string]*fakeapi.Server{"hanging": hanging})
-	p := startExporter(t, nil, "--config.file="+path, "--web.timeout-offset=0.5")
+	p := testsupport.StartExporter(t, nil, "--config.file="+path, "--web.timeout-offset=0.5")
 
 	start := time.Now()
 	code, _, body := get(t, p.URL+"/probe?account=hanging", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})

@@ -44,7 +44,7 @@ func TestParse(t *testing.T) {
 			want: []Settings{
 				{Name: "no-cache_2", URL: apiclient.DefaultURL, KeyEnv: "K", Concurrency: 8, Timeout: 10 * time.Second},
 				{Name: "production", URL: apiclient.DefaultURL, KeyEnv: "PRODUCTION_KEY", Concurrency: 8, Timeout: 10 * time.Second},
-				{Name: "sandbox", URL: apiclient.SandboxURL, KeyFile: "/etc/apivideo/sandbox/api-key", Concurrency: 2, CacheTTL: 30 * time.Second, Timeout: 5 * time.Second},
+				{Name: "sandbox", URL: "https://sandbox.api.video", KeyFile: "/etc/apivideo/sandbox/api-key", Concurrency: 2, CacheTTL: 30 * time.Second, Timeout: 5 * time.Second},
 			},
 		},
 		{
@@ -188,7 +188,7 @@ func TestKubernetesExampleParses(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, got, 2)
 		assert.Equal(t, "/etc/apivideo/production/api-key", got[0].KeyFile)
-		assert.Equal(t, apiclient.SandboxURL, got[1].URL)
+		assert.Equal(t, "https://sandbox.api.video", got[1].URL)
 		found = true
 	}
 	assert.True(t, found, "no ConfigMap in the example")

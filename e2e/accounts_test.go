@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 import (
 	"fmt"
@@ -15,18 +15,21 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/dashboards"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
-// TestE2EAccounts runs one exporter serving two accounts from its accounts
+// TestAccounts runs one exporter serving two accounts from its accounts
 // file, and the real Prometheus probing both through /probe with the
 // relabelling of deploy/prometheus/accounts.yml: each account gets its own
 // series, told apart by the account label Prometheus sets, and every
 // dashboard query returns data for each.
-func TestE2EAccounts(t *testing.T) {
-	prometheus := e2eLookBinary(t, "prometheus")
-	promtool := e2eLookBinary(t, "promtool")
-	const exampleConfig = "deploy/prometheus/accounts.yml"
-	e2eRunPromtool(t, promtool, nil, "check", "config", exampleConfig)
+func TestAccounts(t *testing.T) {
+	prometheus := testsupport.PrometheusTool(t, "prometheus")
+	promtool := testsupport.PrometheusTool(t, "promtool")
+	root, err := testsupport.ModuleRoot()
+	require.NoError(t, err)
+	exampleConfig := filepath.Join(root, "deploy/prometheus/accounts.yml")
+	runPromtool(t, promtool, nil, "check", "config", exampleConfig)
 
 	dir := t.TempDir()
 	type account struct {
@@ -51,15 +54,14 @@ func TestE2EAccounts(t *testing.T) {
     url: %s
     api_key_env: SANDBOX_KEY
 `, accounts["production"].fake.URL, keyFile, accounts["sandbox"].fake.URL)), 0o600))
-	exporter := startExporter(t, []string{"SANDBOX_KEY=key-sandbox"}, "--config.file="+accountsFile, "--log.level=debug")
+	exporter := testsupport.StartExporter(t, []string{"SANDBOX_KEY=key-sandbox"}, "--config.file="+accountsFile, "--log.level=debug")
 	exporterAddr := strings.TrimPrefix(exporter.URL, "http://")
 
 	// The example configuration, pointed at this exporter and scraping
 	// every second.
 	example, err := os.ReadFile(exampleConfig)
 	require.NoError(t, err)
-	rules, err := filepath.Abs(dashboards.RulesFile)
-	require.NoError(t, err)
+	rules := filepath.Join(root, dashboards.RulesFile)
 	config := string(example)
 	for from, to := range map[string]string{
 		"scrape_interval: 60s":              "scrape_interval: 1s",
@@ -74,21 +76,22 @@ func TestE2EAccounts(t *testing.T) {
 	require.Contains(t, config, "- production\n          - sandbox", "the example's targets are the accounts' names")
 	configFile := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
-	e2eRunPromtool(t, promtool, nil, "check", "config", configFile)
+	runPromtool(t, promtool, nil, "check", "config", configFile)
 
-	promAddr := freeAddress(t)
-	e2eStartProcess(t, "prometheus", exec.Command(prometheus,
+	promAddr, err := testsupport.FreeAddress()
+	require.NoError(t, err)
+	startProcess(t, "prometheus", exec.Command(prometheus,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr,
 		"--log.level=warn",
 	))
 	promURL := "http://" + promAddr
-	e2eWaitHTTP(t, promURL+"/-/ready", 20*time.Second)
+	waitReady(t, promURL+"/-/ready", 20*time.Second)
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		v, err := e2eQuery(t, promURL, `count_over_time(apivideo_up{job="apivideo"}[1m]) >= 6`)
+		v, err := query(t, promURL, `count_over_time(apivideo_up{job="apivideo"}[1m]) >= 6`)
 		if err == nil && len(v) == 2 {
 			break
 		}
@@ -106,7 +109,7 @@ func TestE2EAccounts(t *testing.T) {
 			`apivideo_upload_tokens_active{job="apivideo", account=%q}`:         float64(a.active),
 			`apivideo_upload_tokens_without_expiry{job="apivideo", account=%q}`: float64(a.withoutExpiry),
 		} {
-			v := e2eMustQuery(t, promURL, fmt.Sprintf(expr, name))
+			v := mustQuery(t, promURL, fmt.Sprintf(expr, name))
 			require.Len(t, v, 1, expr)
 			assert.Equal(t, want, v[0].float(t), fmt.Sprintf(expr, name))
 			assert.Equal(t, exporterAddr, v[0].Metric["instance"])
@@ -117,7 +120,7 @@ func TestE2EAccounts(t *testing.T) {
 	// The probes' request counters and the exporter's own, labelled by
 	// account on /metrics, both reach Prometheus.
 	for _, job := range []string{"apivideo", "apivideo-exporter"} {
-		v := e2eMustQuery(t, promURL, fmt.Sprintf(`sum by (account) (apivideo_api_requests_total{job=%q, code="200"})`, job))
+		v := mustQuery(t, promURL, fmt.Sprintf(`sum by (account) (apivideo_api_requests_total{job=%q, code="200"})`, job))
 		var names []string
 		for _, s := range v {
 			names = append(names, s.Metric["account"])
@@ -126,7 +129,7 @@ func TestE2EAccounts(t *testing.T) {
 		slices.Sort(names)
 		assert.Equal(t, []string{"production", "sandbox"}, names, job)
 	}
-	v := e2eMustQuery(t, promURL, `apivideo_exporter_config_last_reload_successful{job="apivideo-exporter"}`)
+	v := mustQuery(t, promURL, `apivideo_exporter_config_last_reload_successful{job="apivideo-exporter"}`)
 	require.Len(t, v, 1)
 	assert.Equal(t, 1.0, v[0].float(t))
 
@@ -140,10 +143,10 @@ func TestE2EAccounts(t *testing.T) {
 					n++
 					// The account first: Substitute sets the others to "All".
 					expr := strings.NewReplacer("${account}", name, "$account", name).Replace(tg.Expr)
-					expr = dashboards.Substitute(expr, ".+", ".+", e2eRateInterval)
+					expr = dashboards.Substitute(expr, ".+", ".+", rateInterval)
 					label := fmt.Sprintf("%s/%s/%s", name, p.Title, tg.RefID)
-					e2eCheckExpr(t, promURL, label, expr)
-					for _, s := range e2eMustQuery(t, promURL, expr) {
+					checkExpr(t, promURL, label, expr)
+					for _, s := range mustQuery(t, promURL, expr) {
 						if got, ok := s.Metric["account"]; ok {
 							assert.Equal(t, name, got, "%s returned another account's data", label)
 							labelled++
@@ -159,11 +162,11 @@ func TestE2EAccounts(t *testing.T) {
 	t.Run("alert rules per account", func(t *testing.T) {
 		rs, err := dashboards.Rules()
 		require.NoError(t, err)
-		e2eRuleHealth(t, promURL, len(rs))
+		ruleHealth(t, promURL, len(rs))
 		// Tokens without expiry: one pending alert per account.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			v := e2eMustQuery(t, promURL, `ALERTS{alertname="ApivideoTokensWithoutExpiry", job="apivideo"}`)
+			v := mustQuery(t, promURL, `ALERTS{alertname="ApivideoTokensWithoutExpiry", job="apivideo"}`)
 			var names []string
 			for _, s := range v {
 				names = append(names, s.Metric["account"])
