@@ -155,3 +155,28 @@ func TestProbeScrapeTimeoutHeader(t *testing.T) {
 	assert.GreaterOrEqual(t, elapsed, 1400*time.Millisecond, "the account's 10s timeout gave way to the header's")
 	assert.Less(t, elapsed, 2*time.Second, "answered before Prometheus gives up")
 }
+
+// --web.max-requests bounds the probes served at once too: past it, a
+// probe gets 503 at once instead of queueing.
+func TestProbesInFlightAreLimited(t *testing.T) {
+	hanging := fakeapi.NewServer(fakeapi.Options{Tokens: 3, Seed: 36})
+	hanging.SetLatency(time.Minute)
+	t.Cleanup(hanging.Close)
+	path := filepath.Join(t.TempDir(), "accounts.yml")
+	writeAccounts(t, path, map[string]*fakeapi.Server{"hanging": hanging})
+	p := testsupport.StartExporter(t, nil, "--config.file="+path, "--web.max-requests=1")
+
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := get(t, p.URL+"/probe?account=hanging", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}})
+		done <- code
+	}()
+	time.Sleep(500 * time.Millisecond) // the first probe waits on api.video
+	require.Empty(t, done, "the first probe is still in flight")
+	start := time.Now()
+	code, _, body := get(t, p.URL+"/probe?account=hanging", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, code, body)
+	assert.Contains(t, body, "Limit of concurrent requests reached (1)")
+	assert.Less(t, time.Since(start), time.Second, "refused at once")
+	assert.Equal(t, http.StatusOK, <-done)
+}
