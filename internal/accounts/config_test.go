@@ -89,7 +89,13 @@ func TestParse(t *testing.T) {
 		{
 			name:    "bad url",
 			yaml:    "accounts:\n  a:\n    api_key_env: K\n    url: sandbox.api.video\n",
-			wantErr: `account "a": url: base URL "sandbox.api.video" is not an http or https URL`,
+			wantErr: `account "a": url: invalid base URL: "sandbox.api.video" is not an http or https URL`,
+			invalid: true,
+		},
+		{
+			name:    "url with the key in it",
+			yaml:    "accounts:\n  a:\n    api_key_env: K\n    url: https://key:secret@ws.api.video\n",
+			wantErr: "user info is not allowed",
 			invalid: true,
 		},
 		{
@@ -148,6 +154,7 @@ func TestParse(t *testing.T) {
 			}
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.wantErr)
+			assert.NotContains(t, err.Error(), "secret")
 			assert.Equal(t, tc.invalid, errors.Is(err, ErrInvalid))
 			assert.Nil(t, got)
 		})
