@@ -124,9 +124,12 @@ func run(args []string) int {
 	var accountSet *accounts.Set
 	if cfg.configFile != "" {
 		accountSet = accounts.New(cfg.configFile, accounts.Options{
-			Defaults:            accounts.Defaults{Concurrency: cfg.concurrency, CacheTTL: cfg.cacheTTL, Timeout: cfg.apiTimeout},
+			Defaults: accounts.Defaults{
+				Concurrency: cfg.concurrency, CacheTTL: cfg.cacheTTL, Timeout: cfg.apiTimeout, Listing: cfg.listing,
+			},
 			TokenLabel:          cfg.tokenLabel,
 			MaxTokenSeries:      cfg.maxSeries,
+			Incremental:         apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare},
 			MaxConcurrentProbes: cfg.maxProbes,
 			UserAgent:           userAgent,
 			Registerer:          reg,

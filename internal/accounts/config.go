@@ -24,6 +24,13 @@ const (
 	MaxTimeout     = 5 * time.Minute
 )
 
+// The ways of listing an account's tokens, as --apivideo.listing names
+// them.
+const (
+	ListingFull        = "full"
+	ListingIncremental = "incremental"
+)
+
 // namePattern is what an account name may be: it becomes a URL parameter
 // and a label value, so it stays plain.
 var namePattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
@@ -34,6 +41,7 @@ type Defaults struct {
 	Concurrency int
 	CacheTTL    time.Duration
 	Timeout     time.Duration
+	Listing     string
 }
 
 // Settings are one account's resolved settings. Two accounts with equal
@@ -47,6 +55,7 @@ type Settings struct {
 	Concurrency int
 	CacheTTL    time.Duration
 	Timeout     time.Duration
+	Listing     string
 }
 
 // fileYAML is the accounts file. Optional settings are pointers, so that
@@ -62,6 +71,7 @@ type accountYAML struct {
 	Concurrency *int           `yaml:"concurrency"`
 	CacheTTL    *time.Duration `yaml:"cache_ttl"`
 	Timeout     *time.Duration `yaml:"timeout"`
+	Listing     string         `yaml:"listing"`
 }
 
 // ErrInvalid marks a file that decodes but whose content is not valid.
@@ -133,6 +143,13 @@ func resolve(name string, a accountYAML, d Defaults) (Settings, error) {
 		Concurrency: d.Concurrency,
 		CacheTTL:    d.CacheTTL,
 		Timeout:     d.Timeout,
+		Listing:     d.Listing,
+	}
+	if a.Listing != "" {
+		s.Listing = a.Listing
+	}
+	if s.Listing == "" {
+		s.Listing = ListingFull
 	}
 	if s.URL == "" {
 		s.URL = apiclient.DefaultURL
@@ -162,6 +179,8 @@ func resolve(name string, a accountYAML, d Defaults) (Settings, error) {
 		return Settings{}, errors.New("cache_ttl must not be negative")
 	case s.Timeout <= 0 || s.Timeout > MaxTimeout:
 		return Settings{}, fmt.Errorf("timeout must be between 0 and %s", MaxTimeout)
+	case s.Listing != ListingFull && s.Listing != ListingIncremental:
+		return Settings{}, fmt.Errorf("listing must be %s or %s, got %q", ListingFull, ListingIncremental, s.Listing)
 	}
 	return s, nil
 }

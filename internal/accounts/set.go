@@ -25,6 +25,8 @@ type Options struct {
 	// TokenLabel and MaxTokenSeries apply to every account's collector.
 	TokenLabel     collector.LabelMode
 	MaxTokenSeries int
+	// Incremental configures the accounts listed incrementally.
+	Incremental apiclient.IncrementalOptions
 	// MaxConcurrentProbes caps how many accounts read api.video at once.
 	MaxConcurrentProbes int
 	UserAgent           string
@@ -202,7 +204,16 @@ func (s *Set) build(st Settings) (*Account, error) {
 	}
 	requests := prometheus.NewRegistry()
 	requests.MustRegister(metrics...)
-	tokens := collector.New(slotted{Client: client, slots: s.slots, logger: logger}, collector.Options{
+	// The incremental state lives in the account's own listing, so that a
+	// changed account starts afresh and an unchanged one keeps it.
+	base := slotted{src: client, client: client, slots: s.slots, logger: logger}
+	var src collector.Source = base
+	if st.Listing == ListingIncremental {
+		inc := client.NewIncremental(s.opts.Incremental)
+		base.src = inc
+		src = slottedIncremental{slotted: base, progress: inc}
+	}
+	tokens := collector.New(src, collector.Options{
 		TokenLabel:     s.opts.TokenLabel,
 		MaxTokenSeries: s.opts.MaxTokenSeries,
 		Timeout:        st.Timeout,
@@ -288,10 +299,23 @@ func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 // burst of probes reads at most so many accounts at once. Cached scrapes
 // and probes sharing a fetch take no slot of their own.
 type slotted struct {
-	*apiclient.Client
+	src    collector.Source
+	client *apiclient.Client
 	slots  chan struct{}
 	logger log.Logger
 }
+
+// RateLimit reports the account's rate-limit headers, as the client does.
+func (s slotted) RateLimit() (apiclient.RateLimit, bool) { return s.client.RateLimit() }
+
+// slottedIncremental is a slotted incremental listing, which also reports
+// the progress of its first reading.
+type slottedIncremental struct {
+	slotted
+	progress collector.ProgressSource
+}
+
+func (s slottedIncremental) SyncProgress() float64 { return s.progress.SyncProgress() }
 
 // errNoSlot is a probe that waited its whole time for a slot.
 var errNoSlot = errors.New("every probe slot stayed busy")
@@ -305,5 +329,5 @@ func (s slotted) ListUploadTokens(ctx context.Context, keep int) (*apiclient.Tok
 		return nil, fmt.Errorf("%w: %w", errNoSlot, ctx.Err())
 	}
 	defer func() { <-s.slots }()
-	return s.Client.ListUploadTokens(ctx, keep)
+	return s.src.ListUploadTokens(ctx, keep)
 }

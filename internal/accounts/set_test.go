@@ -410,7 +410,8 @@ func TestReload(t *testing.T) {
 	t.Run("broken file", func(t *testing.T) {
 		before := testutil.ToFloat64(ts.reloadOKTime)
 		for _, broken := range []struct{ file, why string }{
-			{"accounts:\n" + account("kept", "    listing: sometimes\n"), "field listing not found"},
+			{"accounts:\n" + account("kept", "    listing: sometimes\n"), `listing must be full or incremental, got "sometimes"`},
+			{"accounts:\n" + account("kept", "    listen: full\n"), "field listen not found"},
 			{"accounts:\n  kept:\n    api_key_file: /nonexistent/key\n", "reading API key file"},
 			{"accounts: [", "yaml:"},
 		} {
@@ -440,4 +441,38 @@ func TestReload(t *testing.T) {
 		assert.Equal(t, 1.0, testutil.ToFloat64(ts.reloadOK))
 		assert.Equal(t, []string{"kept"}, ts.Names())
 	})
+}
+
+// An account listed incrementally keeps its own state between probes and
+// reports the progress of its first reading; a full one does not. Turning
+// an account incremental is a change: it gets a fresh client.
+func TestIncrementalAccount(t *testing.T) {
+	inc := fakeapi.NewServer(fakeapi.Options{APIKey: "key-inc", Tokens: 40, WithoutExpiry: 6, Seed: 8})
+	t.Cleanup(inc.Close)
+	full := fakeapi.NewServer(fakeapi.Options{APIKey: "key-full", Tokens: 9, Seed: 9})
+	t.Cleanup(full.Close)
+	file := func(fullListing string) string {
+		return fmt.Sprintf("accounts:\n  inc:\n    url: %s\n    api_key_file: %s\n    listing: incremental\n  full:\n    url: %s\n    api_key_file: %s\n%s",
+			inc.URL, keyFile(t, "key-inc"), full.URL, keyFile(t, "key-full"), fullListing)
+	}
+	ts := newTestSet(t, file(""), 4)
+
+	for range 2 {
+		mfs := ts.metrics(t, "inc", 5)
+		assert.Equal(t, 1.0, gauge(t, mfs, "apivideo_up"))
+		assert.Equal(t, 40.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
+		assert.Equal(t, 6.0, gauge(t, mfs, "apivideo_upload_tokens_without_expiry"))
+		assert.Equal(t, 1.0, gauge(t, mfs, "apivideo_sync_progress"))
+	}
+	mfs := ts.metrics(t, "full", 5)
+	assert.Equal(t, 9.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
+	assert.NotContains(t, mfs, "apivideo_sync_progress")
+
+	ts.write(t, file("    listing: incremental\n"))
+	require.NoError(t, ts.Reload())
+	mfs = ts.metrics(t, "full", 5)
+	assert.Equal(t, 9.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
+	assert.Contains(t, mfs, "apivideo_sync_progress")
+	assert.Equal(t, 2, full.Stats().Logins, "a fresh client for the changed account")
+	assert.Equal(t, 1, inc.Stats().Logins, "the unchanged account kept its login")
 }

@@ -53,6 +53,7 @@ type accountsFile struct {
 		URL        string `json:"url,omitempty"`
 		APIKeyFile string `json:"api_key_file,omitempty"`
 		CacheTTL   string `json:"cache_ttl,omitempty"`
+		Listing    string `json:"listing,omitempty"`
 	} `json:"accounts"`
 }
 
