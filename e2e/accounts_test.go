@@ -22,7 +22,8 @@ import (
 // file, and the real Prometheus probing both through /probe with the
 // relabelling of deploy/prometheus/accounts.yml: each account gets its own
 // series, told apart by the account label Prometheus sets, and every
-// dashboard query returns data for each.
+// dashboard query returns data for each. One account is listed in full,
+// the other incrementally.
 func TestAccounts(t *testing.T) {
 	prometheus := testsupport.PrometheusTool(t, "prometheus")
 	promtool := testsupport.PrometheusTool(t, "promtool")
@@ -53,6 +54,7 @@ func TestAccounts(t *testing.T) {
   sandbox:
     url: %s
     api_key_env: SANDBOX_KEY
+    listing: incremental
 `, accounts["production"].fake.URL, keyFile, accounts["sandbox"].fake.URL)), 0o600))
 	exporter := testsupport.StartExporter(t, []string{"SANDBOX_KEY=key-sandbox"}, "--config.file="+accountsFile, "--log.level=debug")
 	exporterAddr := strings.TrimPrefix(exporter.URL, "http://")
