@@ -1,6 +1,7 @@
 package apiclient
 
 import (
+	"cmp"
 	"container/heap"
 	"math"
 	"slices"
@@ -79,9 +80,10 @@ type Token struct {
 //     particular order: counts, expiries, ttls and creation times come from
 //     it without any token string;
 //   - Values holds the token strings the collector may publish, and only
-//     those: up to Keep tokens that never expire (the oldest) and the Keep
-//     expiring tokens closest to expiry, each once, in no particular order.
-//     A token in Values is also in Records.
+//     those: the Keep tokens that come first in the order of publication
+//     (see Before): the tokens that never expire, oldest first, then the
+//     expiring tokens, closest to expiry first. Each is there once, in no
+//     particular order. A token in Values is also in Records.
 //
 // The Records of a TokenList are valid until the next call of the lister
 // that returned it, which reuses them: a full listing fills them again, an
@@ -96,33 +98,52 @@ type TokenList struct {
 	FetchedAt time.Time
 }
 
-// keeper collects the token values a listing may publish: the keep
-// expiring tokens closest to expiry and the keep oldest tokens without
-// expiry, each once. It keeps, as tokens come and go, the invariant the
-// collector relies on: every token it does not keep expires no sooner than
-// every expiring token it keeps (and was created no earlier than every
-// token without expiry it keeps). It is safe for concurrent use.
+// ID is the record's hash without the bit a lister uses for itself: the
+// same token has the same ID in every listing of one client.
+func (r Record) ID() uint64 { return r.Hash &^ 1 }
+
+// rank places a token in the order of publication; see Before.
+type rank struct{ key, id uint64 }
+
+func (r Record) rank() rank {
+	if r.NeverExpires() {
+		return rank{uint64(r.Created), r.ID()}
+	}
+	return rank{1<<32 | uint64(r.Expires), r.ID()}
+}
+
+func (a rank) compare(b rank) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.id, b.id)) }
+
+// Before orders tokens for publication when per-token series are capped:
+// every token that never expires, oldest first, comes before every
+// expiring token, and expiring tokens come closest to expiry first. Tokens
+// created (or expiring) in the same second are ordered by ID, so that the
+// order is total and the choice under a cap does not depend on the order
+// in which a listing saw them. It returns a negative number when a comes
+// first, a positive one when b does, and 0 for the same token.
+func Before(a, b Record) int { return a.rank().compare(b.rank()) }
+
+// keeper collects the token values a listing may publish: the keep tokens
+// first in the order of publication (Before), each once. It keeps, as
+// tokens come and go, the invariant the collector relies on: every token
+// it does not keep comes after every token it keeps. It is safe for
+// concurrent use.
 type keeper struct {
 	keep int
 
-	mu      sync.Mutex
-	soonest tokenHeap // max-heap on Expires: the root is evicted first
-	oldest  tokenHeap // max-heap on Created among tokens without expiry
-	kept    map[uint64]struct{}
-	// Tokens that expire at or after expiryHorizon, or were created at or
-	// after createdHorizon, may have been turned away; all others offered
-	// were kept. Past any date at first.
-	expiryHorizon, createdHorizon uint64
+	mu   sync.Mutex
+	kept tokenHeap // max-heap in the order of publication: the root is evicted first
+	ids  map[uint64]struct{}
+	// Tokens that rank at or after horizon may have been turned away; all
+	// others offered were kept. After any token at first.
+	horizon rank
 }
 
 func newKeeper(keep int) *keeper {
 	return &keeper{
-		keep:           keep,
-		soonest:        tokenHeap{later: func(a, b Record) bool { return a.Expires > b.Expires }},
-		oldest:         tokenHeap{later: func(a, b Record) bool { return a.Created > b.Created }},
-		kept:           map[uint64]struct{}{},
-		expiryHorizon:  math.MaxUint32 + 1,
-		createdHorizon: math.MaxUint32 + 1,
+		keep:    keep,
+		ids:     map[uint64]struct{}{},
+		horizon: rank{math.MaxUint64, math.MaxUint64},
 	}
 }
 
@@ -135,50 +156,37 @@ func (k *keeper) offer(tokens []Token) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, t := range tokens {
-		if _, dup := k.kept[t.Hash]; dup {
+		if _, dup := k.ids[t.ID()]; dup {
 			continue
 		}
-		h, key, horizon := &k.soonest, t.Expires, &k.expiryHorizon
-		if t.NeverExpires() {
-			h, key, horizon = &k.oldest, t.Created, &k.createdHorizon
-		}
-		if uint64(key) >= *horizon {
+		if t.rank().compare(k.horizon) >= 0 {
 			continue
 		}
 		t.Value = strings.Clone(t.Value)
-		heap.Push(h, t)
-		k.kept[t.Hash] = struct{}{}
-		if len(h.tokens) > k.keep {
-			evicted := heap.Pop(h).(Token)
-			delete(k.kept, evicted.Hash)
-			*horizon = min(*horizon, uint64(evictedKey(evicted)))
+		heap.Push(&k.kept, t)
+		k.ids[t.ID()] = struct{}{}
+		if len(k.kept) > k.keep {
+			evicted := heap.Pop(&k.kept).(Token)
+			delete(k.ids, evicted.ID())
+			k.horizon = evicted.rank()
 		}
 	}
-}
-
-func evictedKey(t Token) uint32 {
-	if t.NeverExpires() {
-		return t.Created
-	}
-	return t.Expires
 }
 
 // drop forgets the tokens for which gone is true.
 func (k *keeper) drop(gone func(Record) bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for _, h := range []*tokenHeap{&k.soonest, &k.oldest} {
-		n := len(h.tokens)
-		h.tokens = slices.DeleteFunc(h.tokens, func(t Token) bool {
-			if gone(t.Record) {
-				delete(k.kept, t.Hash)
-				return true
-			}
-			return false
-		})
-		if len(h.tokens) != n {
-			heap.Init(h)
+	n := len(k.kept)
+	k.kept = slices.DeleteFunc(k.kept, func(t Token) bool {
+		if gone(t.Record) {
+			delete(k.ids, t.ID())
+			return true
 		}
+		return false
+	})
+	if len(k.kept) != n {
+		heap.Init(&k.kept)
 	}
 }
 
@@ -186,22 +194,19 @@ func (k *keeper) drop(gone func(Record) bool) {
 func (k *keeper) values() []Token {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	out := make([]Token, 0, len(k.soonest.tokens)+len(k.oldest.tokens))
-	out = append(out, k.soonest.tokens...)
-	return append(out, k.oldest.tokens...)
+	return slices.Clone(k.kept)
 }
 
-type tokenHeap struct {
-	tokens []Token
-	later  func(a, b Record) bool
-}
+// tokenHeap is a max-heap of tokens in the order of publication.
+type tokenHeap []Token
 
-func (h tokenHeap) Len() int           { return len(h.tokens) }
-func (h tokenHeap) Less(i, j int) bool { return h.later(h.tokens[i].Record, h.tokens[j].Record) }
-func (h tokenHeap) Swap(i, j int)      { h.tokens[i], h.tokens[j] = h.tokens[j], h.tokens[i] }
-func (h *tokenHeap) Push(x any)        { h.tokens = append(h.tokens, x.(Token)) }
+func (h tokenHeap) Len() int           { return len(h) }
+func (h tokenHeap) Less(i, j int) bool { return Before(h[i].Record, h[j].Record) > 0 }
+func (h tokenHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *tokenHeap) Push(x any)        { *h = append(*h, x.(Token)) }
 func (h *tokenHeap) Pop() any {
-	t := h.tokens[len(h.tokens)-1]
-	h.tokens = h.tokens[:len(h.tokens)-1]
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
 	return t
 }
