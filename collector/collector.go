@@ -21,7 +21,8 @@ import (
 )
 
 // Source lists the account's tokens, keeping the values of the keep tokens
-// closest to expiry and of up to keep tokens without expiry;
+// first in the order of publication (apiclient.Before: tokens without
+// expiry, oldest first, then the tokens closest to expiry);
 // *apiclient.Client is one.
 type Source interface {
 	ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error)
@@ -43,7 +44,9 @@ type ProgressSource interface {
 type Options struct {
 	// TokenLabel says what the token label of per-token series holds.
 	TokenLabel LabelMode
-	// MaxTokenSeries caps per-token series, keeping the tokens closest to expiry.
+	// MaxTokenSeries caps per-token series, of both kinds together: the
+	// tokens without expiry come first, oldest first, then the tokens
+	// closest to expiry.
 	MaxTokenSeries int
 	// Timeout bounds a scrape whose context has no deadline of its own.
 	Timeout time.Duration
@@ -58,7 +61,8 @@ type Options struct {
 // DefaultMaxTokenSeries is the default cap on per-token series.
 const DefaultMaxTokenSeries = 1000
 
-// expiryBuckets run from minutes to a month, the range of upload token lives.
+// expiryBuckets run from minutes to a month, the range of upload token
+// lives; the ttl histogram has the same.
 var expiryBuckets = []float64{
 	300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
 	86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
@@ -74,10 +78,17 @@ var (
 	withoutExpiryDesc = prometheus.NewDesc("apivideo_upload_tokens_without_expiry",
 		"Active delegated upload tokens that never expire (ttl 0): standing upload credentials.", nil, nil)
 	expiresInDesc = prometheus.NewDesc("apivideo_upload_token_expires_in_seconds",
-		"Seconds until the upload token expires, computed at scrape time; only for the tokens closest to expiry, up to --collector.max-token-series.",
+		"Seconds until the upload token expires, computed at scrape time; only for the tokens closest to expiry, within --collector.max-token-series after the tokens without expiry.",
+		[]string{"token"}, nil)
+	withoutExpiryCreatedDesc = prometheus.NewDesc("apivideo_upload_token_without_expiry_created_timestamp_seconds",
+		"Unix time the upload token that never expires was created (its createdAt): one series per standing credential, the oldest first within --collector.max-token-series, before any expiring token.",
 		[]string{"token"}, nil)
 	expiryHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_expires_in_seconds",
 		"Distribution of the seconds until each expiring upload token expires, computed at scrape time; tokens without expiry are not counted.", nil, nil)
+	ttlHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_ttl_seconds",
+		"Distribution of the configured lifetime (ttl: expiresAt less createdAt) of each active expiring upload token; tokens without expiry are not counted. It describes the tokens active now, so a bucket can fall when its tokens expire or are deleted.", nil, nil)
+	createdTotalDesc = prometheus.NewDesc("apivideo_upload_tokens_created_total",
+		"Upload tokens created while the exporter runs: a token counts once, when a successful listing first shows it created after the newest token the previous successful listing showed (both by api.video's createdAt, whatever the exporter's clock says). A token created and gone between two listings is not seen and not counted. Starts at 0: the first successful listing only sets the baseline. Published on failed scrapes too, unchanged.", nil, nil)
 	rateLimitDesc = prometheus.NewDesc("apivideo_ratelimit_limit",
 		"Requests per minute that api.video allows, from the X-RateLimit-Limit header of the latest reply.", nil, nil)
 	rateRemainingDesc = prometheus.NewDesc("apivideo_ratelimit_remaining",
@@ -97,6 +108,8 @@ type Collector struct {
 
 	mu     sync.Mutex
 	cached *apiclient.TokenList
+	// created counts the tokens the listings show being created.
+	created creations
 	// inUse is held for reading while a listing's tokens are published
 	// and for writing while the next listing is made: an incremental
 	// listing updates the previous one's records in place.
@@ -120,7 +133,8 @@ func New(src Source, opts Options) *Collector {
 // Describe sends every descriptor the collector may emit.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{upDesc, durationDesc, activeDesc, withoutExpiryDesc,
-		expiresInDesc, expiryHistogramDesc, rateLimitDesc, rateRemainingDesc, syncProgressDesc, listingRequestsDesc} {
+		expiresInDesc, withoutExpiryCreatedDesc, expiryHistogramDesc, ttlHistogramDesc, createdTotalDesc,
+		rateLimitDesc, rateRemainingDesc, syncProgressDesc, listingRequestsDesc} {
 		ch <- d
 	}
 }
@@ -162,6 +176,10 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 	if p, ok := c.src.(ProgressSource); ok {
 		ch <- prometheus.MustNewConstMetric(syncProgressDesc, prometheus.GaugeValue, p.SyncProgress())
 	}
+	// The counter is the exporter's own tally, true whether or not this
+	// scrape could read api.video: a counter that vanished with every
+	// failed scrape would break rate() and the dashboards around it.
+	ch <- prometheus.MustNewConstMetric(createdTotalDesc, prometheus.CounterValue, float64(c.created.total()))
 	if err != nil {
 		level.Error(c.opts.Logger).Log("msg", "scrape failed, publishing apivideo_up 0", "err", err)
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
@@ -196,6 +214,11 @@ func (c *Collector) fetch(ctx context.Context) (*apiclient.TokenList, error) {
 			}
 			c.inUse.Lock()
 			list, err := c.src.ListUploadTokens(fctx, c.keep())
+			if err == nil {
+				// Once a listing, here rather than at each scrape, so that
+				// a cached listing is not counted again.
+				c.created.observe(list.Records)
+			}
 			c.inUse.Unlock()
 			if err == nil && c.opts.CacheTTL > 0 {
 				c.mu.Lock()
@@ -239,14 +262,13 @@ func (c *Collector) keep() int {
 	return c.opts.MaxTokenSeries
 }
 
-// emitTokens publishes the counts, the expiry histogram and the per-token
+// emitTokens publishes the counts, the histograms and the per-token
 // series. Seconds until expiry are computed now, so that a cached listing
 // still gives exact values.
 func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.Metric) {
 	now := c.opts.Now()
-	counts := make([]uint64, len(expiryBuckets))
-	var withoutExpiry, expiring uint64
-	var sum float64
+	expiresIn, ttl := newHistogram(), newHistogram()
+	var withoutExpiry uint64
 	for _, r := range list.Records {
 		if r.NeverExpires() {
 			withoutExpiry++
@@ -257,45 +279,40 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 		if !r.ActiveAt(now) {
 			continue
 		}
-		in := r.ExpiresAt().Sub(now).Seconds()
-		expiring++
-		sum += in
-		for i, le := range expiryBuckets {
-			if in <= le {
-				counts[i]++
-			}
-		}
+		expiresIn.observe(r.ExpiresAt().Sub(now).Seconds())
+		ttl.observe(r.TTL().Seconds())
 	}
-	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(withoutExpiry+expiring))
+	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(withoutExpiry+expiresIn.count))
 	ch <- prometheus.MustNewConstMetric(withoutExpiryDesc, prometheus.GaugeValue, float64(withoutExpiry))
-	buckets := make(map[float64]uint64, len(expiryBuckets))
-	for i, le := range expiryBuckets {
-		buckets[le] = counts[i]
-	}
-	ch <- prometheus.MustNewConstHistogram(expiryHistogramDesc, expiring, sum, buckets)
+	ch <- expiresIn.metric(expiryHistogramDesc)
+	ch <- ttl.metric(ttlHistogramDesc)
 
-	// The listing kept the values of the tokens closest to expiry: any
-	// token it did not keep expires later than all of those.
-	soonest := make([]apiclient.Token, 0, len(list.Values))
+	// The listing kept the values of the tokens first in the order of
+	// publication: any token it did not keep comes after all of those.
+	published := make([]apiclient.Token, 0, len(list.Values))
 	for _, t := range list.Values {
-		if !t.NeverExpires() && t.ActiveAt(now) {
-			soonest = append(soonest, t)
+		if t.ActiveAt(now) {
+			published = append(published, t)
 		}
 	}
-	slices.SortFunc(soonest, func(a, b apiclient.Token) int {
-		return cmp.Or(cmp.Compare(a.Expires, b.Expires), strings.Compare(a.Value, b.Value))
+	slices.SortFunc(published, func(a, b apiclient.Token) int {
+		return cmp.Or(apiclient.Before(a.Record, b.Record), strings.Compare(a.Value, b.Value))
 	})
-	soonest = soonest[:min(len(soonest), c.keep())]
-	values := make([]string, len(soonest))
-	for i, t := range soonest {
+	published = published[:min(len(published), c.keep())]
+	values := make([]string, len(published))
+	for i, t := range published {
 		values[i] = t.Value
 	}
 	labels := Labels(c.opts.TokenLabel, values)
 	dropped := 0
-	for i, t := range soonest {
+	for i, t := range published {
+		desc, value := expiresInDesc, t.ExpiresAt().Sub(now).Seconds()
+		if t.NeverExpires() {
+			desc, value = withoutExpiryCreatedDesc, float64(t.Created)
+		}
 		// A label Labels could not make valid, or one the registry would
 		// still refuse, drops that series, never the whole exposition.
-		m, err := prometheus.NewConstMetric(expiresInDesc, prometheus.GaugeValue, t.ExpiresAt().Sub(now).Seconds(), labels[i])
+		m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, value, labels[i])
 		if labels[i] == "" || err != nil {
 			dropped++
 			continue
@@ -307,4 +324,31 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 		level.Warn(c.opts.Logger).Log("msg", "dropped per-token series whose token cannot be a label value (not valid UTF-8, or repeated)",
 			"dropped", dropped, "token_label", c.opts.TokenLabel)
 	}
+}
+
+// histogram accumulates a const histogram over expiryBuckets.
+type histogram struct {
+	counts []uint64
+	count  uint64
+	sum    float64
+}
+
+func newHistogram() *histogram { return &histogram{counts: make([]uint64, len(expiryBuckets))} }
+
+func (h *histogram) observe(v float64) {
+	h.count++
+	h.sum += v
+	for i, le := range expiryBuckets {
+		if v <= le {
+			h.counts[i]++
+		}
+	}
+}
+
+func (h *histogram) metric(desc *prometheus.Desc) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(expiryBuckets))
+	for i, le := range expiryBuckets {
+		buckets[le] = h.counts[i]
+	}
+	return prometheus.MustNewConstHistogram(desc, h.count, h.sum, buckets)
 }

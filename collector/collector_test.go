@@ -71,6 +71,13 @@ func tok(value string, in time.Duration) apiclient.Token {
 	return t
 }
 
+// standing is a token without expiry created age ago.
+func standing(value string, age time.Duration) apiclient.Token {
+	t := tok(value, 0)
+	t.Created = uint32(now.Add(-age).Unix())
+	return t
+}
+
 // listOf is a listing of tokens that kept every value.
 func listOf(tokens ...apiclient.Token) *apiclient.TokenList {
 	list := &apiclient.TokenList{FetchedAt: now, Requests: 1, Values: tokens}
@@ -80,15 +87,16 @@ func listOf(tokens ...apiclient.Token) *apiclient.TokenList {
 	return list
 }
 
-// sampleList has tokens without expiry, tokens across the histogram's range,
-// two tokens that share nine characters and two that share twelve.
+// sampleList has tokens without expiry, one of them created 40 days ago,
+// tokens across the histograms' range, two tokens that share nine
+// characters and two that share twelve.
 func sampleList() *apiclient.TokenList {
 	return listOf(
 		tok("to37YfoPDRR2pcDKa6LsUE0M", time.Hour),
-		tok("to1W3ZS9PdUBZWzzTEZr1B79", 0),
+		standing("to1W3ZS9PdUBZWzzTEZr1B79", 40*24*time.Hour),
 		tok("toSAMEPREFIXaaaaaaaaaaaa", 10*time.Minute),
 		tok("toSAMEPREFIXbbbbbbbbbbbb", 2*24*time.Hour),
-		tok("toNoExpiry00000000000000", 0),
+		standing("toNoExpiry00000000000000", 2*time.Hour),
 		tok("toFarAway000000000000000", 20*24*time.Hour),
 		tok("toSoon000000000000000000", 90*time.Second),
 		tok("toPAIRED0aXXXXXXXXXXXXXX", 5*time.Hour),
@@ -134,6 +142,9 @@ var tokenMetrics = []string{
 	"apivideo_upload_tokens_without_expiry",
 	"apivideo_upload_token_expires_in_seconds",
 	"apivideo_upload_tokens_expires_in_seconds",
+	"apivideo_upload_token_without_expiry_created_timestamp_seconds",
+	"apivideo_upload_tokens_ttl_seconds",
+	"apivideo_upload_tokens_created_total",
 	"apivideo_ratelimit_limit",
 	"apivideo_ratelimit_remaining",
 }
@@ -146,7 +157,8 @@ func TestCollectGolden(t *testing.T) {
 		{"redacted", collector.Options{TokenLabel: collector.LabelRedacted, MaxTokenSeries: 1000}},
 		{"full", collector.Options{TokenLabel: collector.LabelFull, MaxTokenSeries: 1000}},
 		{"none", collector.Options{TokenLabel: collector.LabelNone, MaxTokenSeries: 1000}},
-		{"capped", collector.Options{TokenLabel: collector.LabelRedacted, MaxTokenSeries: 2}},
+		// The two tokens without expiry first, then the two closest to expiry.
+		{"capped", collector.Options{TokenLabel: collector.LabelRedacted, MaxTokenSeries: 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &stubSource{list: sampleList(), rl: &apiclient.RateLimit{Limit: 500, Remaining: 431}}
@@ -169,8 +181,11 @@ func TestFailedScrapePublishesNoCounts(t *testing.T) {
 	src := &stubSource{err: fmt.Errorf("GET /upload-tokens: %w", apiclient.ErrMalformedResponse)}
 	c := collector.New(src, collector.Options{MaxTokenSeries: 1000, Logger: log.NewLogfmtLogger(&logs)})
 	families := gather(t, c)
-	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds"}, names(families))
+	// The counter of created tokens is the exporter's own tally, not a
+	// count of the account: it stays, unchanged.
+	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_created_total"}, names(families))
 	assert.Equal(t, 0.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, 0.0, families["apivideo_upload_tokens_created_total"].GetMetric()[0].GetCounter().GetValue())
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	require.Len(t, lines, 1, "one log line says why")
 	assert.Contains(t, lines[0], "malformed response from api.video")
@@ -178,7 +193,7 @@ func TestFailedScrapePublishesNoCounts(t *testing.T) {
 
 	// Rate-limit headroom is still shown: a 429 is when it matters most.
 	src.rl = &apiclient.RateLimit{Limit: 500, Remaining: 0}
-	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds",
+	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_created_total",
 		"apivideo_ratelimit_limit", "apivideo_ratelimit_remaining"}, names(gather(t, c)))
 }
 
