@@ -107,7 +107,7 @@ func newApp(cfg *config) *kingpin.Application {
 
 	app.Flag("collector.token-label", "What the token label of per-token series holds: redacted (a prefix), full (the whole token, a credential) or none (no per-token series). One of: ["+strings.Join(collector.LabelModeNames(), ", ")+"]").
 		Default(collector.LabelRedacted.String()).SetValue(textValue{&cfg.tokenLabel})
-	app.Flag("collector.max-token-series", fmt.Sprintf("Most per-token series to publish, keeping the tokens closest to expiry (0-%d). Counts always cover every token.", maxTokenSeries)).
+	app.Flag("collector.max-token-series", fmt.Sprintf("Most per-token series to publish, of both kinds together: first the tokens that never expire, oldest first, then the tokens closest to expiry (0-%d). Counts and histograms always cover every token.", maxTokenSeries)).
 		Default(strconv.Itoa(collector.DefaultMaxTokenSeries)).SetValue(intValue{&cfg.maxSeries})
 
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: ["+strings.Join(logLevels, ", ")+"]").

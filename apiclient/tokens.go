@@ -26,8 +26,8 @@ const maxPages = 10000
 const listOrder = "sortBy=createdAt&sortOrder=asc"
 
 // ListUploadTokens returns every active upload token as Records, and the
-// values of the tokens the caller may publish: up to keep tokens without
-// expiry and the keep tokens closest to expiry (see TokenList).
+// values of the tokens the caller may publish: the keep tokens first in the
+// order of publication (see TokenList and Before).
 //
 // The list is live: tokens are created, expire and are deleted while it is
 // read, and its pages shift. A listing spanning [t0, t1] returns every
