@@ -85,28 +85,41 @@ func TestFullLabelsDropInvalidTokens(t *testing.T) {
 }
 
 func TestHostileTokensNeverBreakTheExposition(t *testing.T) {
-	const bad = "to12345\xe9SECRETsecret1234"
+	const bad, badStanding = "to12345\xe9SECRETsecret1234", "to99999\xe9SECRETstanding"
 	for _, mode := range []collector.LabelMode{collector.LabelRedacted, collector.LabelFull} {
 		t.Run(mode.String(), func(t *testing.T) {
 			var logs bytes.Buffer
+			// A crafted pair shares its label prefix across the two
+			// per-token metrics: one token expires, the other does not.
 			src := &stubSource{list: listOf(
 				tok(bad, time.Hour),
 				tok("to12345\u00e9SECRETsecret12", 2*time.Hour),
 				tok(collidingA, 3*time.Hour),
-				tok(collidingB, 4*time.Hour),
+				tok(collidingB, 0),
 				tok("toNoExpiry00000000000000", 0),
+				tok(badStanding, 0),
 			)}
 			c := collector.New(src, collector.Options{TokenLabel: mode, MaxTokenSeries: 10,
 				Logger: log.NewLogfmtLogger(&logs), Now: func() time.Time { return now }})
 			families := gather(t, c)
 			assert.Equal(t, 1.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
-			assert.Equal(t, 5.0, families["apivideo_upload_tokens_active"].GetMetric()[0].GetGauge().GetValue())
-			series := families["apivideo_upload_token_expires_in_seconds"].GetMetric()
+			assert.Equal(t, 6.0, families["apivideo_upload_tokens_active"].GetMetric()[0].GetGauge().GetValue())
+			expiring := families["apivideo_upload_token_expires_in_seconds"].GetMetric()
+			standing := families["apivideo_upload_token_without_expiry_created_timestamp_seconds"].GetMetric()
 			if mode == collector.LabelFull {
-				assert.Len(t, series, 3, "the series of the token that is not UTF-8 is dropped")
-				assert.Contains(t, logs.String(), "dropped=1")
+				assert.Len(t, expiring, 2, "the series of the token that is not UTF-8 is dropped")
+				assert.Len(t, standing, 2, "the series of the token that is not UTF-8 is dropped")
+				assert.Contains(t, logs.String(), "dropped=2")
 			} else {
-				assert.Len(t, series, 4)
+				assert.Len(t, expiring, 3)
+				assert.Len(t, standing, 3)
+			}
+			labels := map[string]bool{}
+			for _, m := range append(expiring, standing...) {
+				l := m.GetLabel()[0].GetValue()
+				assert.True(t, utf8.ValidString(l))
+				assert.False(t, labels[l], "label %q on two tokens", l)
+				labels[l] = true
 			}
 			assert.NotContains(t, logs.String(), "SECRET")
 		})
