@@ -180,7 +180,11 @@ func TestProbeTwoAccounts(t *testing.T) {
 			assert.Equal(t, tc.active, gauge(t, mfs, "apivideo_upload_tokens_active"))
 			assert.Equal(t, tc.withoutExpiry, gauge(t, mfs, "apivideo_upload_tokens_without_expiry"))
 			assert.Equal(t, 500.0, gauge(t, mfs, "apivideo_ratelimit_limit"))
-			assert.Len(t, mfs["apivideo_upload_token_expires_in_seconds"].GetMetric(), int(min(10, tc.active-tc.withoutExpiry)))
+			// The cap of 10 series: the tokens without expiry first, then
+			// the expiring ones.
+			standing := min(10, tc.withoutExpiry)
+			assert.Len(t, mfs["apivideo_upload_token_without_expiry_created_timestamp_seconds"].GetMetric(), int(standing))
+			assert.Len(t, mfs["apivideo_upload_token_expires_in_seconds"].GetMetric(), int(min(10-standing, tc.active-tc.withoutExpiry)))
 			// The login and one page, counted by this account's client alone.
 			assert.Equal(t, 2.0, requests(t, mfs)["200"])
 			for name, mf := range mfs {
