@@ -189,3 +189,33 @@ func TestScrapesInFlightAreLimited(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "served again once the slots are free")
 	assert.Contains(t, string(body), `promhttp_metric_handler_requests_total{code="503"} 1`, "the refusal is counted")
 }
+
+func TestScrapeTimeout(t *testing.T) {
+	const limit = 10 * time.Second
+	for _, tc := range []struct {
+		header string
+		offset float64
+		want   time.Duration
+	}{
+		{"", 0.5, limit},
+		{"2", 0.5, 1500 * time.Millisecond},
+		{"10", 0.5, 9500 * time.Millisecond},
+		{"60", 0.5, limit},
+		{"2.5", 0, 2500 * time.Millisecond},
+		{"0.4", 0.5, 200 * time.Millisecond},
+		{"0.5", 0.5, 250 * time.Millisecond},
+		{"abc", 0.5, limit},
+		{"-3", 0.5, limit},
+		{"NaN", 0.5, limit},
+		{"Inf", 0.5, limit},
+		{"1e11", 0.5, limit},
+	} {
+		t.Run(fmt.Sprintf("%q-%v", tc.header, tc.offset), func(t *testing.T) {
+			h := http.Header{}
+			if tc.header != "" {
+				h.Set("X-Prometheus-Scrape-Timeout-Seconds", tc.header)
+			}
+			assert.Equal(t, tc.want, scrapeTimeout(h, tc.offset, limit))
+		})
+	}
+}
