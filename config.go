@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -24,6 +23,9 @@ const (
 	maxConcurrency = 32
 	maxTokenSeries = 100000
 	maxProbes      = 1024
+	// maxTimeoutOffset is far above any sensible offset (Prometheus'
+	// scrape timeouts are seconds) and keeps the arithmetic on it exact.
+	maxTimeoutOffset = 300
 )
 
 var (
@@ -85,7 +87,7 @@ func newApp(cfg *config) *kingpin.Application {
 		Default("/metrics").StringVar(&cfg.metricsPath)
 	app.Flag("web.max-requests", "Most scrapes served at once by /metrics, and by /probe, 0 or more (0: no limit); more get 503 at once.").
 		Default("40").SetValue(intValue{&cfg.maxRequests})
-	app.Flag("web.timeout-offset", "Seconds to subtract from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer (0 or more).").
+	app.Flag("web.timeout-offset", fmt.Sprintf("Seconds to subtract from Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer (0-%d).", maxTimeoutOffset)).
 		Default("0.5").Float64Var(&cfg.timeoutOffset)
 
 	app.Flag("apivideo.url", "api.video API base URL: scheme, host and optional path (https://sandbox.api.video for the sandbox).").
@@ -159,8 +161,8 @@ func (c *config) validate() error {
 	check(c.metricsPath != "" && strings.HasPrefix(c.metricsPath, "/"),
 		"--web.telemetry-path must start with /, got %q", c.metricsPath)
 	check(c.maxRequests >= 0, "--web.max-requests must not be negative, got %d", c.maxRequests)
-	check(c.timeoutOffset >= 0 && !math.IsInf(c.timeoutOffset, 1),
-		"--web.timeout-offset must be a number of seconds, 0 or more, got %v", c.timeoutOffset)
+	check(c.timeoutOffset >= 0 && c.timeoutOffset <= maxTimeoutOffset,
+		"--web.timeout-offset must be a number of seconds between 0 and %d, got %v", maxTimeoutOffset, c.timeoutOffset)
 	if _, err := apiclient.ParseBaseURL(c.apiURL); err != nil {
 		errs = append(errs, fmt.Errorf("--apivideo.url must be an http or https URL such as %s: %w", apiclient.DefaultURL, err))
 	}

@@ -116,7 +116,11 @@ func scrapeTimeout(h http.Header, offset float64, limit time.Duration) time.Dura
 		return limit
 	}
 	if seconds <= offset {
-		// No time would be left: take half the announced time rather than none.
+		// No time would be left: take half the announced time rather than
+		// none, still capped by limit (and so never overflowing).
+		if seconds/2 >= limit.Seconds() {
+			return limit
+		}
 		return time.Duration(seconds * float64(time.Second) / 2)
 	}
 	return time.Duration((seconds - offset) * float64(time.Second))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	stdlog "log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -209,6 +210,13 @@ func TestScrapeTimeout(t *testing.T) {
 		{"NaN", 0.5, limit},
 		{"Inf", 0.5, limit},
 		{"1e11", 0.5, limit},
+		// The announced time is all taken by the offset: half of it, never
+		// more than limit, never a negative overflow.
+		{"8", 100, 4 * time.Second},
+		{"60", 100, limit},
+		{"20", 20, limit},
+		{"1e20", 1e30, limit},
+		{"1e300", math.MaxFloat64, limit},
 	} {
 		t.Run(fmt.Sprintf("%q-%v", tc.header, tc.offset), func(t *testing.T) {
 			h := http.Header{}
