@@ -164,10 +164,9 @@ func run(args []string) int {
 	// SIGTERM right after the first answer still shuts down cleanly.
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP is always caught: its default action would end the exporter.
 	hup := make(chan os.Signal, 1)
-	if accountSet != nil {
-		signal.Notify(hup, syscall.SIGHUP)
-	}
+	signal.Notify(hup, syscall.SIGHUP)
 	srv := newServer(mux, idleTimeout, logger)
 	serveErr := make(chan error, 1)
 	go func() {
@@ -176,6 +175,10 @@ func run(args []string) int {
 	for {
 		select {
 		case <-hup:
+			if accountSet == nil {
+				level.Info(logger).Log("msg", "SIGHUP received: nothing to reload without --config.file")
+				continue
+			}
 			// Reload logs its outcome.
 			_ = accountSet.Reload()
 		case err := <-serveErr:

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -320,4 +321,21 @@ func TestConcurrentHTTPScrapesShareOneRound(t *testing.T) {
 	st := s.Stats()
 	assert.Equal(t, 3+1+1, st.ListRequests, "one listing (three pages, page 1 and the last page again) for 50 scrapes")
 	assert.Equal(t, 1, st.Logins)
+}
+
+// TestSIGHUPWithoutAccountsFile sends SIGHUP to an exporter that has no
+// accounts file: it logs that there is nothing to reload and keeps serving,
+// rather than taking the signal's default action and exiting.
+func TestSIGHUPWithoutAccountsFile(t *testing.T) {
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 3})
+	defer s.Close()
+	p := testsupport.StartExporter(t, keyEnv(s.APIKey()), "--apivideo.url="+s.URL)
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(p.Log(), "nothing to reload")
+	}, 5*time.Second, 20*time.Millisecond, "the SIGHUP is logged")
+	code, _, body := get(t, p.URL+"/metrics", nil)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, 3.0, float64(parseMetrics(t, body)["apivideo_upload_tokens_active"].Value))
+	require.NoError(t, p.Stop(), "the exporter exits cleanly on SIGTERM after the SIGHUP")
 }
