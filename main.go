@@ -55,7 +55,10 @@ func run(args []string) int {
 	}
 	// With an accounts file, /metrics serves an account of its own only
 	// when a key is given.
-	key, keyErr := keySource(cfg.keyFile)
+	key, keyErr := apiclient.LoadKey(cfg.keyFile, "APIVIDEO_API_KEY")
+	if cfg.keyFile == "" && errors.Is(keyErr, apiclient.ErrNoAPIKey) {
+		keyErr = errors.New("no api.video API key: set the APIVIDEO_API_KEY environment variable or pass --apivideo.api-key-file (or run with --demo)")
+	}
 	single := keyErr == nil || cfg.demo
 	if !single && (cfg.configFile == "" || cfg.keyFile != "") {
 		level.Error(logger).Log("msg", keyErr)
@@ -210,25 +213,4 @@ func newRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return reg
-}
-
-// keySource chooses where the API key comes from: the file, read again at
-// every login, else the environment. It checks the key is there now, so
-// that a missing key fails at start rather than at the first scrape.
-func keySource(file string) (apiclient.KeySource, error) {
-	if file != "" {
-		src := apiclient.FileKey(file)
-		key, err := src(context.Background())
-		if err != nil {
-			return nil, err
-		}
-		if key == "" {
-			return nil, fmt.Errorf("API key file %s is empty", file)
-		}
-		return src, nil
-	}
-	if key := apiclient.CleanKey(os.Getenv("APIVIDEO_API_KEY")); key != "" {
-		return apiclient.StaticKey(key), nil
-	}
-	return nil, errors.New("no api.video API key: set the APIVIDEO_API_KEY environment variable or pass --apivideo.api-key-file (or run with --demo)")
 }

@@ -77,6 +77,29 @@ func CleanKey(s string) string {
 	return strings.TrimSpace(strings.TrimPrefix(s, "\uFEFF"))
 }
 
+// LoadKey returns where the API key comes from: the file when one is
+// given, read again at every login so that a rotated key is picked up,
+// else the environment variable env, read once. Either is cleaned with
+// CleanKey. It checks the key is there now, so that a missing key fails
+// at start rather than at the first scrape; an empty one is ErrNoAPIKey.
+func LoadKey(file, env string) (KeySource, error) {
+	if file != "" {
+		src := FileKey(file)
+		key, err := src(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		if key == "" {
+			return nil, fmt.Errorf("%w: API key file %s is empty", ErrNoAPIKey, file)
+		}
+		return src, nil
+	}
+	if key := CleanKey(os.Getenv(env)); key != "" {
+		return StaticKey(key), nil
+	}
+	return nil, fmt.Errorf("%w: environment variable %s is unset or empty", ErrNoAPIKey, env)
+}
+
 // Config configures a Client. Only Key is required.
 type Config struct {
 	// BaseURL of the API; DefaultURL when empty.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -184,9 +183,15 @@ func (s *Set) register(a *Account, add bool) {
 
 // build makes the client and collector of an account.
 func (s *Set) build(st Settings) (*Account, error) {
-	key, err := keySource(st)
+	// The key is checked now, so that a typo fails the load rather than
+	// every probe; a key file is read again at each login, so that a
+	// rotated key is picked up without a reload.
+	key, err := apiclient.LoadKey(st.KeyFile, st.KeyEnv)
 	if err != nil {
-		return nil, err
+		if st.KeyFile == "" {
+			return nil, fmt.Errorf("api_key_env: %w", err)
+		}
+		return nil, fmt.Errorf("api_key_file: %w", err)
 	}
 	logger := log.With(s.opts.Logger, "account", st.Name)
 	var metrics recorder
@@ -221,28 +226,6 @@ func (s *Set) build(st Settings) (*Account, error) {
 		Logger:         log.With(logger, "component", "collector"),
 	})
 	return &Account{Settings: st, client: client, tokens: tokens, requestMetrics: metrics, requests: requests}, nil
-}
-
-// keySource checks that the account's key is there now, so that a typo
-// fails the load rather than every probe. A key file is read again at each
-// login, so that a rotated key is picked up without a reload.
-func keySource(st Settings) (apiclient.KeySource, error) {
-	if st.KeyFile != "" {
-		src := apiclient.FileKey(st.KeyFile)
-		key, err := src(context.Background())
-		if err != nil {
-			return nil, err
-		}
-		if key == "" {
-			return nil, fmt.Errorf("API key file %s is empty", st.KeyFile)
-		}
-		return src, nil
-	}
-	key := strings.TrimSpace(os.Getenv(st.KeyEnv))
-	if key == "" {
-		return nil, fmt.Errorf("environment variable %s (api_key_env) is unset or empty", st.KeyEnv)
-	}
-	return apiclient.StaticKey(key), nil
 }
 
 // Get returns the live account called name.

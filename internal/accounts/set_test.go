@@ -480,3 +480,16 @@ func TestIncrementalAccount(t *testing.T) {
 	assert.Equal(t, 2, full.Stats().Logins, "a fresh client for the changed account")
 	assert.Equal(t, 1, inc.Stats().Logins, "the unchanged account kept its login")
 }
+
+// TestEnvKeyIsCleaned gives an account its key through api_key_env with a
+// UTF-8 byte-order mark and a newline, as a key pasted from a file may
+// carry: both are stripped, as from a key file.
+func TestEnvKeyIsCleaned(t *testing.T) {
+	s := fakeapi.NewServer(fakeapi.Options{APIKey: "key-bom", Tokens: 4})
+	t.Cleanup(s.Close)
+	t.Setenv("TEST_KEY_BOM", "\uFEFFkey-bom\n")
+	ts := newTestSet(t, fmt.Sprintf("accounts:\n  bom:\n    url: %s\n    api_key_env: TEST_KEY_BOM\n", s.URL), 4)
+	mfs := ts.metrics(t, "bom", 0)
+	assert.Equal(t, 1.0, gauge(t, mfs, "apivideo_up"))
+	assert.Equal(t, 4.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
+}
