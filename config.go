@@ -17,14 +17,13 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 )
 
-// Limits of the flags' values, stated in --help and checked by validate.
+// Limits of the flags' values, stated in --help and checked by validate;
+// those an account of the accounts file shares are apiclient's.
 const (
-	maxAPITimeout  = 5 * time.Minute
-	maxConcurrency = 32
 	maxTokenSeries = 100000
 	maxProbes      = 1024
-	// maxTimeoutOffset is far above any sensible offset (Prometheus'
-	// scrape timeouts are seconds) and keeps the arithmetic on it exact.
+	// maxTimeoutOffset is far above any sensible offset: Prometheus'
+	// scrape timeouts are seconds.
 	maxTimeoutOffset = 300
 )
 
@@ -64,14 +63,6 @@ type config struct {
 	maxProbes  int
 }
 
-// The listing modes; the first is the default.
-const (
-	listingFull        = "full"
-	listingIncremental = "incremental"
-)
-
-var listingModes = []string{listingFull, listingIncremental}
-
 // Bounds of --apivideo.resync-interval.
 const (
 	minResync = time.Minute
@@ -94,12 +85,13 @@ func newApp(cfg *config) *kingpin.Application {
 		Envar("APIVIDEO_URL").Default(apiclient.DefaultURL).StringVar(&cfg.apiURL)
 	app.Flag("apivideo.api-key-file", "File holding the api.video API key, read again at each login so a rotated key is picked up. Otherwise the key comes from the APIVIDEO_API_KEY environment variable.").
 		Envar("APIVIDEO_API_KEY_FILE").PlaceHolder("PATH").StringVar(&cfg.keyFile)
-	app.Flag("apivideo.timeout", fmt.Sprintf("Longest time a scrape may spend on api.video, a duration with a unit, above 0 and at most %s (such as 10s or 1m); a shorter Prometheus scrape timeout takes precedence.", maxAPITimeout)).
+	app.Flag("apivideo.timeout", fmt.Sprintf("Longest time a scrape may spend on api.video, a duration with a unit, above 0 and at most %s (such as 10s or 1m); a shorter Prometheus scrape timeout takes precedence.", apiclient.MaxTimeout)).
 		Envar("APIVIDEO_TIMEOUT").Default("10s").DurationVar(&cfg.apiTimeout)
-	app.Flag("apivideo.concurrency", fmt.Sprintf("Pages of upload tokens fetched at once (1-%d).", maxConcurrency)).
+	app.Flag("apivideo.concurrency", fmt.Sprintf("Pages of upload tokens fetched at once (1-%d).", apiclient.MaxConcurrency)).
 		Envar("APIVIDEO_CONCURRENCY").Default(strconv.Itoa(apiclient.DefaultConcurrency)).SetValue(intValue{&cfg.concurrency})
 	app.Flag("apivideo.cache-ttl", "Reuse the last successful listing for scrapes within this time (0: fetch on every scrape). Seconds until expiry are still computed at scrape time.").
 		Envar("APIVIDEO_CACHE_TTL").Default("0s").DurationVar(&cfg.cacheTTL)
+	listingModes := apiclient.ListingModes()
 	app.Flag("apivideo.listing", "How scrapes list the tokens: full (every page on each scrape) or incremental (keep the tokens between scrapes and read only what changed; for large accounts). One of: ["+strings.Join(listingModes, ", ")+"]").
 		Envar("APIVIDEO_LISTING").Default(listingModes[0]).EnumVar(&cfg.listing, listingModes...)
 	app.Flag("apivideo.resync-interval", fmt.Sprintf("In incremental listing, how often the whole list is read again, a duration between %s and %s.", minResync, maxResync)).
@@ -166,10 +158,10 @@ func (c *config) validate() error {
 	if _, err := apiclient.ParseBaseURL(c.apiURL); err != nil {
 		errs = append(errs, fmt.Errorf("--apivideo.url must be an http or https URL such as %s: %w", apiclient.DefaultURL, err))
 	}
-	check(c.apiTimeout > 0 && c.apiTimeout <= maxAPITimeout,
-		"--apivideo.timeout must be above 0 and at most %s, got %s", maxAPITimeout, c.apiTimeout)
-	check(c.concurrency >= 1 && c.concurrency <= maxConcurrency,
-		"--apivideo.concurrency must be between 1 and %d, got %d", maxConcurrency, c.concurrency)
+	check(c.apiTimeout > 0 && c.apiTimeout <= apiclient.MaxTimeout,
+		"--apivideo.timeout must be above 0 and at most %s, got %s", apiclient.MaxTimeout, c.apiTimeout)
+	check(c.concurrency >= 1 && c.concurrency <= apiclient.MaxConcurrency,
+		"--apivideo.concurrency must be between 1 and %d, got %d", apiclient.MaxConcurrency, c.concurrency)
 	check(c.cacheTTL >= 0, "--apivideo.cache-ttl must not be negative, got %s", c.cacheTTL)
 	check(c.resyncInterval >= minResync && c.resyncInterval <= maxResync,
 		"--apivideo.resync-interval must be between %s and %s, got %s", minResync, maxResync, c.resyncInterval)

@@ -100,7 +100,7 @@ func run(args []string) int {
 			return 1
 		}
 		var source collector.Source = client
-		if cfg.listing == listingIncremental {
+		if cfg.listing == apiclient.ListingIncremental {
 			source = client.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare})
 		}
 		tokens = collector.New(source, collector.Options{

@@ -18,19 +18,6 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 )
 
-// Limits on the per-account settings, the same as on their flags.
-const (
-	MaxConcurrency = 32
-	MaxTimeout     = 5 * time.Minute
-)
-
-// The ways of listing an account's tokens, as --apivideo.listing names
-// them.
-const (
-	ListingFull        = "full"
-	ListingIncremental = "incremental"
-)
-
 // namePattern is what an account name may be: it becomes a URL parameter
 // and a label value, so it stays plain.
 var namePattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
@@ -149,7 +136,7 @@ func resolve(name string, a accountYAML, d Defaults) (Settings, error) {
 		s.Listing = a.Listing
 	}
 	if s.Listing == "" {
-		s.Listing = ListingFull
+		s.Listing = apiclient.ListingFull
 	}
 	if s.URL == "" {
 		s.URL = apiclient.DefaultURL
@@ -173,14 +160,14 @@ func resolve(name string, a accountYAML, d Defaults) (Settings, error) {
 		s.Timeout = *a.Timeout
 	}
 	switch {
-	case s.Concurrency < 1 || s.Concurrency > MaxConcurrency:
-		return Settings{}, fmt.Errorf("concurrency must be between 1 and %d", MaxConcurrency)
+	case s.Concurrency < 1 || s.Concurrency > apiclient.MaxConcurrency:
+		return Settings{}, fmt.Errorf("concurrency must be between 1 and %d", apiclient.MaxConcurrency)
 	case s.CacheTTL < 0:
 		return Settings{}, errors.New("cache_ttl must not be negative")
-	case s.Timeout <= 0 || s.Timeout > MaxTimeout:
-		return Settings{}, fmt.Errorf("timeout must be between 0 and %s", MaxTimeout)
-	case s.Listing != ListingFull && s.Listing != ListingIncremental:
-		return Settings{}, fmt.Errorf("listing must be %s or %s, got %q", ListingFull, ListingIncremental, s.Listing)
+	case s.Timeout <= 0 || s.Timeout > apiclient.MaxTimeout:
+		return Settings{}, fmt.Errorf("timeout must be between 0 and %s", apiclient.MaxTimeout)
+	case s.Listing != apiclient.ListingFull && s.Listing != apiclient.ListingIncremental:
+		return Settings{}, fmt.Errorf("listing must be %s or %s, got %q", apiclient.ListingFull, apiclient.ListingIncremental, s.Listing)
 	}
 	return s, nil
 }

@@ -213,7 +213,7 @@ func (s *Set) build(st Settings) (*Account, error) {
 	// changed account starts afresh and an unchanged one keeps it.
 	base := slotted{src: client, client: client, slots: s.slots, logger: logger}
 	var src collector.Source = base
-	if st.Listing == ListingIncremental {
+	if st.Listing == apiclient.ListingIncremental {
 		inc := client.NewIncremental(s.opts.Incremental)
 		base.src = inc
 		src = slottedIncremental{slotted: base, progress: inc}
