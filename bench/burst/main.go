@@ -9,8 +9,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -19,12 +17,12 @@ import (
 	"os"
 	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/apivideo-exporter/apivideo_exporter/bench/internal/procstat"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
@@ -86,7 +84,7 @@ func run(tokens, scrapes, rounds int, latency time.Duration, extra []string) err
 		return fmt.Errorf("first scrape: %d %v", code, err)
 	}
 	time.Sleep(time.Second)
-	_, restHWM, err := memory(cmd.Process.Pid)
+	_, restHWM, err := procstat.Memory(cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -118,7 +116,7 @@ func run(tokens, scrapes, rounds int, latency time.Duration, extra []string) err
 		close(start)
 		wg.Wait()
 	}
-	rss, hwm, err := memory(cmd.Process.Pid)
+	rss, hwm, err := procstat.Memory(cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -153,27 +151,4 @@ func scrape(c *http.Client, url string) (int, error) {
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, err
-}
-
-// memory returns VmRSS and VmHWM of pid in bytes.
-func memory(pid int) (rss, hwm int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm, nil
 }

@@ -15,8 +15,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -36,6 +34,7 @@ import (
 	"time"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/bench/internal/procstat"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
@@ -75,60 +74,6 @@ func main() {
 	}
 }
 
-// proc reads an exporter's figures from /proc.
-type proc struct{ pid int }
-
-// rss returns VmRSS and VmHWM in bytes.
-func (p proc) rss() (rss, hwm int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm, nil
-}
-
-// cpuTicks returns utime+stime in clock ticks.
-func (p proc) cpuTicks() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces: fields start after the last ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parsing /proc/%d/stat", p.pid)
-	}
-	return ut + st, nil
-}
-
-func clockTicks() float64 {
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err == nil {
-		if n, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err == nil && n > 0 {
-			return n
-		}
-	}
-	return 100
-}
-
 // scrapeResult is one scrape as the client and the fake saw it.
 type scrapeResult struct {
 	wall     time.Duration
@@ -143,13 +88,13 @@ type scraper struct {
 	url    string
 	client *http.Client
 	fake   *fakeapi.Server
-	p      proc
+	pid    int // the exporter's
 }
 
 // scrape runs one scrape and checks that it read every token.
 func (s *scraper) scrape(wantTokens int) (scrapeResult, error) {
 	before := s.fake.Stats()
-	t0, err := s.p.cpuTicks()
+	t0, err := procstat.CPUTicks(s.pid)
 	if err != nil {
 		return scrapeResult{}, err
 	}
@@ -167,7 +112,7 @@ func (s *scraper) scrape(wantTokens int) (scrapeResult, error) {
 	if err != nil {
 		return scrapeResult{}, err
 	}
-	t1, err := s.p.cpuTicks()
+	t1, err := procstat.CPUTicks(s.pid)
 	if err != nil {
 		return scrapeResult{}, err
 	}
@@ -193,7 +138,7 @@ func (s *scraper) scrape(wantTokens int) (scrapeResult, error) {
 // series (after a short pause for the GC to finish), so that sub-tick
 // scrapes still add up.
 func (s *scraper) series(n, wantTokens int) (sum scrapeResult, walls []time.Duration, err error) {
-	t0, err := s.p.cpuTicks()
+	t0, err := procstat.CPUTicks(s.pid)
 	if err != nil {
 		return sum, nil, err
 	}
@@ -210,7 +155,7 @@ func (s *scraper) series(n, wantTokens int) (sum scrapeResult, walls []time.Dura
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
-	t1, err := s.p.cpuTicks()
+	t1, err := procstat.CPUTicks(s.pid)
 	if err != nil {
 		return sum, nil, err
 	}
@@ -247,7 +192,7 @@ var (
 )
 
 func run(cfg config) error {
-	cfg.clkTck = clockTicks()
+	cfg.clkTck = procstat.ClockTicks()
 	tmp, err := os.MkdirTemp("", "apivideo-measure-")
 	if err != nil {
 		return err
@@ -319,14 +264,14 @@ func run(cfg config) error {
 	if err := testsupport.WaitReady(ready, hc, base+"/-/ready"); err != nil {
 		return fail(err)
 	}
-	p := proc{cmd.Process.Pid}
+	pid := cmd.Process.Pid
 	time.Sleep(cfg.settle)
-	restRSS, restHWM, err := p.rss()
+	restRSS, restHWM, err := procstat.Memory(pid)
 	if err != nil {
 		return fail(err)
 	}
 
-	s := &scraper{cfg: cfg, url: base, client: hc, fake: fake, p: p}
+	s := &scraper{cfg: cfg, url: base, client: hc, fake: fake, pid: pid}
 	conc := cfg.concurrency
 	if conc == 0 {
 		conc = apiclient.DefaultConcurrency
@@ -345,7 +290,7 @@ func run(cfg config) error {
 		return fail(err)
 	}
 	time.Sleep(cfg.settle)
-	midRSS, midHWM, _ := p.rss()
+	midRSS, midHWM, _ := procstat.Memory(pid)
 
 	var latSum scrapeResult
 	var latWalls []time.Duration
@@ -382,7 +327,7 @@ func run(cfg config) error {
 			return fail(fmt.Errorf("big scrapes: %w", err))
 		}
 		time.Sleep(cfg.settle)
-		bigRSS, bigHWM, _ = p.rss()
+		bigRSS, bigHWM, _ = procstat.Memory(pid)
 	}
 
 	// Report.
