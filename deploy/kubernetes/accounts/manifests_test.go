@@ -185,6 +185,12 @@ func TestAccountsExample(t *testing.T) {
 	assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
 	assert.False(t, *d.Spec.Template.Spec.AutomountServiceAccountToken)
 
+	// One process answers every probe through the Service, even during a
+	// rollout: counters and incremental state are per process.
+	require.NotNil(t, d.Spec.Replicas)
+	assert.Equal(t, int32(1), *d.Spec.Replicas, "one replica behind the Service")
+	assert.Equal(t, appsv1.RecreateDeploymentStrategyType, d.Spec.Strategy.Type, "no two pods at once during a rollout")
+
 	// The Service reaches the pods on the exporter's port.
 	sel := labels.SelectorFromSet(ex.service.Spec.Selector)
 	assert.True(t, sel.Matches(labels.Set(d.Spec.Template.Labels)))
