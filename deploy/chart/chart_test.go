@@ -102,6 +102,7 @@ type rendered struct {
 	podMonitors     []*manifest.PodMonitor
 	serviceMonitors []*manifest.ServiceMonitor
 	rules           []*manifest.PrometheusRule
+	scrapeConfigs   []*manifest.ScrapeConfig
 }
 
 func template(t *testing.T, files []string, set ...string) rendered {
@@ -131,6 +132,8 @@ func template(t *testing.T, files []string, set ...string) rendered {
 			r.serviceMonitors = append(r.serviceMonitors, o)
 		case *manifest.PrometheusRule:
 			r.rules = append(r.rules, o)
+		case *manifest.ScrapeConfig:
+			r.scrapeConfigs = append(r.scrapeConfigs, o)
 		}
 	}
 	require.NotNil(t, r.deployment)
@@ -146,7 +149,7 @@ func selects(t *testing.T, selector *metav1.LabelSelector, l map[string]string) 
 }
 
 func TestLint(t *testing.T) {
-	for _, files := range [][]string{nil, everyToggle[:1], everyToggle[1:]} {
+	for _, files := range [][]string{nil, everyToggle[:1], everyToggle[1:], {accountsValues}} {
 		t.Run(strings.Join(append([]string{"defaults"}, files...), "+"), func(t *testing.T) {
 			out, err := runHelm(t, append([]string{"lint", "--strict", chartDir}, valuesArgs(files, nil)...)...)
 			require.NoError(t, err, out)
@@ -156,7 +159,7 @@ func TestLint(t *testing.T) {
 }
 
 // checkWorkload checks the Deployment and Service every rendering has, and
-// returns where the API key comes from.
+// returns where the single-account API key comes from, if there is one.
 func checkWorkload(t *testing.T, r rendered) manifest.KeyFile {
 	t.Helper()
 	d := r.deployment
@@ -169,7 +172,14 @@ func checkWorkload(t *testing.T, r rendered) manifest.KeyFile {
 	assert.Empty(t, pod.InitContainers)
 	require.Len(t, pod.Containers, 1)
 	c, _ := manifest.Exporter(t, d)
-	key := manifest.CheckExporter(t, pod, c)
+	var key manifest.KeyFile
+	if _, ok := flagValue(c.Args, "apivideo.api-key-file"); ok {
+		key = manifest.CheckExporter(t, pod, c)
+	} else {
+		manifest.CheckContainer(t, pod, c)
+		_, ok := flagValue(c.Args, "config.file")
+		assert.True(t, ok, "neither a key nor an accounts file")
+	}
 	// One discovery path: no prometheus.io annotations beside the monitors.
 	for k := range d.Spec.Template.Annotations {
 		assert.False(t, strings.HasPrefix(k, "prometheus.io/"), k)
@@ -193,7 +203,14 @@ func TestTemplateDefaults(t *testing.T) {
 	assert.Empty(t, r.podMonitors)
 	assert.Empty(t, r.serviceMonitors)
 	assert.Empty(t, r.rules)
-	assert.Equal(t, "registry.example.com/apivideo_exporter:0.1.0", r.deployment.Spec.Template.Spec.Containers[0].Image, "tag from appVersion")
+	assert.Empty(t, r.scrapeConfigs)
+	c := r.deployment.Spec.Template.Spec.Containers[0]
+	assert.Equal(t, "registry.example.com/apivideo_exporter:0.1.0", c.Image, "tag from appVersion")
+	// The exporter's own defaults, spelt out.
+	assert.Subset(t, c.Args, []string{"--apivideo.listing=full", "--apivideo.resync-interval=10m", "--apivideo.ratelimit-share=0.5"})
+	_, ok := flagValue(c.Args, "config.file")
+	assert.False(t, ok, "no accounts file without accounts")
+	assert.Empty(t, r.deployment.Spec.Template.Annotations, "nothing to roll on")
 }
 
 func TestTemplateEveryToggle(t *testing.T) {
@@ -307,6 +324,30 @@ func TestValuesRejected(t *testing.T) {
 		{"bad digest", []string{"image.digest=latest"}, "/image/digest"},
 		{"no key", []string{"apiKey.existingSecret="}, "apiKey.existingSecret or apiKey.value is required"},
 		{"two discovery paths", []string{"podMonitor.enabled=true", "serviceMonitor.enabled=true"}, "scrape the exporter twice"},
+		{"Go duration with a day", []string{"exporter.timeout=1d"}, "/exporter/timeout"},
+		{"unknown listing", []string{"exporter.listing=incremetal"}, "/exporter/listing"},
+		{"resync interval without unit", []string{"exporter.resyncInterval=600"}, "/exporter/resyncInterval"},
+		{"rate-limit share of zero", []string{"exporter.ratelimitShare=0"}, "/exporter/ratelimitShare"},
+		{"rate-limit share above one", []string{"exporter.ratelimitShare=1.5"}, "/exporter/ratelimitShare"},
+		{"rate-limit share as a percentage", []string{"exporter.ratelimitShare=50%"}, "/exporter/ratelimitShare"},
+		{"misspelt listing key", []string{"exporter.listng=incremental"}, "additional properties 'listng' not allowed"},
+		{"account name in capitals", []string{"accounts.Production.apiKey.existingSecret=k"}, "'Production' does not match pattern '^[a-z0-9_-]+$'"},
+		{"account name with a dot", []string{`accounts.eu\.shop.apiKey.existingSecret=k`}, "'eu.shop' does not match pattern '^[a-z0-9_-]+$'"},
+		{"misspelt account setting", []string{"accounts.prod.apiKey.existingSecret=k", "accounts.prod.cacheTtl=1m"}, "additional properties 'cacheTtl' not allowed"},
+		{"account setting in the file's spelling", []string{"accounts.prod.apiKey.existingSecret=k", "accounts.prod.cache_ttl=1m"}, "additional properties 'cache_ttl' not allowed"},
+		{"misspelt account key", []string{"accounts.prod.apiKey.existingSecrets=k"}, "additional properties 'existingSecrets' not allowed"},
+		{"unknown account listing", []string{"accounts.prod.apiKey.existingSecret=k", "accounts.prod.listing=partial"}, "/accounts/prod/listing"},
+		{"account concurrency too high", []string{"accounts.prod.apiKey.existingSecret=k", "accounts.prod.concurrency=33"}, "/accounts/prod/concurrency"},
+		{"account concurrency zero", []string{"accounts.prod.apiKey.existingSecret=k", "accounts.prod.concurrency=0"}, "/accounts/prod/concurrency"},
+		{"account timeout without unit", []string{"accounts.prod.apiKey.existingSecret=k", "accounts.prod.timeout=10"}, "/accounts/prod/timeout"},
+		{"account URL without scheme", []string{"accounts.prod.apiKey.existingSecret=k", "accounts.prod.url=sandbox.api.video"}, "/accounts/prod/url"},
+		{"account without a key", []string{"accounts.prod.url=https://sandbox.api.video"}, "/accounts/prod"},
+		{"account with an empty key", []string{"accounts.prod.apiKey.existingSecretKey=api-key"}, "accounts.prod: apiKey.existingSecret or apiKey.value is required"},
+		{"account with two keys", []string{"accounts.prod.apiKey.existingSecret=k", "accounts.prod.apiKey.value=v"}, "accounts.prod: set one of apiKey.existingSecret and apiKey.value, not both"},
+		{"two accounts, one Secret name", []string{"accounts.eu_shop.apiKey.value=a", "accounts.eu-shop.apiKey.value=b"}, "would share the Secret video-apivideo-exporter-account-eu-shop"},
+		{"single key left unused", []string{"accounts.prod.apiKey.existingSecret=k", "apiKey.value=v"}, "apiKey.value is set but not used with accounts"},
+		{"probes without accounts", []string{"scrapeConfig.enabled=true"}, "scrapeConfig.enabled probes the accounts, and there are none"},
+		{"misspelt scrapeConfig key", []string{"scrapeConfig.jobname=apivideo"}, "additional properties 'jobname' not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,11 +46,19 @@ type KeyFile struct {
 	Key    string // key in the Secret
 }
 
-// CheckExporter asserts what every exporter container must have: a pinned
-// image, the metrics port and probes, bounded resources, a locked-down
-// security context, and the API key mounted read-only from a Secret. It
+// CheckExporter asserts what every exporter container must have (see
+// CheckContainer) and the API key mounted read-only from a Secret. It
 // returns where the key comes from.
 func CheckExporter(t *testing.T, pod corev1.PodSpec, c corev1.Container) KeyFile {
+	t.Helper()
+	CheckContainer(t, pod, c)
+	return checkKeyFile(t, pod, c)
+}
+
+// CheckContainer asserts what every exporter container must have, whatever
+// its accounts: a pinned image, the metrics port and probes, bounded
+// resources, a locked-down security context, and no key in the environment.
+func CheckContainer(t *testing.T, pod corev1.PodSpec, c corev1.Container) {
 	t.Helper()
 
 	// Image pinned.
@@ -120,10 +128,15 @@ func CheckExporter(t *testing.T, pod corev1.PodSpec, c corev1.Container) KeyFile
 	assert.False(t, *pod.AutomountServiceAccountToken, "the exporter does not talk to the Kubernetes API")
 	assert.False(t, pod.HostNetwork)
 
-	// API key from a Secret, mounted read-only as a file.
 	for _, e := range c.Env {
 		assert.NotEqual(t, "APIVIDEO_API_KEY", e.Name, "the key belongs in a file, not the environment")
 	}
+}
+
+// checkKeyFile asserts that --apivideo.api-key-file is a file of a Secret
+// volume mounted read-only, and returns that Secret and key.
+func checkKeyFile(t *testing.T, pod corev1.PodSpec, c corev1.Container) KeyFile {
+	t.Helper()
 	var keyFile string
 	for _, a := range c.Args {
 		if v, ok := strings.CutPrefix(a, "--apivideo.api-key-file="); ok {

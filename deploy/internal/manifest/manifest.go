@@ -73,7 +73,30 @@ type Relabelling struct {
 	TargetLabel  string   `json:"targetLabel,omitempty"`
 	Regex        string   `json:"regex,omitempty"`
 	Replacement  string   `json:"replacement,omitempty"`
+	Modulus      uint64   `json:"modulus,omitempty"`
 	Action       string   `json:"action,omitempty"`
+}
+
+// ScrapeConfig is the part of monitoring.coreos.com/v1alpha1 ScrapeConfig
+// the chart uses, decoded strictly.
+type ScrapeConfig struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
+		JobName           string         `json:"jobName,omitempty"`
+		MetricsPath       string         `json:"metricsPath,omitempty"`
+		ScrapeInterval    string         `json:"scrapeInterval,omitempty"`
+		ScrapeTimeout     string         `json:"scrapeTimeout,omitempty"`
+		StaticConfigs     []StaticConfig `json:"staticConfigs,omitempty"`
+		Relabelings       []Relabelling  `json:"relabelings,omitempty"`
+		MetricRelabelings []Relabelling  `json:"metricRelabelings,omitempty"`
+	} `json:"spec"`
+}
+
+// StaticConfig is a staticConfigs item of a ScrapeConfig.
+type StaticConfig struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels,omitempty"`
 }
 
 // PrometheusRule is a monitoring.coreos.com/v1 PrometheusRule, decoded
@@ -139,6 +162,8 @@ func Decode(doc []byte) (any, error) {
 		obj = &ServiceMonitor{}
 	case "monitoring.coreos.com/v1/PrometheusRule":
 		obj = &PrometheusRule{}
+	case "monitoring.coreos.com/v1alpha1/ScrapeConfig":
+		obj = &ScrapeConfig{}
 	default:
 		return nil, fmt.Errorf("unexpected apiVersion/kind %s/%s", tm.APIVersion, tm.Kind)
 	}
