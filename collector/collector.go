@@ -15,7 +15,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 )
@@ -70,7 +69,7 @@ var expiryBuckets = []float64{
 
 var (
 	upDesc = prometheus.NewDesc("apivideo_up",
-		"1 if the last scrape read every page of upload tokens from api.video, 0 if it failed.", nil, nil)
+		"1 if this scrape established the account's upload tokens, else 0.", nil, nil)
 	durationDesc = prometheus.NewDesc("apivideo_scrape_duration_seconds",
 		"Time this scrape spent getting the upload tokens from api.video (or the cache).", nil, nil)
 	activeDesc = prometheus.NewDesc("apivideo_upload_tokens_active",
@@ -100,20 +99,40 @@ var (
 )
 
 // Collector is a prometheus.Collector for the account's upload tokens.
-// Concurrent scrapes share one fetch.
+// Concurrent scrapes share one listing.
+//
+// A listing's records are reused by the next listing (see
+// apiclient.TokenList), so a scrape holds a lease on the listing it
+// publishes, taken before it can see the listing, and the next listing
+// starts only once every lease on the last one is given back.
 type Collector struct {
-	src    Source
-	opts   Options
-	flight singleflight.Group
+	src  Source
+	opts Options
 
-	mu     sync.Mutex
+	// mu guards the fields after it.
+	mu sync.Mutex
+	// listing is the listing in progress, if any.
+	listing *flight
+	// cached is the last listing, kept for CacheTTL while no other
+	// listing has started.
 	cached *apiclient.TokenList
+	// leases counts the scrapes publishing the last listing; drained,
+	// when set, is closed when that falls to 0.
+	leases  int
+	drained chan struct{}
+
 	// created counts the tokens the listings show being created.
 	created creations
-	// inUse is held for reading while a listing's tokens are published
-	// and for writing while the next listing is made: an incremental
-	// listing updates the previous one's records in place.
-	inUse sync.RWMutex
+}
+
+// flight is a listing that the scrapes waiting for it share.
+type flight struct {
+	done chan struct{} // closed when list and err are set
+	list *apiclient.TokenList
+	err  error
+	// waiting counts the scrapes waiting for the listing: each gets a
+	// lease on it when it succeeds.
+	waiting int
 }
 
 // New returns a Collector reading from src.
@@ -165,8 +184,14 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 		defer cancel()
 	}
 	start := time.Now()
-	list, err := c.fetch(ctx)
+	list, release, err := c.fetch(ctx)
 	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
+	if err == nil {
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
+		ch <- prometheus.MustNewConstMetric(listingRequestsDesc, prometheus.GaugeValue, float64(list.Requests))
+		c.emitTokens(list, ch)
+		release() // list is not to be read after this
+	}
 	if rl, ok := c.src.(RateLimitSource); ok {
 		if r, known := rl.RateLimit(); known {
 			ch <- prometheus.MustNewConstMetric(rateLimitDesc, prometheus.GaugeValue, float64(r.Limit))
@@ -183,75 +208,139 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 	if err != nil {
 		level.Error(c.opts.Logger).Log("msg", "scrape failed, publishing apivideo_up 0", "err", err)
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
-		return
 	}
-	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(listingRequestsDesc, prometheus.GaugeValue, float64(list.Requests))
-	c.inUse.RLock()
-	defer c.inUse.RUnlock()
-	c.emitTokens(list, ch)
 }
 
-// fetch returns a listing: from the cache when it is fresh, else from the
-// one fetch in flight, which the first scrape to arrive starts and every
-// concurrent scrape shares. The shared fetch runs to its starter's deadline
-// even if that scrape goes away; each scrape waits no longer than its own.
-// A scrape that joined a fetch which ran out of its starter's shorter time
-// fetches once more under its own.
-func (c *Collector) fetch(ctx context.Context) (*apiclient.TokenList, error) {
-	if list := c.fresh(); list != nil {
-		return list, nil
-	}
+// fetch returns a listing, with a lease on it that the caller gives back
+// with release once done with the listing: from the cache when it is
+// fresh, else from the one listing in flight, which the first scrape to
+// arrive starts and every concurrent scrape shares. The shared listing
+// runs to its starter's deadline even if that scrape goes away; each
+// scrape waits no longer than its own. A scrape that joined a listing
+// which ran out of its starter's shorter time fetches once more under its
+// own.
+func (c *Collector) fetch(ctx context.Context) (list *apiclient.TokenList, release func(), err error) {
 	for retried := false; ; retried = true {
-		started := false
-		result := c.flight.DoChan("tokens", func() (any, error) {
-			started = true
-			fctx := context.WithoutCancel(ctx)
-			if deadline, ok := ctx.Deadline(); ok {
-				var cancel context.CancelFunc
-				fctx, cancel = context.WithDeadline(fctx, deadline)
-				defer cancel()
-			}
-			c.inUse.Lock()
-			list, err := c.src.ListUploadTokens(fctx, c.keep())
-			if err == nil {
-				// Once a listing, here rather than at each scrape, so that
-				// a cached listing is not counted again.
-				c.created.observe(list.Records)
-			}
-			c.inUse.Unlock()
-			if err == nil && c.opts.CacheTTL > 0 {
-				c.mu.Lock()
-				c.cached = list
-				c.mu.Unlock()
-			}
-			return list, err
-		})
-		select {
-		case r := <-result:
-			if r.Err == nil {
-				return r.Val.(*apiclient.TokenList), nil
-			}
-			if !retried && !started && errors.Is(r.Err, context.DeadlineExceeded) && ctx.Err() == nil {
-				continue
-			}
-			return nil, r.Err
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for api.video: %w", ctx.Err())
+		c.mu.Lock()
+		if list := c.fresh(); list != nil {
+			c.leases++
+			c.mu.Unlock()
+			return list, c.release, nil
 		}
+		f, started := c.listing, false
+		if f == nil {
+			f, started = c.start(ctx), true
+		}
+		f.waiting++
+		c.mu.Unlock()
+
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			c.mu.Lock()
+			select {
+			case <-f.done:
+				// The listing came back meanwhile, with a lease for
+				// this scrape if it succeeded.
+				if f.err == nil {
+					c.releaseLocked()
+				}
+			default:
+				f.waiting--
+			}
+			c.mu.Unlock()
+			return nil, nil, fmt.Errorf("waiting for api.video: %w", ctx.Err())
+		}
+		if f.err == nil {
+			return f.list, c.release, nil
+		}
+		if !retried && !started && errors.Is(f.err, context.DeadlineExceeded) && ctx.Err() == nil {
+			continue
+		}
+		return nil, nil, f.err
 	}
 }
 
+// fresh returns the cached listing if it may be used; c.mu is held.
 func (c *Collector) fresh() *apiclient.TokenList {
-	if c.opts.CacheTTL <= 0 {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.cached != nil && c.opts.Now().Sub(c.cached.FetchedAt) < c.opts.CacheTTL {
 		return c.cached
 	}
 	return nil
+}
+
+// start starts a listing under ctx's deadline; c.mu is held.
+func (c *Collector) start(ctx context.Context) *flight {
+	f := &flight{done: make(chan struct{})}
+	c.listing = f
+	// The new listing reuses the last one's records: from now on no
+	// scrape may take the last listing up.
+	c.cached = nil
+	lctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		lctx, cancel = context.WithDeadline(lctx, deadline)
+	}
+	go func() {
+		defer cancel()
+		list, err := c.list(lctx)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.listing = nil
+		f.list, f.err = list, err
+		if err == nil {
+			c.leases += f.waiting
+			if c.opts.CacheTTL > 0 {
+				c.cached = list
+			}
+		}
+		close(f.done)
+	}()
+	return f
+}
+
+// list makes a listing once every scrape publishing the last one is done.
+func (c *Collector) list(ctx context.Context) (*apiclient.TokenList, error) {
+	c.mu.Lock()
+	drained := closed
+	if c.leases > 0 {
+		drained = make(chan struct{})
+		c.drained = drained
+	}
+	c.mu.Unlock()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the scrapes publishing the last listing: %w", ctx.Err())
+	}
+	list, err := c.src.ListUploadTokens(ctx, c.keep())
+	if err != nil {
+		return nil, err
+	}
+	// Once a listing, here rather than at each scrape, so that a cached
+	// listing is not counted again.
+	c.created.observe(list.Records)
+	return list, nil
+}
+
+var closed = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// release gives back a lease on the last listing.
+func (c *Collector) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.releaseLocked()
+}
+
+func (c *Collector) releaseLocked() {
+	c.leases--
+	if c.leases == 0 && c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
 }
 
 // keep is how many token values a listing must keep for the per-token series.
