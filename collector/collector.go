@@ -22,7 +22,9 @@ import (
 // Source lists the account's tokens, keeping the values of the keep tokens
 // first in the order of publication (apiclient.Before: tokens without
 // expiry, oldest first, then the tokens closest to expiry);
-// *apiclient.Client is one.
+// *apiclient.Client is one. A Collector calls it once at a time, and only
+// when no scrape still reads the list it returned last, so that a Source
+// may reuse that list's records (see apiclient.TokenList).
 type Source interface {
 	ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error)
 }
@@ -187,10 +189,7 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 	list, release, err := c.fetch(ctx)
 	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
 	if err == nil {
-		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
-		ch <- prometheus.MustNewConstMetric(listingRequestsDesc, prometheus.GaugeValue, float64(list.Requests))
-		c.emitTokens(list, ch)
-		release() // list is not to be read after this
+		c.publish(list, release, ch)
 	}
 	if rl, ok := c.src.(RateLimitSource); ok {
 		if r, known := rl.RateLimit(); known {
@@ -222,10 +221,10 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 func (c *Collector) fetch(ctx context.Context) (list *apiclient.TokenList, release func(), err error) {
 	for retried := false; ; retried = true {
 		c.mu.Lock()
-		if list := c.fresh(); list != nil {
+		if cached := c.fresh(); cached != nil {
 			c.leases++
 			c.mu.Unlock()
-			return list, c.release, nil
+			return cached, c.release, nil
 		}
 		f, started := c.listing, false
 		if f == nil {
@@ -276,7 +275,7 @@ func (c *Collector) start(ctx context.Context) *flight {
 	// The new listing reuses the last one's records: from now on no
 	// scrape may take the last listing up.
 	c.cached = nil
-	lctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	lctx, cancel := context.WithoutCancel(ctx), func() {}
 	if deadline, ok := ctx.Deadline(); ok {
 		lctx, cancel = context.WithDeadline(lctx, deadline)
 	}
@@ -300,17 +299,19 @@ func (c *Collector) start(ctx context.Context) *flight {
 
 // list makes a listing once every scrape publishing the last one is done.
 func (c *Collector) list(ctx context.Context) (*apiclient.TokenList, error) {
+	var drained chan struct{}
 	c.mu.Lock()
-	drained := closed
 	if c.leases > 0 {
 		drained = make(chan struct{})
 		c.drained = drained
 	}
 	c.mu.Unlock()
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for the scrapes publishing the last listing: %w", ctx.Err())
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the scrapes publishing the last listing: %w", ctx.Err())
+		}
 	}
 	list, err := c.src.ListUploadTokens(ctx, c.keep())
 	if err != nil {
@@ -321,12 +322,6 @@ func (c *Collector) list(ctx context.Context) (*apiclient.TokenList, error) {
 	c.created.observe(list.Records)
 	return list, nil
 }
-
-var closed = func() chan struct{} {
-	ch := make(chan struct{})
-	close(ch)
-	return ch
-}()
 
 // release gives back a lease on the last listing.
 func (c *Collector) release() {
@@ -349,6 +344,15 @@ func (c *Collector) keep() int {
 		return 0
 	}
 	return c.opts.MaxTokenSeries
+}
+
+// publish publishes a listing, then gives back the scrape's lease on it,
+// even if publishing panics (the registry recovers from that).
+func (c *Collector) publish(list *apiclient.TokenList, release func(), ch chan<- prometheus.Metric) {
+	defer release()
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(listingRequestsDesc, prometheus.GaugeValue, float64(list.Requests))
+	c.emitTokens(list, ch)
 }
 
 // emitTokens publishes the counts, the histograms and the per-token
