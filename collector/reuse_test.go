@@ -275,3 +275,65 @@ func TestConcurrentScrapesOfReusedRecords(t *testing.T) {
 	}
 	assert.Greater(t, src.calls.Load(), int32(1))
 }
+
+// slowSource is a reusingSource whose listings take a while.
+type slowSource struct {
+	reusingSource
+	delay   time.Duration
+	started atomic.Int32
+}
+
+func (s *slowSource) ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error) {
+	s.started.Add(1)
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.reusingSource.ListUploadTokens(ctx, keep)
+}
+
+// TestScrapesThatGoAwayHoldNothingBack checks that a scrape which stops
+// waiting for a shared listing, or whose publication panics, leaves no
+// lease behind: the next listing starts at once, where a lease left behind
+// would keep it waiting until the scrape's deadline, apivideo_up 0.
+func TestScrapesThatGoAwayHoldNothingBack(t *testing.T) {
+	var panics atomic.Bool
+	clock := func() time.Time {
+		if panics.Load() {
+			panic("clock")
+		}
+		return now
+	}
+	src := &slowSource{reusingSource: reusingSource{now: func() time.Time { return now },
+		listings: [][]apiclient.Token{firstListing, secondListing}}, delay: 200 * time.Millisecond}
+	c := collector.New(src, collector.Options{TokenLabel: collector.LabelFull, MaxTokenSeries: 100, Now: clock})
+	scrape := func(timeout time.Duration) (map[string]*dto.MetricFamily, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return collectFamilies(c.WithContext(ctx))
+	}
+
+	starter := make(chan map[string]*dto.MetricFamily, 1)
+	go func() {
+		f, _ := scrape(5 * time.Second)
+		starter <- f
+	}()
+	for src.started.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	f, err := scrape(20 * time.Millisecond) // joins, and goes before the listing is done
+	require.NoError(t, err)
+	assert.Equal(t, 0.0, gauge(f, "apivideo_up"), "the scrape that went away")
+	assertListing(t, <-starter, firstListing, "the scrape that started the listing")
+
+	// Publishing panics (the registry recovers): the lease is given back.
+	panics.Store(true)
+	_, err = scrape(5 * time.Second)
+	require.ErrorContains(t, err, "panic")
+	panics.Store(false)
+
+	f, err = scrape(2 * time.Second)
+	require.NoError(t, err)
+	assertListing(t, f, secondListing, "the next listing, which nothing held back")
+}
