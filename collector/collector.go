@@ -111,7 +111,7 @@ type Collector struct {
 	src  Source
 	opts Options
 
-	// mu guards the fields after it.
+	// mu guards listing, cached, leases and drained.
 	mu sync.Mutex
 	// listing is the listing in progress, if any.
 	listing *flight
