@@ -44,8 +44,10 @@ type IncrementalOptions struct {
 //     ones are found by bisection, about log2(pages) requests each (up to
 //     the client's concurrency at once), and a page that covers one shows
 //     it missing between its neighbours;
-//  5. checks the count again at the end of the list, and repeats 4 if
-//     tokens went meanwhile.
+//  5. checks the count again at the end of the list, reading only the
+//     tokens created since the previous count, and repeats 4 if tokens
+//     went meanwhile: each round is shorter than the one before, and
+//     one with no deletion during it ends the scrape.
 //
 // It reads the whole list again (as ListUploadTokens does) on the first
 // scrape, every ResyncInterval, and whenever the counts cannot be
@@ -71,8 +73,12 @@ type Incremental struct {
 	// it saw besides the kept tokens.
 	resync  *listing
 	reading *reading
-	// lastFresh is how many new tokens the last scrape found.
+	// lastFresh is how many new tokens the last scrape found; endAt is
+	// when the end of the list was last read, and newRate how many tokens
+	// a second were created before: how many new tokens to expect there.
 	lastFresh int
+	endAt     time.Time
+	newRate   float64
 	// readingScrapes is how many scrapes the current or last reading of
 	// the whole list took.
 	readingScrapes int
@@ -285,6 +291,7 @@ func (s *Incremental) adopt(l *listing) {
 	s.known = slices.DeleteFunc(known, func(r Record) bool { return !r.ActiveAt(now) })
 	s.keeper = l.keep
 	s.synced, s.syncedAt, s.resync, s.reading = true, now, nil, nil
+	s.endAt = now
 	s.progress.Store(math.Float64bits(1))
 	level.Debug(s.c.logger).Log("msg", "read the whole list", "tokens", len(s.known), "requests", l.requests)
 }
@@ -297,16 +304,26 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 	known := s.known
 	defer func() { s.known = known }()
 	pages := len(known)/l.c.pageSize + 1
+	added := 0
 	for round := 0; ; round++ {
 		// Tokens deleted while the scrape looks for others are looked for
-		// too, in the next round; past a reading's cost, read instead.
-		if round == 8 || l.requests > pages+pages/2 {
+		// too, in the next round, each round shorter than the one before;
+		// past a reading's cost, read instead.
+		if round == maxRounds || l.requests > pages+pages/2 {
 			return fmt.Errorf("%w: tokens kept going while they were looked for", errResync)
 		}
 		now := s.c.now()
 		known = slices.DeleteFunc(known, func(r Record) bool { return !r.ActiveAt(now) })
 		s.keeper.drop(func(r Record) bool { return !r.ActiveAt(now) })
-		fresh, end, err := s.readEnd(ctx, l, known, pages)
+		expectNew := s.lastFresh
+		if !s.endAt.IsZero() && s.newRate > 0 {
+			expectNew = int(s.newRate * s.c.now().Sub(s.endAt).Seconds())
+		}
+		fresh, end, err := s.readEnd(ctx, l, known, pages, expectNew)
+		if errors.Is(err, errNoTotal) {
+			// The list shrank under the reads of its end: count again.
+			continue
+		}
 		if errors.Is(err, ErrInconsistentListing) {
 			// The end of the list is too far from the kept tokens.
 			return fmt.Errorf("%w: %w", errResync, err)
@@ -314,21 +331,29 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 		if err != nil {
 			return err
 		}
+		// The new tokens were active when read: they join the kept ones
+		// now, so that the next round reads only those created since, and
+		// counts, and looks for deleted tokens among, them all.
+		if cap(known)-len(known) < len(fresh) {
+			// Room for a while, rather than a copy at every scrape.
+			known = slices.Grow(known, len(fresh)+len(known)/16)
+		}
+		known = append(known, fresh...)
+		added += len(fresh)
+		if since := end.received.Sub(s.endAt); !s.endAt.IsZero() && since > 0 {
+			s.newRate = float64(len(fresh)) / since.Seconds()
+		}
+		s.endAt = end.received
 		kmin, kmax := activeAt(known, end.sent, end.received)
-		nmin, nmax := activeAt(fresh, end.sent, end.received)
-		level.Debug(s.c.logger).Log("msg", "counted", "round", round, "known", kmin, "known_maybe", kmax, "new", nmin, "new_maybe", nmax, "listed", end.itemsTotal, "requests", l.requests)
-		switch low, high := kmin+nmin-end.itemsTotal, kmax+nmax-end.itemsTotal; {
+		level.Debug(s.c.logger).Log("msg", "counted", "round", round, "known", kmin, "known_maybe", kmax, "new", len(fresh), "listed", end.itemsTotal, "requests", l.requests)
+		switch low, high := kmin-end.itemsTotal, kmax-end.itemsTotal; {
 		case high < 0:
 			return fmt.Errorf("%w: api.video lists %d tokens, %d more than known", errResync, end.itemsTotal, -high)
 		case high == 0:
 			// Every kept token is accounted for.
 			now := s.c.now()
-			if cap(known)-len(known) < len(fresh) {
-				// Room for a while, rather than a copy at every scrape.
-				known = slices.Grow(known, len(fresh)+len(known)/16)
-			}
-			known = slices.DeleteFunc(append(known, fresh...), func(r Record) bool { return !r.ActiveAt(now) })
-			s.lastFresh = len(fresh)
+			known = slices.DeleteFunc(known, func(r Record) bool { return !r.ActiveAt(now) })
+			s.lastFresh = added
 			return nil
 		case low <= 0:
 			// A token expired while the count was taken, and may or may
@@ -353,6 +378,17 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 	}
 }
 
+// maxRounds bounds the rounds of counting and finding deleted tokens in
+// one scrape. On a busy account tokens are deleted while others are looked
+// for: a round of a few hundred milliseconds ends with none deleted
+// meanwhile about half the time at a deletion every 2 s, so a few rounds
+// are common, and a dozen rare.
+const maxRounds = 24
+
+// errNoTotal means no read of the end of the list gave its total: the list
+// shrank under them.
+var errNoTotal = fmt.Errorf("%w: no page gave the list's total", errResync)
+
 func bits(n int) int {
 	b := 1
 	for ; n > 1; n >>= 1 {
@@ -363,15 +399,15 @@ func bits(n int) int {
 
 // readEnd reads the list from its end down to the newest kept token,
 // returning the tokens newer than it and the read that reached the end.
-func (s *Incremental) readEnd(ctx context.Context, l *listing, known []Record, pages int) ([]Record, run, error) {
+func (s *Incremental) readEnd(ctx context.Context, l *listing, known []Record, pages, expectNew int) ([]Record, run, error) {
 	var (
 		fresh []Record
 		seen  = map[uint64]bool{}
 		end   *run
 	)
 	// The first page read should hold the newest kept token and as many
-	// new ones as the last scrape found.
-	g := gap{hint: len(known) + s.lastFresh + 5}
+	// new ones as expected.
+	g := gap{hint: len(known) + expectNew + 5}
 	if len(known) > 0 {
 		g.low = known[len(known)-1]
 	}
@@ -390,7 +426,7 @@ func (s *Incremental) readEnd(ctx context.Context, l *listing, known []Record, p
 		return nil, run{}, err
 	}
 	if end == nil {
-		return nil, run{}, fmt.Errorf("%w: no page gave the list's total", errResync)
+		return nil, run{}, errNoTotal
 	}
 	slices.SortStableFunc(fresh, func(a, b Record) int { return cmp.Compare(a.Created, b.Created) })
 	return fresh, *end, nil
@@ -463,7 +499,8 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 		return n
 	}
 	type probe struct {
-		v      interval
+		v      int // index of its interval in the batch
+		at     int // index in known it looks for
 		r      run
 		tokens []Token
 	}
@@ -472,27 +509,34 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 		// Up to --apivideo.concurrency intervals at once: the deleted
 		// tokens are found in fewer rounds of requests, with fewer
 		// deleted meanwhile.
-		var batch []probe
-		for len(stack) > 0 && len(batch) < l.c.concurrency {
+		var intervals []interval
+		for len(stack) > 0 && len(intervals) < l.c.concurrency {
 			v := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			if v.goneHi-v.goneLo-goneIn(v.lo, v.hi) <= 0 {
 				continue
 			}
-			if reads++; reads > maxReads {
-				return nil, fmt.Errorf("%w: %d reads did not find the deleted tokens", errResync, maxReads)
-			}
-			batch = append(batch, probe{v: v})
+			intervals = append(intervals, v)
+		}
+		if len(intervals) == 0 {
+			break
+		}
+		var batch []probe
+		for i, v := range intervals {
+			batch = append(batch, probe{v: i, at: (v.lo + v.hi) / 2})
+		}
+		if reads += len(batch); reads > maxReads {
+			return nil, fmt.Errorf("%w: %d reads did not find the deleted tokens", errResync, maxReads)
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		now := s.c.now()
 		for i := range batch {
-			v := batch[i].v
-			// Where known[mid] should be: less the kept tokens before it
+			v, at := intervals[batch[i].v], batch[i].at
+			// Where known[at] should be: less the kept tokens before it
 			// that are gone, deleted (about half those of the interval on
 			// top of those before it) or expired.
-			mid := (v.lo + v.hi) / 2
-			pos := mid - (v.goneLo+v.goneHi)/2 - expiredBefore(mid, now)
+			deleted := v.goneLo + (v.goneHi-v.goneLo)*(at-v.lo)/max(v.hi-v.lo, 1)
+			pos := at - deleted - expiredBefore(at, now)
 			number, size := window(pos-50, pos+49)
 			g.Go(func() error {
 				if err := s.clearOfExpiries(gctx, l); err != nil {
@@ -506,8 +550,13 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
+		// What each probe showed: the indices in known of the first and
+		// last seconds it shows whole, and how many kept tokens before
+		// each are gone.
+		type cut struct{ first, firstGone, last, lastGone int }
+		cuts := make([][]cut, len(intervals))
 		for _, p := range batch {
-			v, r, tokens := p.v, p.r, p.tokens
+			r, tokens := p.r, p.tokens
 			if len(tokens) == 0 {
 				return nil, fmt.Errorf("%w: a page held no kept token", errResync)
 			}
@@ -534,36 +583,54 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 			}
 			// Gone before lo, and before hi, from where those seconds start
 			// in the page.
-			first, firstGone, last, lastGone := -1, 0, -1, 0
+			c := cut{first: -1, last: -1}
 			for i, t := range tokens {
 				if (i == 0 && r.start > 0) || (i > 0 && t.Created == tokens[i-1].Created) || t.Created > known[len(known)-1].Created {
 					continue
 				}
 				j := secondStart(known, t.Created)
 				deleted := j - (r.start + i) - expiredBefore(j, r.received)
-				if first < 0 {
-					first, firstGone = j, deleted
+				if c.first < 0 {
+					c.first, c.firstGone = j, deleted
 				}
-				last, lastGone = j, deleted
+				c.last, c.lastGone = j, deleted
 			}
-			if first < 0 {
+			if c.first < 0 {
 				return nil, fmt.Errorf("%w: a page showed no second of kept tokens whole", errResync)
 			}
-			if first >= v.hi || last <= v.lo {
-				// The page missed the interval: look again, knowing more.
-				if first >= v.hi {
-					v.goneHi = min(v.goneHi, firstGone)
-				} else {
-					v.goneLo = max(v.goneLo, lastGone)
+			cuts[p.v] = append(cuts[p.v], c)
+		}
+		for i, v := range intervals {
+			// The pages that missed the interval bound its gone tokens;
+			// those that fell in it cut it into the parts they did not show.
+			var in []cut
+			for _, c := range cuts[i] {
+				switch {
+				case c.first >= v.hi:
+					v.goneHi = min(v.goneHi, c.firstGone)
+				case c.last <= v.lo:
+					v.goneLo = max(v.goneLo, c.lastGone)
+				default:
+					in = append(in, c)
 				}
+			}
+			if len(in) == 0 {
+				// Look again, knowing more.
 				stack = append(stack, v)
 				continue
 			}
-			if last < v.hi {
-				stack = append(stack, interval{last, v.hi, lastGone, v.goneHi})
+			slices.SortFunc(in, func(a, b cut) int { return cmp.Compare(a.first, b.first) })
+			at, goneAt := v.lo, v.goneLo
+			for _, c := range in {
+				if c.first > at {
+					stack = append(stack, interval{at, c.first, goneAt, c.firstGone})
+				}
+				if c.last > at {
+					at, goneAt = c.last, c.lastGone
+				}
 			}
-			if first > v.lo {
-				stack = append(stack, interval{v.lo, first, v.goneLo, firstGone})
+			if at < v.hi {
+				stack = append(stack, interval{at, v.hi, goneAt, v.goneHi})
 			}
 		}
 	}

@@ -184,3 +184,91 @@ func TestIncrementalKeepsToTheRateLimitShare(t *testing.T) {
 	assert.ErrorIs(t, err, apiclient.ErrRequestBudget)
 	assert.Equal(t, int64(rl.Remaining/4), sent.Load(), "a quarter of what was left, and no more")
 }
+
+func TestIncrementalFindsSeveralDeletedTokens(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		where []int
+	}{
+		{"apart", []int{10, 2500, 5000, 7500, 9990}},
+		{"in one page", []int{4000, 4001, 4010, 4050}},
+		{"at both ends", []int{0, 1, 9997, 9998}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk, w := churnFake(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{7200}, Seed: 11, RateLimit: 100000}, 100*time.Millisecond)
+			c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+			inc := c.NewIncremental(apiclient.IncrementalOptions{})
+			_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+
+			// Removed from the highest position down, so that each index
+			// names a token of the list as it was.
+			for i := len(tc.where) - 1; i >= 0; i-- {
+				s.RemoveToken(tc.where[i])
+			}
+			w.begin(s.Tokens())
+			s.ResetStats()
+			list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+			w.check(t, s.Tokens(), list)
+			assert.Len(t, list.Records, 10000-len(tc.where))
+			// Two reads of the end, and about log2(100 pages) a deletion.
+			assert.LessOrEqual(t, s.Stats().ListRequests, 2+len(tc.where)*(int(math.Ceil(math.Log2(100)))+2))
+		})
+	}
+}
+
+func TestIncrementalTokensDeletedDuringTheSearch(t *testing.T) {
+	// Tokens deleted since the last scrape, and more deleted at chosen
+	// requests of the scrape that looks for them: the scrape publishes
+	// every token active throughout, and none deleted before it began.
+	for _, tc := range []struct {
+		name string
+		// at maps a list request of the scrape (from 1) to the position
+		// of the token then deleted.
+		at map[int]int
+	}{
+		{"one while the first is looked for", map[int]int{3: 7000}},
+		{"one before and one after the looked-for token", map[int]int{2: 100, 4: 9000}},
+		{"one at every few requests", map[int]int{2: 500, 5: 3000, 8: 6000, 11: 9500, 14: 50}},
+		// More rounds of looking than a deletion every 2 s brings at
+		// 100,000 tokens.
+		{"one in every round for a while", everyNth(4, 40)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk, w := churnFake(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{3600}, Seed: 12, RateLimit: 100000,
+				Churn: apimodel.Churn{CreatePerSecond: 2.8}}, 100*time.Millisecond)
+			c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+			inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
+			_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+			clk.Advance(15 * time.Second)
+
+			s.RemoveToken(4321)
+			w.begin(s.Tokens())
+			var requests atomic.Int64
+			s.OnList(func(int) {
+				clk.Advance(100 * time.Millisecond)
+				if where, ok := tc.at[int(requests.Add(1))]; ok {
+					s.RemoveToken(where)
+				}
+				w.see(s.Tokens())
+			})
+			list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+			w.check(t, s.Tokens(), list)
+			// Without a reading of the whole list (100 pages).
+			assert.Less(t, int(requests.Load()), 100, "requests")
+		})
+	}
+}
+
+// everyNth deletes a token, at a different place each time, at every n-th
+// request up to the request until.
+func everyNth(n, until int) map[int]int {
+	at := map[int]int{}
+	for i := 2; i <= until; i += n {
+		at[i] = (i * 1237) % 9000
+	}
+	return at
+}

@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
@@ -46,12 +48,19 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Second, "scrape deadline")
 	deleteEvery := flag.Duration("delete-every", 2*time.Second, "a token deleted this often (0: none)")
 	concurrency := flag.Int("concurrency", apiclient.DefaultConcurrency, "--apivideo.concurrency")
+	debug := flag.Bool("debug", false, "log the client's debug lines to standard error")
 	flag.Parse()
+	if *debug {
+		logger = level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr)), level.AllowDebug())
+	}
 	if err := run(*tokens, *mode, *scrapes, *interval, *latency, *timeout, *deleteEvery, *concurrency); err != nil {
 		fmt.Fprintln(os.Stderr, "churn:", err)
 		os.Exit(1)
 	}
 }
+
+// logger receives the client's log lines; silent unless -debug.
+var logger = log.NewNopLogger()
 
 func run(tokens int, mode string, scrapes int, interval, latency, timeout, deleteEvery time.Duration, concurrency int) error {
 	churn := apimodel.Churn{CreatePerSecond: float64(tokens) / 3600, TTLs: []int{3600}}
@@ -74,7 +83,7 @@ func run(tokens int, mode string, scrapes int, interval, latency, timeout, delet
 	})
 	var sent atomic.Int64
 	client, err := apiclient.New(apiclient.Config{
-		BaseURL: fake.URL, Key: apiclient.StaticKey(fake.APIKey()), Concurrency: concurrency,
+		BaseURL: fake.URL, Key: apiclient.StaticKey(fake.APIKey()), Concurrency: concurrency, Logger: logger,
 		Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
 			if r.URL.Path == "/upload-tokens" {
 				sent.Add(1)
