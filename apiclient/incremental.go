@@ -499,8 +499,7 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 		return n
 	}
 	type probe struct {
-		v      int // index of its interval in the batch
-		at     int // index in known it looks for
+		v      interval
 		r      run
 		tokens []Token
 	}
@@ -509,34 +508,27 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 		// Up to --apivideo.concurrency intervals at once: the deleted
 		// tokens are found in fewer rounds of requests, with fewer
 		// deleted meanwhile.
-		var intervals []interval
-		for len(stack) > 0 && len(intervals) < l.c.concurrency {
+		var batch []probe
+		for len(stack) > 0 && len(batch) < l.c.concurrency {
 			v := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			if v.goneHi-v.goneLo-goneIn(v.lo, v.hi) <= 0 {
 				continue
 			}
-			intervals = append(intervals, v)
-		}
-		if len(intervals) == 0 {
-			break
-		}
-		var batch []probe
-		for i, v := range intervals {
-			batch = append(batch, probe{v: i, at: (v.lo + v.hi) / 2})
-		}
-		if reads += len(batch); reads > maxReads {
-			return nil, fmt.Errorf("%w: %d reads did not find the deleted tokens", errResync, maxReads)
+			if reads++; reads > maxReads {
+				return nil, fmt.Errorf("%w: %d reads did not find the deleted tokens", errResync, maxReads)
+			}
+			batch = append(batch, probe{v: v})
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		now := s.c.now()
 		for i := range batch {
-			v, at := intervals[batch[i].v], batch[i].at
-			// Where known[at] should be: less the kept tokens before it
+			v := batch[i].v
+			// Where known[mid] should be: less the kept tokens before it
 			// that are gone, deleted (about half those of the interval on
 			// top of those before it) or expired.
-			deleted := v.goneLo + (v.goneHi-v.goneLo)*(at-v.lo)/max(v.hi-v.lo, 1)
-			pos := at - deleted - expiredBefore(at, now)
+			mid := (v.lo + v.hi) / 2
+			pos := mid - (v.goneLo+v.goneHi)/2 - expiredBefore(mid, now)
 			number, size := window(pos-50, pos+49)
 			g.Go(func() error {
 				if err := s.clearOfExpiries(gctx, l); err != nil {
@@ -550,13 +542,8 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		// What each probe showed: the indices in known of the first and
-		// last seconds it shows whole, and how many kept tokens before
-		// each are gone.
-		type cut struct{ first, firstGone, last, lastGone int }
-		cuts := make([][]cut, len(intervals))
 		for _, p := range batch {
-			r, tokens := p.r, p.tokens
+			v, r, tokens := p.v, p.r, p.tokens
 			if len(tokens) == 0 {
 				return nil, fmt.Errorf("%w: a page held no kept token", errResync)
 			}
@@ -583,54 +570,36 @@ func (s *Incremental) locate(ctx context.Context, l *listing, known []Record, wa
 			}
 			// Gone before lo, and before hi, from where those seconds start
 			// in the page.
-			c := cut{first: -1, last: -1}
+			first, firstGone, last, lastGone := -1, 0, -1, 0
 			for i, t := range tokens {
 				if (i == 0 && r.start > 0) || (i > 0 && t.Created == tokens[i-1].Created) || t.Created > known[len(known)-1].Created {
 					continue
 				}
 				j := secondStart(known, t.Created)
 				deleted := j - (r.start + i) - expiredBefore(j, r.received)
-				if c.first < 0 {
-					c.first, c.firstGone = j, deleted
+				if first < 0 {
+					first, firstGone = j, deleted
 				}
-				c.last, c.lastGone = j, deleted
+				last, lastGone = j, deleted
 			}
-			if c.first < 0 {
+			if first < 0 {
 				return nil, fmt.Errorf("%w: a page showed no second of kept tokens whole", errResync)
 			}
-			cuts[p.v] = append(cuts[p.v], c)
-		}
-		for i, v := range intervals {
-			// The pages that missed the interval bound its gone tokens;
-			// those that fell in it cut it into the parts they did not show.
-			var in []cut
-			for _, c := range cuts[i] {
-				switch {
-				case c.first >= v.hi:
-					v.goneHi = min(v.goneHi, c.firstGone)
-				case c.last <= v.lo:
-					v.goneLo = max(v.goneLo, c.lastGone)
-				default:
-					in = append(in, c)
+			if first >= v.hi || last <= v.lo {
+				// The page missed the interval: look again, knowing more.
+				if first >= v.hi {
+					v.goneHi = min(v.goneHi, firstGone)
+				} else {
+					v.goneLo = max(v.goneLo, lastGone)
 				}
-			}
-			if len(in) == 0 {
-				// Look again, knowing more.
 				stack = append(stack, v)
 				continue
 			}
-			slices.SortFunc(in, func(a, b cut) int { return cmp.Compare(a.first, b.first) })
-			at, goneAt := v.lo, v.goneLo
-			for _, c := range in {
-				if c.first > at {
-					stack = append(stack, interval{at, c.first, goneAt, c.firstGone})
-				}
-				if c.last > at {
-					at, goneAt = c.last, c.lastGone
-				}
+			if last < v.hi {
+				stack = append(stack, interval{last, v.hi, lastGone, v.goneHi})
 			}
-			if at < v.hi {
-				stack = append(stack, interval{at, v.hi, goneAt, v.goneHi})
+			if first > v.lo {
+				stack = append(stack, interval{v.lo, first, v.goneLo, firstGone})
 			}
 		}
 	}
