@@ -272,3 +272,36 @@ func everyNth(n, until int) map[int]int {
 	}
 	return at
 }
+
+func TestIncrementalRoundsReadOnlyTheNewestTokens(t *testing.T) {
+	// 28 tokens created a second, as at 100,000 tokens of a one-hour ttl:
+	// 420 new tokens since the last scrape, 5 pages. Tokens deleted while
+	// the scrape looks for another make it count again, and each count
+	// reads only the tokens created since the one before, not the 5 pages.
+	s, clk, w := churnFake(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{3600}, Seed: 13, RateLimit: 100000,
+		Churn: apimodel.Churn{CreatePerSecond: 28}}, 100*time.Millisecond)
+	c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+	inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
+	_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+	require.NoError(t, err)
+	clk.Advance(15 * time.Second)
+
+	s.RemoveToken(4321)
+	w.begin(s.Tokens())
+	var requests atomic.Int64
+	deleteAt := map[int64]int{9: 2000, 17: 8000, 25: 5000}
+	s.OnList(func(int) {
+		clk.Advance(100 * time.Millisecond)
+		if where, ok := deleteAt[requests.Add(1)]; ok {
+			s.RemoveToken(where)
+		}
+		w.see(s.Tokens())
+	})
+	list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+	require.NoError(t, err)
+	w.check(t, s.Tokens(), list)
+	// 6 reads of the end, about log2(100 pages) for each of 4 deletions,
+	// and 1 or 2 for each count after the first: reading the 5 pages of
+	// new tokens again at each count would take 57.
+	assert.LessOrEqual(t, int(requests.Load()), 6+4*9+3*2, "requests")
+}
