@@ -380,7 +380,7 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 
 // maxRounds bounds the rounds of counting and finding deleted tokens in
 // one scrape. On a busy account tokens are deleted while others are looked
-// for: a round of a few hundred milliseconds ends with none deleted
+// for: a round of about a second ends with none deleted
 // meanwhile about half the time at a deletion every 2 s, so a few rounds
 // are common, and a dozen rare.
 const maxRounds = 24
