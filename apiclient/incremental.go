@@ -2,11 +2,13 @@ package apiclient
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,6 +154,7 @@ func (s *Incremental) ListUploadTokens(ctx context.Context, keep int) (*TokenLis
 		if err != nil {
 			return nil, err
 		}
+		spent += s.refill(ctx, budget-spent)
 		now := s.c.now()
 		return &TokenList{
 			Records:   s.known,
@@ -376,6 +379,122 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 			s.keeper.drop(func(r Record) bool { _, g := gone[id(r)]; return g })
 		}
 	}
+}
+
+// refill reads the values the keeper lacks. Kept tokens expire or are
+// deleted, and those that take their place in the order of publication
+// are old tokens, which the reads of the end of the list do not see. The
+// kept records tell which tokens they are and, the list being in createdAt
+// order, about where they lie: refill reads only the pages there, those of
+// the tokens first in the order of publication first, within the scrape's
+// budget and time, and returns the requests it made. Values are kept up
+// to the first token not found, so that every token not kept ranks after
+// every kept one; the next scrape looks for the rest.
+func (s *Incremental) refill(ctx context.Context, budget int) int {
+	k := s.keeper
+	now := s.c.now()
+	k.drop(func(r Record) bool { return !r.ActiveAt(now) })
+	need := k.missing(len(s.known))
+	if need <= 0 || budget <= 0 || len(s.known) == 0 {
+		return 0
+	}
+	// The need tokens first in the order of publication among those not
+	// kept, and the one after them.
+	next := tokenHeap{}
+	for _, r := range s.known {
+		if !r.ActiveAt(now) || k.has(id(r)) {
+			continue
+		}
+		if len(next) <= need {
+			heap.Push(&next, Token{Record: r})
+		} else if Before(r, next[0].Record) < 0 {
+			next[0] = Token{Record: r}
+			heap.Fix(&next, 0)
+		}
+	}
+	slices.SortFunc(next, func(a, b Token) int { return Before(a.Record, b.Record) })
+	horizon := rank{math.MaxUint64, math.MaxUint64}
+	if len(next) > need {
+		horizon, next = next[need].rank(), next[:need]
+	}
+	// Their positions in the list are about theirs in known: pages around
+	// them, each read once, the page of the first in the order of
+	// publication first.
+	type place struct{ pos, order int }
+	places := make([]place, len(next))
+	want := make(map[uint64]int, len(next))
+	for i, t := range next {
+		places[i] = place{findKnown(s.known, t.Record), i}
+		want[id(t.Record)] = i
+	}
+	slices.SortFunc(places, func(a, b place) int { return cmp.Compare(a.pos, b.pos) })
+	type page struct{ number, size, first int }
+	var pages []page
+	const margin = 5 // for tokens deleted or expired since the count
+	for i := 0; i < len(places); {
+		first := places[i].order
+		j := i
+		for j+1 < len(places) && places[j+1].pos-places[i].pos < MaxPageSize-2*margin {
+			j++
+			first = min(first, places[j].order)
+		}
+		number, size := window(places[i].pos-margin, places[j].pos+margin)
+		if len(pages) == 0 || pages[len(pages)-1].number != number || pages[len(pages)-1].size != size {
+			pages = append(pages, page{number, size, first})
+		}
+		i = j + 1
+	}
+	slices.SortFunc(pages, func(a, b page) int { return cmp.Compare(a.first, b.first) })
+
+	l := &listing{c: s.c, keep: newKeeper(0), budget: budget, reserve: reserve(ctx), discard: true}
+	var (
+		mu      sync.Mutex
+		found   = make(map[int]Token, len(next))
+		unknown = 0
+	)
+	// Every token older than the newest kept one should be kept, but
+	// for those about to expire: api.video's clock may lag.
+	newest := s.known[len(s.known)-1].Created
+	settled := unixSeconds(now.Add(time.Minute))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.c.concurrency)
+	for _, p := range pages {
+		g.Go(func() error {
+			_, tokens, err := l.read(gctx, p.number, p.size)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, t := range tokens {
+				if i, ok := want[t.ID()]; ok && t.Expires == next[i].Expires {
+					t.Value = strings.Clone(t.Value)
+					found[i] = t
+				} else if !ok && t.Created < newest && (t.NeverExpires() || t.Expires > settled) && findKnown(s.known, t.Record) < 0 {
+					unknown++
+				}
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil && !isPause(err, ctx) {
+		level.Warn(s.c.logger).Log("msg", "reading the values of the tokens to publish failed", "err", err)
+	}
+	if unknown > 0 {
+		// The list holds old tokens the kept state does not: read it
+		// whole again from the next scrape on.
+		level.Info(s.c.logger).Log("msg", "the list holds tokens not kept; reading it whole again", "tokens", unknown)
+		s.syncedAt = time.Time{}
+	}
+	values := make([]Token, 0, len(found))
+	for i, t := range next {
+		f, ok := found[i]
+		if !ok {
+			horizon = t.rank()
+			break
+		}
+		values = append(values, f)
+	}
+	k.refill(values, horizon)
+	level.Debug(s.c.logger).Log("msg", "refilled the values to publish", "want", need, "found", len(values), "requests", l.requests)
+	return l.requests
 }
 
 // maxRounds bounds the rounds of counting and finding deleted tokens in

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -304,4 +305,56 @@ func TestIncrementalRoundsReadOnlyTheNewestTokens(t *testing.T) {
 	// and 1 or 2 for each count after the first: reading the 5 pages of
 	// new tokens again at each count would take 57.
 	assert.LessOrEqual(t, int(requests.Load()), 6+4*9+3*2, "requests")
+}
+
+func TestIncrementalKeepsTheCapFilled(t *testing.T) {
+	// The kept values expire first: without a refill the published
+	// values die out between readings of the whole list.
+	for _, tc := range []struct {
+		name string
+		ttls []int
+	}{
+		{"one ttl", []int{3600}},
+		{"mixed ttls", []int{600, 3600, 7200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk, _ := churnFake(t, fakeapi.Options{Tokens: 3000, WithoutExpiry: 20, Spread: time.Hour, TTLs: tc.ttls, Seed: 14, RateLimit: 100000,
+				Churn: apimodel.Churn{CreatePerSecond: 0.83, DeletePerSecond: 0.05}}, 100*time.Millisecond)
+			c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+			inc := c.NewIncremental(apiclient.IncrementalOptions{})
+			const keep = 100
+			for i := range 24 {
+				s.ResetStats()
+				start := clk.Now()
+				list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keep)
+				require.NoError(t, err, "scrape %d", i)
+				assert.Equal(t, s.Stats().ListRequests, list.Requests, "scrape %d: requests", i)
+				// The values are those of the first tokens in the order of
+				// publication, as many as the cap, less those that expired
+				// while the scrape ran.
+				sorted := func(at time.Time) []apiclient.Record {
+					r := slices.DeleteFunc(slices.Clone(list.Records), func(r apiclient.Record) bool { return !r.ActiveAt(at) })
+					slices.SortFunc(r, apiclient.Before)
+					return r[:min(keep, len(r))]
+				}
+				least := 0
+				for _, r := range sorted(start) {
+					if r.ActiveAt(list.FetchedAt) {
+						least++
+					}
+				}
+				got := map[uint64]bool{}
+				for _, v := range list.Values {
+					got[v.ID()] = true
+				}
+				want := map[uint64]bool{}
+				for _, r := range sorted(list.FetchedAt)[:min(len(got), keep)] {
+					want[r.ID()] = true
+				}
+				assert.GreaterOrEqual(t, len(got), least, "scrape %d: values", i)
+				assert.Equal(t, want, got, "scrape %d: the values of the first tokens in the order of publication", i)
+				clk.Advance(15 * time.Second)
+			}
+		})
+	}
 }

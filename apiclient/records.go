@@ -190,6 +190,37 @@ func (k *keeper) drop(gone func(Record) bool) {
 	}
 }
 
+// missing reports how many more tokens the keeper would hold if it held
+// the first keep of records; has reports whether it holds a token.
+func (k *keeper) missing(records int) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return min(k.keep, records) - len(k.kept)
+}
+
+func (k *keeper) has(id uint64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.ids[id]
+	return ok
+}
+
+// refill adds tokens, their values already copied, that the caller chose
+// from the whole list: the next ones in the order of publication after
+// those kept, so that every token not kept ranks at or after horizon.
+func (k *keeper) refill(tokens []Token, horizon rank) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, t := range tokens {
+		if _, dup := k.ids[t.ID()]; dup || len(k.kept) >= k.keep {
+			continue
+		}
+		heap.Push(&k.kept, t)
+		k.ids[t.ID()] = struct{}{}
+	}
+	k.horizon = horizon
+}
+
 // values returns what was kept.
 func (k *keeper) values() []Token {
 	k.mu.Lock()
