@@ -358,3 +358,35 @@ func TestIncrementalKeepsTheCapFilled(t *testing.T) {
 		})
 	}
 }
+
+func TestIncrementalRefillReadsAgainOnAStrangeToken(t *testing.T) {
+	// A page read for the values shows an old token the kept state does
+	// not hold, in the place of one it does: the counts agree, but the
+	// kept state is wrong, and the whole list is read again.
+	s, clk, _ := churnFake(t, fakeapi.Options{Tokens: 3000, Spread: time.Hour, TTLs: []int{3600}, Seed: 15, RateLimit: 100000}, 100*time.Millisecond)
+	c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+	inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
+	const keep = 100
+	_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keep)
+	require.NoError(t, err)
+	// About 50 kept tokens expire: their successors lie just before
+	// position keep.
+	clk.Advance(time.Minute)
+	tokens := s.Tokens()
+	tokens[keep-3].Token = "a token created elsewhere"
+	s.SetTokens(tokens)
+
+	requests := make([]int, 2)
+	for i := range requests {
+		s.ResetStats()
+		list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keep)
+		require.NoError(t, err)
+		requests[i] = s.Stats().ListRequests
+		if i == 1 {
+			assert.Equal(t, keep, len(list.Values), "values")
+		}
+		clk.Advance(15 * time.Second)
+	}
+	assert.Less(t, requests[0], 5, "the counts agree")
+	assert.GreaterOrEqual(t, requests[1], 3000/100, "the whole list read again")
+}
