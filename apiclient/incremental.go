@@ -50,6 +50,8 @@ type IncrementalOptions struct {
 //     tokens created since the previous count, and repeats 4 if tokens
 //     went meanwhile: each round is shorter than the one before, and
 //     one with no deletion during it ends the scrape.
+//  6. when it keeps fewer values than it may publish, reads the pages
+//     where the kept records place the tokens next in line (refill).
 //
 // It reads the whole list again (as ListUploadTokens does) on the first
 // scrape, every ResyncInterval, and whenever the counts cannot be
