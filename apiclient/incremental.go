@@ -79,7 +79,8 @@ type Incremental struct {
 	reading *reading
 	// lastFresh is how many new tokens the last scrape found; endAt is
 	// when the end of the list was last read, and newRate how many tokens
-	// a second were created before: how many new tokens to expect there.
+	// a second the last scrape found created since the scrape before: how
+	// many new tokens to expect there.
 	lastFresh int
 	endAt     time.Time
 	newRate   float64
@@ -310,6 +311,10 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 	defer func() { s.known = known }()
 	pages := len(known)/l.c.pageSize + 1
 	added := 0
+	// The creation rate is measured over all the tokens the scrape adds,
+	// since the end was read at the scrape before: a round alone can be
+	// short and hold a burst.
+	since := s.endAt
 	for round := 0; ; round++ {
 		// Tokens deleted while the scrape looks for others are looked for
 		// too, in the next round, each round shorter than the one before;
@@ -322,7 +327,9 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 		s.keeper.drop(func(r Record) bool { return !r.ActiveAt(now) })
 		expectNew := s.lastFresh
 		if !s.endAt.IsZero() && s.newRate > 0 {
-			expectNew = int(s.newRate * s.c.now().Sub(s.endAt).Seconds())
+			// A guess past the end costs a read more, as one short of it
+			// does; one far past it costs a walk down to the end.
+			expectNew = min(int(s.newRate*s.c.now().Sub(s.endAt).Seconds()), 2*s.lastFresh+l.c.pageSize)
 		}
 		fresh, end, err := s.readEnd(ctx, l, known, pages, expectNew)
 		if errors.Is(err, errNoTotal) {
@@ -345,8 +352,8 @@ func (s *Incremental) update(ctx context.Context, l *listing) error {
 		}
 		known = append(known, fresh...)
 		added += len(fresh)
-		if since := end.received.Sub(s.endAt); !s.endAt.IsZero() && since > 0 {
-			s.newRate = float64(len(fresh)) / since.Seconds()
+		if span := end.received.Sub(since); !since.IsZero() && span > 0 {
+			s.newRate = float64(added) / span.Seconds()
 		}
 		s.endAt = end.received
 		kmin, kmax := activeAt(known, end.sent, end.received)

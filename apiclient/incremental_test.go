@@ -390,3 +390,66 @@ func TestIncrementalRefillReadsAgainOnAStrangeToken(t *testing.T) {
 	assert.Less(t, requests[0], 5, "the counts agree")
 	assert.GreaterOrEqual(t, requests[1], 3000/100, "the whole list read again")
 }
+
+func TestIncrementalAfterABurst(t *testing.T) {
+	// A batch of new tokens, then none for minutes: the scrape after the
+	// quiet spell expects no more new tokens than the batch was, and a
+	// first read past the end of the list goes on from its end.
+	for _, tc := range []struct {
+		name    string
+		pastEnd apimodel.PastEnd
+		// duringScrape adds the batch while the scrape that finds it runs,
+		// after a deletion that makes it count twice: the batch lands in
+		// its last, short round.
+		duringScrape bool
+		maxRequests  int
+	}{
+		{"between scrapes", apimodel.PastEndEmpty, false, 10},
+		{"between scrapes, last page again past the end", apimodel.PastEndLast, false, 10},
+		{"in the last round of a scrape", apimodel.PastEndEmpty, true, 10},
+		// Without the list's total a read past the end tells nothing of
+		// where the end lies: the walk down is longer, but no reading.
+		{"between scrapes, 404 past the end", apimodel.PastEnd404, false, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk, w := churnFake(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{86400}, Seed: 16, RateLimit: 100000,
+				PastEnd: tc.pastEnd}, 100*time.Millisecond)
+			c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+			inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
+			_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+			clk.Advance(15 * time.Second)
+
+			if tc.duringScrape {
+				s.RemoveToken(4321)
+				var requests atomic.Int64
+				s.OnList(func(int) {
+					clk.Advance(100 * time.Millisecond)
+					if requests.Add(1) == 3 {
+						s.AddTokens(300, 86400)
+					}
+					w.see(s.Tokens())
+				})
+			} else {
+				s.AddTokens(300, 86400)
+			}
+			w.begin(s.Tokens())
+			list, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+			w.check(t, s.Tokens(), list)
+			s.OnList(func(int) {
+				clk.Advance(100 * time.Millisecond)
+				w.see(s.Tokens())
+			})
+
+			clk.Advance(5 * time.Minute)
+			w.begin(s.Tokens())
+			s.ResetStats()
+			list, err = inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+			require.NoError(t, err)
+			w.check(t, s.Tokens(), list)
+			assert.Len(t, list.Records, len(s.Tokens()))
+			assert.Less(t, s.Stats().ListRequests, tc.maxRequests, "requests after the quiet spell")
+		})
+	}
+}

@@ -469,6 +469,13 @@ func (l *listing) closeGap(ctx context.Context, g gap, pagesTotal int, seen func
 				return nil
 			}
 			lo, hi = r.start-90, r.start-1
+			if r.n == 0 && r.itemsTotal >= 0 && r.itemsTotal <= r.start {
+				// A read past the end that gave the list's total: the
+				// positions from that total up were empty then, and tokens
+				// only move towards the start, so none between low and high
+				// can lie there unseen. Go on from the end of the list.
+				lo, hi = r.itemsTotal-90, r.itemsTotal-1
+			}
 			if r, tokens, err = read(); err != nil {
 				return err
 			}
