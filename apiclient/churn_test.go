@@ -12,27 +12,8 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/apimodel"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
-
-// simClock is a clock shared by the fake and the client, moved by the
-// fake's list hook: every list request takes the same simulated time, so
-// that churn between requests does not depend on the machine.
-type simClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *simClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *simClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // witness records which tokens were active at every request of a listing,
 // to check the listing against the rule: every token active during the
@@ -89,8 +70,11 @@ func (w *witness) check(t *testing.T, end []fakeapi.TokenInfo, list *apiclient.T
 
 // churnFake is an account under heavy churn on a simulated clock that
 // moves perRequest at every list request, with a witness of every request.
-func churnFake(t *testing.T, opts fakeapi.Options, perRequest time.Duration) (*fakeapi.Server, *simClock, *witness) {
-	clk := &simClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+func churnFake(t *testing.T, opts fakeapi.Options, perRequest time.Duration) (*fakeapi.Server, *testsupport.Clock, *witness) {
+	// The clock is shared by the fake and the client and moved by the
+	// fake's list hook: every list request takes the same simulated time,
+	// so that churn between requests does not depend on the machine.
+	clk := testsupport.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	opts.Now = clk.Now
 	s := fakeapi.NewServer(opts)
 	t.Cleanup(s.Close)

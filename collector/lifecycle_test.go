@@ -3,7 +3,6 @@ package collector_test
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 const (
@@ -253,24 +253,6 @@ func TestCreatedTotalCountsACachedListingOnce(t *testing.T) {
 	assert.Equal(t, int32(2), src.calls.Load())
 }
 
-// simClock is a clock shared by the fake and the client.
-type simClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *simClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *simClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // TestCreatedTotalAgainstFakeAPI counts, in both listing modes, the tokens
 // created between scrapes, in the same second as the newest listed or
 // later, not those that came and went between two scrapes, and starts
@@ -278,7 +260,7 @@ func (c *simClock) Advance(d time.Duration) {
 func TestCreatedTotalAgainstFakeAPI(t *testing.T) {
 	for _, mode := range []string{"full", "incremental"} {
 		t.Run(mode, func(t *testing.T) {
-			clk := &simClock{t: now}
+			clk := testsupport.NewClock(now)
 			s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, WithoutExpiry: 20, Seed: 5, Now: clk.Now})
 			defer s.Close()
 			start := func() prometheus.Collector {

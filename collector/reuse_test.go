@@ -17,6 +17,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 // reusingSource lists its listings in turn (the last one over and over)
@@ -121,7 +122,7 @@ func assertListing(t *testing.T, families map[string]*dto.MetricFamily, listing 
 // next listing into the same records: the first scrape still publishes
 // its own listing, and the second does not wait for it.
 func TestScrapeHeldAfterItsListingPublishesThatListing(t *testing.T) {
-	clk := &simClock{t: now}
+	clk := testsupport.NewClock(now)
 	src := &reusingSource{now: clk.Now, listings: [][]apiclient.Token{firstListing, secondListing},
 		held: make(chan struct{}), release: make(chan struct{})}
 	c := collector.New(src, collector.Options{TokenLabel: collector.LabelFull, MaxTokenSeries: 100, Now: clk.Now})
@@ -186,7 +187,7 @@ func TestNoListingWhileAScrapePublishesThePreviousOne(t *testing.T) {
 		{"cached", time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &simClock{t: now}
+			clk := testsupport.NewClock(now)
 			src := &reusingSource{now: clk.Now, listings: [][]apiclient.Token{firstListing, secondListing}}
 			c := collector.New(src, collector.Options{TokenLabel: collector.LabelFull, MaxTokenSeries: 100, CacheTTL: tc.cache, Now: clk.Now})
 			if tc.cache > 0 {

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/internal/apimodel"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
-
-// clock is a simulated clock that tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 type pageJSON struct {
 	Data []struct {
@@ -57,7 +39,7 @@ func decode(t *testing.T, r apimodel.Reply) pageJSON {
 }
 
 func TestChurnFollowsTheClock(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testsupport.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	newAccount := func() *apimodel.Account {
 		return apimodel.New(apimodel.Options{
 			Tokens: 1000, Spread: time.Hour, TTLs: []int{3600}, Seed: 7, Now: clk.Now,
@@ -88,14 +70,14 @@ func TestChurnFollowsTheClock(t *testing.T) {
 	assert.Equal(t, len(start)+25-5-expired, len(after))
 
 	// The same clock gives the same account.
-	clk.now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	clk.Set(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	b := newAccount()
 	clk.Advance(10 * time.Second)
 	assert.True(t, slices.Equal(after, b.Tokens()), "a second account on the same clock differs")
 }
 
 func TestSortOrders(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testsupport.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	a := apimodel.New(apimodel.Options{Tokens: 50, Spread: time.Hour, TTLs: []int{7200, 5400, 3700}, Seed: 1, Now: clk.Now})
 	tokens := a.Tokens()
 	for _, tc := range []struct {
