@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -80,28 +79,11 @@ func TestAccounts(t *testing.T) {
 	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
 	runPromtool(t, promtool, nil, "check", "config", configFile)
 
-	promAddr, err := testsupport.FreeAddress()
-	require.NoError(t, err)
-	startProcess(t, "prometheus", exec.Command(prometheus,
-		"--config.file="+configFile,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr,
-		"--log.level=warn",
-	))
-	promURL := "http://" + promAddr
-	waitReady(t, promURL+"/-/ready", 20*time.Second)
+	promURL := startPrometheus(t, prometheus, dir, configFile)
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, err := query(t, promURL, `count_over_time(apivideo_up{job="apivideo"}[1m]) >= 6`)
-		if err == nil && len(v) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus did not probe both accounts: %v %v", v, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	awaitQuery(t, promURL, `count_over_time(apivideo_up{job="apivideo"}[1m]) >= 6`, 30*time.Second,
+		func(v []sample) bool { return len(v) == 2 },
+		"Prometheus did not probe both accounts")
 
 	// Each account's numbers, under its own account label.
 	for name, a := range accounts {

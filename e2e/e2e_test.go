@@ -66,6 +66,40 @@ func waitReady(t *testing.T, url string, within time.Duration) {
 	require.NoError(t, testsupport.WaitReady(ctx, http.DefaultClient, url))
 }
 
+// startPrometheus runs Prometheus on configFile, with its storage under
+// dir, and returns its URL once it is ready.
+func startPrometheus(t *testing.T, prometheus, dir, configFile string) string {
+	t.Helper()
+	promAddr, err := testsupport.FreeAddress()
+	require.NoError(t, err)
+	startProcess(t, "prometheus", exec.Command(prometheus,
+		"--config.file="+configFile,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr,
+		"--log.level=warn",
+	))
+	promURL := "http://" + promAddr
+	waitReady(t, promURL+"/-/ready", 20*time.Second)
+	return promURL
+}
+
+// awaitQuery runs expr every 250ms until done accepts its vector, and
+// fails with failure and the last answer if that takes longer than within.
+func awaitQuery(t *testing.T, promURL, expr string, within time.Duration, done func([]sample) bool, failure string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		v, err := query(t, promURL, expr)
+		if err == nil && done(v) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v %v", failure, v, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // sample is one element of an instant vector from Prometheus' HTTP API.
 type sample struct {
 	Metric map[string]string `json:"metric"`
@@ -182,29 +216,12 @@ scrape_configs:
 	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
 	runPromtool(t, promtool, nil, "check", "config", configFile)
 
-	promAddr, err := testsupport.FreeAddress()
-	require.NoError(t, err)
-	startProcess(t, "prometheus", exec.Command(prometheus,
-		"--config.file="+configFile,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr,
-		"--log.level=warn",
-	))
-	promURL := "http://" + promAddr
-	waitReady(t, promURL+"/-/ready", 20*time.Second)
+	promURL := startPrometheus(t, prometheus, dir, configFile)
 
 	// Wait for a few scrapes, enough for rate() over $__rate_interval.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, err := query(t, promURL, fmt.Sprintf(`count_over_time(apivideo_up{job=%q}[1m])`, job))
-		if err == nil && len(v) == 1 && v[0].float(t) >= 6 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus did not scrape the exporter: %v %v", v, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	awaitQuery(t, promURL, fmt.Sprintf(`count_over_time(apivideo_up{job=%q}[1m])`, job), 30*time.Second,
+		func(v []sample) bool { return len(v) == 1 && v[0].float(t) >= 6 },
+		"Prometheus did not scrape the exporter")
 
 	// The account mints tokens after the exporter's first listing (the
 	// request above) and while Prometheus scrapes it, so that the counter
@@ -218,17 +235,9 @@ scrape_configs:
 		time.Sleep(mintEvery)
 	}
 	minted := len(mintTTLs)
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		v, err := query(t, promURL, fmt.Sprintf(`max(apivideo_upload_tokens_created_total{job=%q})`, job))
-		if err == nil && len(v) == 1 && v[0].float(t) == float64(minted) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus did not see the %d tokens minted: %v %v", minted, v, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	awaitQuery(t, promURL, fmt.Sprintf(`max(apivideo_upload_tokens_created_total{job=%q})`, job), 10*time.Second,
+		func(v []sample) bool { return len(v) == 1 && v[0].float(t) == float64(minted) },
+		fmt.Sprintf("Prometheus did not see the %d tokens minted", minted))
 	truth := fake.Tokens()
 	require.Len(t, truth, tokens+minted)
 	livingOverADay := 0
