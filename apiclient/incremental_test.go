@@ -15,6 +15,7 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/apimodel"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 func TestIncrementalUnderChurn(t *testing.T) {
@@ -237,13 +238,8 @@ func TestIncrementalTokensDeletedDuringTheSearch(t *testing.T) {
 		{"one in every round for a while", everyNth(4, 40)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, clk, w := churnFake(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{3600}, Seed: 12, RateLimit: 100000,
-				Churn: apimodel.Churn{CreatePerSecond: 2.8}}, 100*time.Millisecond)
-			c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
-			inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
-			_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
-			require.NoError(t, err)
-			clk.Advance(15 * time.Second)
+			s, clk, w, inc := listedIncremental(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{3600}, Seed: 12, RateLimit: 100000,
+				Churn: apimodel.Churn{CreatePerSecond: 2.8}})
 
 			s.RemoveToken(4321)
 			w.begin(s.Tokens())
@@ -264,6 +260,20 @@ func TestIncrementalTokensDeletedDuringTheSearch(t *testing.T) {
 	}
 }
 
+// listedIncremental returns an incremental listing of a fake with churn
+// (100ms a list request), on the fake's simulated clock, that read the
+// whole list 15 simulated seconds ago.
+func listedIncremental(t *testing.T, opts fakeapi.Options) (*fakeapi.Server, *testsupport.Clock, *witness, *apiclient.Incremental) {
+	t.Helper()
+	s, clk, w := churnFake(t, opts, 100*time.Millisecond)
+	c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
+	inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
+	_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+	require.NoError(t, err)
+	clk.Advance(15 * time.Second)
+	return s, clk, w, inc
+}
+
 // everyNth deletes a token, at a different place each time, at every n-th
 // request up to the request until.
 func everyNth(n, until int) map[int]int {
@@ -279,13 +289,8 @@ func TestIncrementalRoundsReadOnlyTheNewestTokens(t *testing.T) {
 	// 420 new tokens since the last scrape, 5 pages. Tokens deleted while
 	// the scrape looks for another make it count again, and each count
 	// reads only the tokens created since the one before, not the 5 pages.
-	s, clk, w := churnFake(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{3600}, Seed: 13, RateLimit: 100000,
-		Churn: apimodel.Churn{CreatePerSecond: 28}}, 100*time.Millisecond)
-	c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
-	inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
-	_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
-	require.NoError(t, err)
-	clk.Advance(15 * time.Second)
+	s, clk, w, inc := listedIncremental(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{3600}, Seed: 13, RateLimit: 100000,
+		Churn: apimodel.Churn{CreatePerSecond: 28}})
 
 	s.RemoveToken(4321)
 	w.begin(s.Tokens())
@@ -412,13 +417,8 @@ func TestIncrementalAfterABurst(t *testing.T) {
 		{"between scrapes, 404 past the end", apimodel.PastEnd404, false, 12},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, clk, w := churnFake(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{86400}, Seed: 16, RateLimit: 100000,
-				PastEnd: tc.pastEnd}, 100*time.Millisecond)
-			c := newClient(t, s, func(c *apiclient.Config) { c.Now = clk.Now })
-			inc := c.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: time.Hour})
-			_, err := inc.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
-			require.NoError(t, err)
-			clk.Advance(15 * time.Second)
+			s, clk, w, inc := listedIncremental(t, fakeapi.Options{Tokens: 10000, Spread: time.Hour, TTLs: []int{86400}, Seed: 16, RateLimit: 100000,
+				PastEnd: tc.pastEnd})
 
 			if tc.duringScrape {
 				s.RemoveToken(4321)
