@@ -137,15 +137,22 @@ func TestAccountsFileBrokenAtStart(t *testing.T) {
 	}
 }
 
-// A probe of a hanging account answers apivideo_up 0 within the scrape
-// timeout Prometheus announces, less --web.timeout-offset.
-func TestProbeScrapeTimeoutHeader(t *testing.T) {
-	hanging := fakeapi.NewServer(fakeapi.Options{Tokens: 3, Seed: 35})
+// startWithHangingAccount starts the exporter, with args, on one account
+// named "hanging" whose API takes a minute to answer.
+func startWithHangingAccount(t *testing.T, seed uint64, args ...string) *testsupport.Exporter {
+	t.Helper()
+	hanging := fakeapi.NewServer(fakeapi.Options{Tokens: 3, Seed: seed})
 	hanging.SetLatency(time.Minute)
 	t.Cleanup(hanging.Close)
 	path := filepath.Join(t.TempDir(), "accounts.yml")
 	writeAccounts(t, path, map[string]*fakeapi.Server{"hanging": hanging})
-	p := testsupport.StartExporter(t, nil, "--config.file="+path, "--web.timeout-offset=0.5")
+	return testsupport.StartExporter(t, nil, append([]string{"--config.file=" + path}, args...)...)
+}
+
+// A probe of a hanging account answers apivideo_up 0 within the scrape
+// timeout Prometheus announces, less --web.timeout-offset.
+func TestProbeScrapeTimeoutHeader(t *testing.T) {
+	p := startWithHangingAccount(t, 35, "--web.timeout-offset=0.5")
 
 	start := time.Now()
 	code, _, body := get(t, p.URL+"/probe?account=hanging", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})
@@ -159,12 +166,7 @@ func TestProbeScrapeTimeoutHeader(t *testing.T) {
 // --web.max-requests bounds the probes served at once too: past it, a
 // probe gets 503 at once instead of queueing.
 func TestProbesInFlightAreLimited(t *testing.T) {
-	hanging := fakeapi.NewServer(fakeapi.Options{Tokens: 3, Seed: 36})
-	hanging.SetLatency(time.Minute)
-	t.Cleanup(hanging.Close)
-	path := filepath.Join(t.TempDir(), "accounts.yml")
-	writeAccounts(t, path, map[string]*fakeapi.Server{"hanging": hanging})
-	p := testsupport.StartExporter(t, nil, "--config.file="+path, "--web.max-requests=1")
+	p := startWithHangingAccount(t, 36, "--web.max-requests=1")
 
 	done := make(chan int, 1)
 	go func() {
