@@ -1,7 +1,6 @@
 package chart_test
 
 import (
-	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,76 +33,6 @@ func flagValue(args []string, name string) (string, bool) {
 	return "", false
 }
 
-// source is what backs a file the container sees: a key of a Secret or a
-// ConfigMap.
-type source struct {
-	kind, name, key string
-	mode            *int32
-}
-
-// mountedFiles returns the files of the container's Secret, ConfigMap and
-// projected volumes, by path. A volume without items shows every key of its
-// object, so the ConfigMaps rendered beside it are needed.
-func mountedFiles(t *testing.T, pod corev1.PodSpec, c corev1.Container, configMaps []*corev1.ConfigMap) map[string]source {
-	t.Helper()
-	volumes := map[string]corev1.Volume{}
-	for _, v := range pod.Volumes {
-		volumes[v.Name] = v
-	}
-	files := map[string]source{}
-	add := func(dir string, items []corev1.KeyToPath, src source, keys []string) {
-		if len(items) == 0 {
-			for _, k := range keys {
-				src.key = k
-				files[path.Join(dir, k)] = src
-			}
-			return
-		}
-		for _, it := range items {
-			s := src
-			s.key = it.Key
-			if it.Mode != nil {
-				s.mode = it.Mode
-			}
-			files[path.Join(dir, it.Path)] = s
-		}
-	}
-	cmKeys := func(name string) []string {
-		for _, cm := range configMaps {
-			if cm.Name == name {
-				var keys []string
-				for k := range cm.Data {
-					keys = append(keys, k)
-				}
-				return keys
-			}
-		}
-		t.Fatalf("ConfigMap %s is mounted but not rendered", name)
-		return nil
-	}
-	for _, m := range c.VolumeMounts {
-		v, ok := volumes[m.Name]
-		require.True(t, ok, "mount of unknown volume %s", m.Name)
-		assert.True(t, m.ReadOnly, "volume %s mounted writable", m.Name)
-		switch {
-		case v.Secret != nil:
-			require.NotEmpty(t, v.Secret.Items, "volume %s: name the key files", m.Name)
-			add(m.MountPath, v.Secret.Items, source{kind: "Secret", name: v.Secret.SecretName, mode: v.Secret.DefaultMode}, nil)
-		case v.ConfigMap != nil:
-			add(m.MountPath, v.ConfigMap.Items, source{kind: "ConfigMap", name: v.ConfigMap.Name}, cmKeys(v.ConfigMap.Name))
-		case v.Projected != nil:
-			for _, p := range v.Projected.Sources {
-				require.NotNil(t, p.Secret, "volume %s: projected sources are Secrets", m.Name)
-				require.NotEmpty(t, p.Secret.Items, "volume %s: name the key files", m.Name)
-				add(m.MountPath, p.Secret.Items, source{kind: "Secret", name: p.Secret.Name, mode: v.Projected.DefaultMode}, nil)
-			}
-		default:
-			t.Fatalf("unexpected volume %s", m.Name)
-		}
-	}
-	return files
-}
-
 // defaultsFromArgs returns the settings the exporter gives the accounts
 // that leave them out: its flags, as the Deployment passes them.
 func defaultsFromArgs(t *testing.T, args []string) accounts.Defaults {
@@ -130,20 +59,20 @@ func defaultsFromArgs(t *testing.T, args []string) accounts.Defaults {
 // accountsOf returns the accounts file the Deployment's exporter reads,
 // parsed by the exporter's own parser (strict: an unknown field fails), and
 // the files the container sees.
-func accountsOf(t *testing.T, r rendered) ([]accounts.Settings, map[string]source) {
+func accountsOf(t *testing.T, r rendered) ([]accounts.Settings, map[string]manifest.MountedFile) {
 	t.Helper()
 	pod := r.deployment.Spec.Template.Spec
 	c := pod.Containers[0]
-	files := mountedFiles(t, pod, c, r.configMaps)
+	files := manifest.MountedFiles(t, pod, c, r.configMaps)
 	configFile, ok := flagValue(c.Args, "config.file")
 	require.True(t, ok, "--config.file")
 	src, ok := files[configFile]
 	require.True(t, ok, "%s is not mounted", configFile)
-	require.Equal(t, "ConfigMap", src.kind)
+	require.Equal(t, "ConfigMap", src.Kind)
 	var data string
 	for _, cm := range r.configMaps {
-		if cm.Name == src.name {
-			data = cm.Data[src.key]
+		if cm.Name == src.Name {
+			data = cm.Data[src.Key]
 		}
 	}
 	settings, err := accounts.Parse([]byte(data), defaultsFromArgs(t, c.Args))
@@ -183,22 +112,22 @@ func TestTemplateAccounts(t *testing.T) {
 	for _, s := range r.secrets {
 		secrets[s.Name] = s
 	}
-	wantSources := map[string]source{
-		"eu_shop":    {kind: "Secret", name: "video-apivideo-exporter-account-eu-shop", key: "api-key"},
-		"production": {kind: "Secret", name: "apivideo-api-key-production", key: "api-key"},
-		"sandbox":    {kind: "Secret", name: "video-keys", key: "sandbox"},
+	wantSources := map[string]manifest.MountedFile{
+		"eu_shop":    {Kind: "Secret", Name: "video-apivideo-exporter-account-eu-shop", Key: "api-key"},
+		"production": {Kind: "Secret", Name: "apivideo-api-key-production", Key: "api-key"},
+		"sandbox":    {Kind: "Secret", Name: "video-keys", Key: "sandbox"},
 	}
 	used := map[string]string{}
 	for _, s := range settings {
 		assert.Empty(t, s.KeyEnv, "keys are files")
 		src, ok := files[s.KeyFile]
 		require.True(t, ok, "account %s: %s is not mounted", s.Name, s.KeyFile)
-		require.NotNil(t, src.mode, s.Name)
-		assert.Zero(t, *src.mode&0o007, "account %s: the key file must not be world-readable", s.Name)
-		src.mode = nil
+		require.NotNil(t, src.Mode, s.Name)
+		assert.Zero(t, *src.Mode&0o007, "account %s: the key file must not be world-readable", s.Name)
+		src.Mode = nil
 		assert.Equal(t, wantSources[s.Name], src, s.Name)
-		assert.Empty(t, used[src.name], "accounts %s and %s share a Secret", used[src.name], s.Name)
-		used[src.name] = s.Name
+		assert.Empty(t, used[src.Name], "accounts %s and %s share a Secret", used[src.Name], s.Name)
+		used[src.Name] = s.Name
 	}
 	require.Len(t, r.secrets, 1, "only the key given in the values")
 	require.Contains(t, secrets, "video-apivideo-exporter-account-eu-shop")

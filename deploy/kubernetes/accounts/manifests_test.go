@@ -1,12 +1,8 @@
 package accounts_test
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
-	"io"
+	"maps"
 	"os"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,35 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
-)
 
-// scrapeConfig is the part of monitoring.coreos.com/v1alpha1 ScrapeConfig
-// the example uses, decoded strictly.
-type scrapeConfig struct {
-	metav1.TypeMeta `json:",inline"`
-	Metadata        metav1.ObjectMeta `json:"metadata"`
-	Spec            struct {
-		JobName        string `json:"jobName"`
-		MetricsPath    string `json:"metricsPath"`
-		ScrapeInterval string `json:"scrapeInterval"`
-		ScrapeTimeout  string `json:"scrapeTimeout"`
-		StaticConfigs  []struct {
-			Targets []string          `json:"targets"`
-			Labels  map[string]string `json:"labels,omitempty"`
-		} `json:"staticConfigs"`
-		Relabelings []struct {
-			SourceLabels []string `json:"sourceLabels,omitempty"`
-			TargetLabel  string   `json:"targetLabel,omitempty"`
-			Regex        string   `json:"regex,omitempty"`
-			Replacement  string   `json:"replacement,omitempty"`
-			Action       string   `json:"action,omitempty"`
-		} `json:"relabelings"`
-	} `json:"spec"`
-}
+	"github.com/apivideo-exporter/apivideo_exporter/deploy/internal/manifest"
+)
 
 // accountsFile is the exporter's accounts file; the exporter's own tests
 // check the example against its parser.
@@ -62,7 +34,7 @@ type example struct {
 	secrets     map[string]*corev1.Secret
 	deployment  *appsv1.Deployment
 	service     *corev1.Service
-	scrape      *scrapeConfig
+	scrape      *manifest.ScrapeConfig
 	accountFile accountsFile
 }
 
@@ -72,35 +44,22 @@ func load(t *testing.T) example {
 	for _, f := range []string{"accounts.yaml", "scrapeconfig.yaml"} {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
-		r := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-		for {
-			doc, err := r.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			require.NoError(t, err)
-			var tm metav1.TypeMeta
-			require.NoError(t, yaml.Unmarshal(doc, &tm))
-			switch tm.APIVersion + "/" + tm.Kind {
-			case "v1/ConfigMap":
-				var o corev1.ConfigMap
-				require.NoError(t, yaml.UnmarshalStrict(doc, &o), f)
-				ex.configMaps[o.Name] = &o
-			case "v1/Secret":
-				var o corev1.Secret
-				require.NoError(t, yaml.UnmarshalStrict(doc, &o), f)
-				ex.secrets[o.Name] = &o
-			case "apps/v1/Deployment":
-				ex.deployment = &appsv1.Deployment{}
-				require.NoError(t, yaml.UnmarshalStrict(doc, ex.deployment), f)
-			case "v1/Service":
-				ex.service = &corev1.Service{}
-				require.NoError(t, yaml.UnmarshalStrict(doc, ex.service), f)
-			case "monitoring.coreos.com/v1alpha1/ScrapeConfig":
-				ex.scrape = &scrapeConfig{}
-				require.NoError(t, yaml.UnmarshalStrict(doc, ex.scrape), f)
+		objs, err := manifest.DecodeAll(data)
+		require.NoError(t, err, f)
+		for _, obj := range objs {
+			switch o := obj.(type) {
+			case *corev1.ConfigMap:
+				ex.configMaps[o.Name] = o
+			case *corev1.Secret:
+				ex.secrets[o.Name] = o
+			case *appsv1.Deployment:
+				ex.deployment = o
+			case *corev1.Service:
+				ex.service = o
+			case *manifest.ScrapeConfig:
+				ex.scrape = o
 			default:
-				t.Fatalf("%s: unexpected %s/%s", f, tm.APIVersion, tm.Kind)
+				t.Fatalf("%s: unexpected %T", f, obj)
 			}
 		}
 	}
@@ -114,41 +73,12 @@ func load(t *testing.T) example {
 	return ex
 }
 
-// mountedFiles returns the files the container sees from Secrets and
-// ConfigMaps, by path, with the object they come from.
-func mountedFiles(t *testing.T, d *appsv1.Deployment, c corev1.Container) map[string]string {
-	t.Helper()
-	volumes := map[string]corev1.Volume{}
-	for _, v := range d.Spec.Template.Spec.Volumes {
-		volumes[v.Name] = v
-	}
-	files := map[string]string{}
-	for _, m := range c.VolumeMounts {
-		v, ok := volumes[m.Name]
-		require.True(t, ok, "mount of unknown volume %s", m.Name)
-		switch {
-		case v.ConfigMap != nil:
-			files[path.Join(m.MountPath, "accounts.yml")] = "configmap/" + v.ConfigMap.Name
-		case v.Projected != nil:
-			for _, src := range v.Projected.Sources {
-				require.NotNil(t, src.Secret, "projected sources are Secrets")
-				for _, it := range src.Secret.Items {
-					files[path.Join(m.MountPath, it.Path)] = "secret/" + src.Secret.Name + "/" + it.Key
-				}
-			}
-		default:
-			t.Fatalf("unexpected volume %s", v.Name)
-		}
-	}
-	return files
-}
-
 func TestAccountsExample(t *testing.T) {
 	ex := load(t)
 	d := ex.deployment
 	require.Len(t, d.Spec.Template.Spec.Containers, 1)
 	c := d.Spec.Template.Spec.Containers[0]
-	files := mountedFiles(t, d, c)
+	files := manifest.MountedFiles(t, d.Spec.Template.Spec, c, slices.Collect(maps.Values(ex.configMaps)))
 
 	var configFile string
 	for _, a := range c.Args {
@@ -157,7 +87,7 @@ func TestAccountsExample(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, configFile, "the exporter reads an accounts file")
-	assert.True(t, strings.HasPrefix(files[configFile], "configmap/"), "%s is the mounted ConfigMap", configFile)
+	assert.Equal(t, "ConfigMap", files[configFile].Kind, "%s is the mounted ConfigMap", configFile)
 
 	// Each account's key file is its own Secret, mounted.
 	var names []string
@@ -166,7 +96,8 @@ func TestAccountsExample(t *testing.T) {
 		names = append(names, name)
 		src, ok := files[a.APIKeyFile]
 		require.True(t, ok, "account %s: %s is not mounted", name, a.APIKeyFile)
-		secret, key, _ := strings.Cut(strings.TrimPrefix(src, "secret/"), "/")
+		require.Equal(t, "Secret", src.Kind, "account %s: %s comes from a Secret", name, a.APIKeyFile)
+		secret, key := src.Name, src.Key
 		s, ok := ex.secrets[secret]
 		require.True(t, ok, "account %s: no Secret %s", name, secret)
 		assert.Contains(t, s.StringData, key)
