@@ -52,8 +52,9 @@ type config struct {
 	resyncInterval time.Duration
 	rateLimitShare float64
 
-	tokenLabel collector.LabelMode
-	maxSeries  int
+	tokenLabel      collector.LabelMode
+	maxSeries       int
+	deprecatedNames bool
 
 	logLevel  string
 	logFormat string
@@ -103,6 +104,9 @@ func newApp(cfg *config) *kingpin.Application {
 		Default(collector.LabelRedacted.String()).SetValue(textValue{&cfg.tokenLabel})
 	app.Flag("collector.max-token-series", fmt.Sprintf("Most per-token series to publish, of both kinds together: first the tokens that never expire, oldest first, then the tokens closest to expiry (0-%d). Counts and histograms always cover every token.", maxTokenSeries)).
 		Default(strconv.Itoa(collector.DefaultMaxTokenSeries)).SetValue(intValue{&cfg.maxSeries})
+
+	app.Flag("collector.deprecated-metric-names", "Also publish the series renamed in 0.2.0 under their old names (apivideo_upload_tokens_expires_in_seconds, apivideo_sync_progress), for dashboards and alerts not yet moved to the new ones. Removed in 0.3.0.").
+		BoolVar(&cfg.deprecatedNames)
 
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: ["+strings.Join(logLevels, ", ")+"]").
 		Default("info").EnumVar(&cfg.logLevel, logLevels...)

@@ -47,6 +47,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	assert.Equal(t, 0.5, cfg.rateLimitShare)
 	assert.Equal(t, collector.LabelRedacted, cfg.tokenLabel)
 	assert.Equal(t, collector.DefaultMaxTokenSeries, cfg.maxSeries)
+	assert.False(t, cfg.deprecatedNames, "the names of 0.1 only on request")
 	assert.Equal(t, "info", cfg.logLevel)
 	assert.Equal(t, "logfmt", cfg.logFormat)
 	assert.False(t, cfg.demo)
@@ -63,7 +64,7 @@ func TestParseFlags(t *testing.T) {
 		"--apivideo.url=https://sandbox.api.video", "--apivideo.api-key-file=/k",
 		"--apivideo.timeout=1m", "--apivideo.concurrency=4", "--apivideo.cache-ttl=30s",
 		"--apivideo.listing=incremental", "--apivideo.resync-interval=1h", "--apivideo.ratelimit-share=0.25",
-		"--collector.token-label=none", "--collector.max-token-series=10",
+		"--collector.token-label=none", "--collector.max-token-series=10", "--collector.deprecated-metric-names",
 		"--log.level=debug", "--log.format=json", "--demo",
 		"--config.file=/accounts.yml", "--probe.max-concurrent=4",
 	})
@@ -73,7 +74,7 @@ func TestParseFlags(t *testing.T) {
 		web: cfg.web, metricsPath: "/m", maxRequests: 5, timeoutOffset: 1.5,
 		apiURL: "https://sandbox.api.video", keyFile: "/k", apiTimeout: time.Minute, concurrency: 4, cacheTTL: 30 * time.Second,
 		listing: "incremental", resyncInterval: time.Hour, rateLimitShare: 0.25,
-		tokenLabel: collector.LabelNone, maxSeries: 10,
+		tokenLabel: collector.LabelNone, maxSeries: 10, deprecatedNames: true,
 		logLevel: "debug", logFormat: "json", demo: true,
 		configFile: "/accounts.yml", maxProbes: 4,
 	}, cfg)

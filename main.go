@@ -82,6 +82,9 @@ func run(args []string) int {
 
 	reg := newRegistry()
 	userAgent := exporterName + "/" + version.Version
+	if cfg.deprecatedNames {
+		level.Warn(logger).Log("msg", "--collector.deprecated-metric-names publishes apivideo_upload_tokens_expires_in_seconds and apivideo_sync_progress beside apivideo_upload_tokens_expiry_seconds and apivideo_sync_progress_ratio; the flag and the old names go in 0.3.0")
+	}
 	if cfg.tokenLabel == collector.LabelFull {
 		level.Warn(logger).Log("msg", "--collector.token-label=full publishes whole upload tokens: anyone who can read the metrics can upload into the account")
 	}
@@ -104,11 +107,12 @@ func run(args []string) int {
 			source = client.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare})
 		}
 		tokens = collector.New(source, collector.Options{
-			TokenLabel:     cfg.tokenLabel,
-			MaxTokenSeries: cfg.maxSeries,
-			Timeout:        cfg.apiTimeout,
-			CacheTTL:       cfg.cacheTTL,
-			Logger:         log.With(logger, "component", "collector"),
+			TokenLabel:      cfg.tokenLabel,
+			MaxTokenSeries:  cfg.maxSeries,
+			Timeout:         cfg.apiTimeout,
+			CacheTTL:        cfg.cacheTTL,
+			DeprecatedNames: cfg.deprecatedNames,
+			Logger:          log.With(logger, "component", "collector"),
 		})
 	}
 
@@ -122,6 +126,7 @@ func run(args []string) int {
 			},
 			TokenLabel:          cfg.tokenLabel,
 			MaxTokenSeries:      cfg.maxSeries,
+			DeprecatedNames:     cfg.deprecatedNames,
 			Incremental:         apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare},
 			MaxConcurrentProbes: cfg.maxProbes,
 			UserAgent:           userAgent,

@@ -260,7 +260,7 @@ func TestUnreachableAPI(t *testing.T) {
 	m := parseMetrics(t, body)
 	assert.Equal(t, 0.0, float64(m["apivideo_up"].Value))
 	for _, name := range []string{"apivideo_upload_tokens_active", "apivideo_upload_tokens_without_expiry",
-		"apivideo_upload_token_expires_in_seconds", "apivideo_upload_tokens_expires_in_seconds_count"} {
+		"apivideo_upload_token_expires_in_seconds", "apivideo_upload_tokens_expiry_seconds_count"} {
 		assert.Equal(t, 0, countSeries(body, name), "%s published on a failed scrape", name)
 	}
 	// The log is complete only once the process has exited: lines written
@@ -338,4 +338,42 @@ func TestSIGHUPWithoutAccountsFile(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, 3.0, float64(parseMetrics(t, body)["apivideo_upload_tokens_active"].Value))
 	require.NoError(t, p.Stop(), "the exporter exits cleanly on SIGTERM after the SIGHUP")
+}
+
+// TestDeprecatedMetricNames runs the binary with and without
+// --collector.deprecated-metric-names: the renamed series appear under
+// their old names only with it, and the exposition passes promtool's lint
+// either way.
+func TestDeprecatedMetricNames(t *testing.T) {
+	promtool := testsupport.PrometheusTool(t, "promtool")
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 30, WithoutExpiry: 3, Seed: 5})
+	defer s.Close()
+	for _, tc := range []struct {
+		args    []string
+		present []string
+		absent  []string
+	}{
+		{nil, []string{"apivideo_upload_tokens_expiry_seconds"}, []string{"apivideo_upload_tokens_expires_in_seconds"}},
+		{[]string{"--collector.deprecated-metric-names"}, []string{"apivideo_upload_tokens_expiry_seconds", "apivideo_upload_tokens_expires_in_seconds"}, nil},
+	} {
+		t.Run(strings.Join(append([]string{"flags"}, tc.args...), " "), func(t *testing.T) {
+			p := testsupport.StartExporter(t, keyEnv(s.APIKey()), append([]string{"--apivideo.url=" + s.URL}, tc.args...)...)
+			code, _, body := get(t, p.URL+"/metrics", nil)
+			require.Equal(t, http.StatusOK, code)
+			m := metricFamilies(t, body)
+			for _, name := range tc.present {
+				require.Contains(t, m, name)
+				assert.EqualValues(t, 27, m[name].GetMetric()[0].GetHistogram().GetSampleCount(), "%s counts every expiring token", name)
+			}
+			for _, name := range tc.absent {
+				assert.NotContains(t, m, name)
+			}
+			check := exec.Command(promtool, "check", "metrics")
+			check.Stdin = strings.NewReader(body)
+			out, err := check.CombinedOutput()
+			assert.NoError(t, err, "promtool check metrics: %s", out)
+			require.NoError(t, p.Stop())
+			assert.Equal(t, len(tc.args) > 0, strings.Contains(p.Log(), "deprecated-metric-names"), "a warning names the flag when it is set")
+		})
+	}
 }

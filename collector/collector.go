@@ -57,6 +57,9 @@ type Options struct {
 	Logger   log.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// DeprecatedNames also publishes the series renamed in 0.2.0 under
+	// their old names (--collector.deprecated-metric-names).
+	DeprecatedNames bool
 }
 
 // DefaultMaxTokenSeries is the default cap on per-token series.
@@ -84,7 +87,7 @@ var (
 	withoutExpiryCreatedDesc = prometheus.NewDesc("apivideo_upload_token_without_expiry_created_timestamp_seconds",
 		"Unix time the upload token that never expires was created (its createdAt): one series per standing credential, the oldest first within --collector.max-token-series, before any expiring token.",
 		[]string{"token"}, nil)
-	expiryHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_expires_in_seconds",
+	expiryHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_expiry_seconds",
 		"Distribution of the seconds until each expiring upload token expires, computed at scrape time; tokens without expiry are not counted.", nil, nil)
 	ttlHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_ttl_seconds",
 		"Distribution of the configured lifetime (ttl: expiresAt less createdAt) of each active expiring upload token; tokens without expiry are not counted. It describes the tokens active now, so a bucket can fall when its tokens expire or are deleted.", nil, nil)
@@ -94,10 +97,18 @@ var (
 		"Requests per minute that api.video allows, from the X-RateLimit-Limit header of the latest reply.", nil, nil)
 	rateRemainingDesc = prometheus.NewDesc("apivideo_ratelimit_remaining",
 		"Requests left in the current minute, from the X-RateLimit-Remaining header of the latest reply.", nil, nil)
-	syncProgressDesc = prometheus.NewDesc("apivideo_sync_progress",
+	syncProgressDesc = prometheus.NewDesc("apivideo_sync_progress_ratio",
 		"Share of the first reading of the account's tokens done, from 0 to 1, in --apivideo.listing=incremental; apivideo_up stays 0 until it is 1.", nil, nil)
 	listingRequestsDesc = prometheus.NewDesc("apivideo_listing_requests",
 		"List requests the latest successful listing made.", nil, nil)
+
+	// The names of 0.1, published beside the new ones with
+	// Options.DeprecatedNames until 0.3.0 removes them, so that dashboards
+	// and alerts can move over one release.
+	deprecatedExpiryHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_expires_in_seconds",
+		"Deprecated: the same as apivideo_upload_tokens_expiry_seconds, the name it had until 0.2.0; removed in 0.3.0.", nil, nil)
+	deprecatedSyncProgressDesc = prometheus.NewDesc("apivideo_sync_progress",
+		"Deprecated: the same as apivideo_sync_progress_ratio, the name it had until 0.2.0; removed in 0.3.0.", nil, nil)
 )
 
 // Collector is a prometheus.Collector for the account's upload tokens.
@@ -158,6 +169,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		rateLimitDesc, rateRemainingDesc, syncProgressDesc, listingRequestsDesc} {
 		ch <- d
 	}
+	if c.opts.DeprecatedNames {
+		ch <- deprecatedExpiryHistogramDesc
+		ch <- deprecatedSyncProgressDesc
+	}
 }
 
 // Collect scrapes with the collector's own timeout.
@@ -198,7 +213,11 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 		}
 	}
 	if p, ok := c.src.(ProgressSource); ok {
-		ch <- prometheus.MustNewConstMetric(syncProgressDesc, prometheus.GaugeValue, p.SyncProgress())
+		progress := p.SyncProgress()
+		ch <- prometheus.MustNewConstMetric(syncProgressDesc, prometheus.GaugeValue, progress)
+		if c.opts.DeprecatedNames {
+			ch <- prometheus.MustNewConstMetric(deprecatedSyncProgressDesc, prometheus.GaugeValue, progress)
+		}
 	}
 	// The counter is the exporter's own tally, true whether or not this
 	// scrape could read api.video: a counter that vanished with every
@@ -378,6 +397,9 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(withoutExpiry+expiresIn.count))
 	ch <- prometheus.MustNewConstMetric(withoutExpiryDesc, prometheus.GaugeValue, float64(withoutExpiry))
 	ch <- expiresIn.metric(expiryHistogramDesc)
+	if c.opts.DeprecatedNames {
+		ch <- expiresIn.metric(deprecatedExpiryHistogramDesc)
+	}
 	ch <- ttl.metric(ttlHistogramDesc)
 
 	// The listing kept the values of the tokens first in the order of

@@ -141,7 +141,7 @@ var tokenMetrics = []string{
 	"apivideo_upload_tokens_active",
 	"apivideo_upload_tokens_without_expiry",
 	"apivideo_upload_token_expires_in_seconds",
-	"apivideo_upload_tokens_expires_in_seconds",
+	"apivideo_upload_tokens_expiry_seconds",
 	"apivideo_upload_token_without_expiry_created_timestamp_seconds",
 	"apivideo_upload_tokens_ttl_seconds",
 	"apivideo_upload_tokens_created_total",
@@ -310,7 +310,7 @@ func TestCachedTokensThatExpiredAreNotActive(t *testing.T) {
 	assert.Equal(t, int32(1), src.calls.Load(), "served from the cache")
 	assert.Equal(t, 8.0, families["apivideo_upload_tokens_active"].GetMetric()[0].GetGauge().GetValue())
 	assert.Equal(t, 2.0, families["apivideo_upload_tokens_without_expiry"].GetMetric()[0].GetGauge().GetValue())
-	assert.Equal(t, uint64(6), families["apivideo_upload_tokens_expires_in_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
+	assert.Equal(t, uint64(6), families["apivideo_upload_tokens_expiry_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
 	for _, m := range families["apivideo_upload_token_expires_in_seconds"].GetMetric() {
 		assert.Positive(t, m.GetGauge().GetValue(), "no series for an expired token")
 	}
@@ -339,7 +339,7 @@ func TestAgainstFakeAPI(t *testing.T) {
 	assert.Equal(t, 1.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
 	assert.Equal(t, 257.0, families["apivideo_upload_tokens_active"].GetMetric()[0].GetGauge().GetValue())
 	assert.Equal(t, 43.0, families["apivideo_upload_tokens_without_expiry"].GetMetric()[0].GetGauge().GetValue())
-	hist := families["apivideo_upload_tokens_expires_in_seconds"].GetMetric()[0].GetHistogram()
+	hist := families["apivideo_upload_tokens_expiry_seconds"].GetMetric()[0].GetHistogram()
 	assert.Equal(t, uint64(214), hist.GetSampleCount())
 
 	series := families["apivideo_upload_token_expires_in_seconds"].GetMetric()
@@ -393,4 +393,44 @@ func names(families map[string]*dto.MetricFamily) []string {
 		out = append(out, n)
 	}
 	return out
+}
+
+// progressSource is a listing part-way through its first reading.
+type progressSource struct {
+	stubSource
+	progress float64
+}
+
+func (s *progressSource) SyncProgress() float64 { return s.progress }
+
+// The series renamed in 0.2.0 keep their old names, with the same values,
+// only with DeprecatedNames.
+func TestDeprecatedNames(t *testing.T) {
+	renamed := map[string]string{
+		"apivideo_upload_tokens_expires_in_seconds": "apivideo_upload_tokens_expiry_seconds",
+		"apivideo_sync_progress":                    "apivideo_sync_progress_ratio",
+	}
+	for _, deprecated := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DeprecatedNames=%t", deprecated), func(t *testing.T) {
+			src := &progressSource{stubSource: stubSource{list: sampleList()}, progress: 0.25}
+			c := collector.New(src, collector.Options{
+				TokenLabel: collector.LabelRedacted, MaxTokenSeries: 1000,
+				Now: func() time.Time { return now }, DeprecatedNames: deprecated,
+			})
+			families := gather(t, c)
+			for old, current := range renamed {
+				require.Contains(t, families, current)
+				if !deprecated {
+					assert.NotContains(t, families, old)
+					continue
+				}
+				require.Contains(t, families, old)
+				assert.Equal(t, families[current].GetType(), families[old].GetType(), old)
+				assert.Equal(t, families[current].GetMetric(), families[old].GetMetric(), "%s carries the values of %s", old, current)
+				assert.Contains(t, families[old].GetHelp(), "Deprecated: the same as "+current)
+			}
+			assert.Equal(t, 0.25, families["apivideo_sync_progress_ratio"].GetMetric()[0].GetGauge().GetValue())
+			assert.EqualValues(t, 7, families["apivideo_upload_tokens_expiry_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
+		})
+	}
 }

@@ -344,7 +344,7 @@ func TestTTLHistogramCountsEveryExpiringToken(t *testing.T) {
 	require.Equal(t, uint64(214), expiring)
 	h := families["apivideo_upload_tokens_ttl_seconds"].GetMetric()[0].GetHistogram()
 	assert.Equal(t, expiring, h.GetSampleCount(), "every expiring token, none without expiry")
-	assert.Equal(t, families["apivideo_upload_tokens_expires_in_seconds"].GetMetric()[0].GetHistogram().GetSampleCount(), h.GetSampleCount())
+	assert.Equal(t, families["apivideo_upload_tokens_expiry_seconds"].GetMetric()[0].GetHistogram().GetSampleCount(), h.GetSampleCount())
 	assert.Equal(t, sum, h.GetSampleSum())
 	got := map[float64]uint64{}
 	for _, b := range h.GetBucket() {

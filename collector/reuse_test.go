@@ -106,7 +106,7 @@ func assertListing(t *testing.T, families map[string]*dto.MetricFamily, listing 
 	require.Equal(t, 1.0, gauge(families, "apivideo_up"), msg)
 	assert.Equal(t, float64(len(listing)), gauge(families, "apivideo_upload_tokens_active"), msg)
 	assert.Equal(t, 0.0, gauge(families, "apivideo_upload_tokens_without_expiry"), msg)
-	assert.Equal(t, uint64(len(listing)), families["apivideo_upload_tokens_expires_in_seconds"].GetMetric()[0].GetHistogram().GetSampleCount(), msg)
+	assert.Equal(t, uint64(len(listing)), families["apivideo_upload_tokens_expiry_seconds"].GetMetric()[0].GetHistogram().GetSampleCount(), msg)
 	var want, got []string
 	for _, tk := range listing {
 		want = append(want, tk.Value)
@@ -260,7 +260,7 @@ func TestConcurrentScrapesOfReusedRecords(t *testing.T) {
 					errs <- errors.New("apivideo_up 0")
 				default:
 					active := gauge(f, "apivideo_upload_tokens_active")
-					hist := f["apivideo_upload_tokens_expires_in_seconds"].GetMetric()[0].GetHistogram().GetSampleCount()
+					hist := f["apivideo_upload_tokens_expiry_seconds"].GetMetric()[0].GetHistogram().GetSampleCount()
 					if w := gauge(f, "apivideo_upload_tokens_without_expiry"); w != 0 || !slices.Contains(sizes, active) || float64(hist) != active ||
 						len(f[expiresInName].GetMetric()) != int(active) {
 						errs <- fmt.Errorf("not one listing: active %v, without expiry %v, expiring %d, series %d", active, w, hist, len(f[expiresInName].GetMetric()))

@@ -195,7 +195,7 @@ func TestPanels(t *testing.T) {
 				// the counter of created tokens (each replica counts the same
 				// tokens), are aggregated, never summed across replicas.
 				for _, g := range []string{"apivideo_upload_tokens_active", "apivideo_upload_tokens_without_expiry",
-					"apivideo_upload_token_expires_in_seconds", "apivideo_upload_tokens_expires_in_seconds_bucket",
+					"apivideo_upload_token_expires_in_seconds", "apivideo_upload_tokens_expiry_seconds_bucket",
 					"apivideo_upload_token_without_expiry_created_timestamp_seconds", "apivideo_upload_tokens_ttl_seconds_bucket",
 					"apivideo_upload_tokens_created_total",
 					"apivideo_ratelimit_remaining", "apivideo_ratelimit_limit", "apivideo_scrape_duration_seconds"} {
@@ -218,7 +218,7 @@ func TestDashboardCoversMetrics(t *testing.T) {
 	for _, m := range []string{
 		"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_active",
 		"apivideo_upload_tokens_without_expiry", "apivideo_upload_token_expires_in_seconds",
-		"apivideo_upload_tokens_expires_in_seconds_bucket", "apivideo_api_requests_total",
+		"apivideo_upload_tokens_expiry_seconds_bucket", "apivideo_api_requests_total",
 		"apivideo_api_request_duration_seconds_bucket", "apivideo_ratelimit_limit", "apivideo_ratelimit_remaining",
 		"apivideo_upload_token_without_expiry_created_timestamp_seconds", "apivideo_upload_tokens_ttl_seconds_bucket",
 		"apivideo_upload_tokens_created_total",

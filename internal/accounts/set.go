@@ -24,6 +24,9 @@ type Options struct {
 	// TokenLabel and MaxTokenSeries apply to every account's collector.
 	TokenLabel     collector.LabelMode
 	MaxTokenSeries int
+	// DeprecatedNames also publishes the series renamed in 0.2.0 under
+	// their old names.
+	DeprecatedNames bool
 	// Incremental configures the accounts listed incrementally.
 	Incremental apiclient.IncrementalOptions
 	// MaxConcurrentProbes caps how many accounts read api.video at once.
@@ -219,11 +222,12 @@ func (s *Set) build(st Settings) (*Account, error) {
 		src = slottedIncremental{slotted: base, progress: inc}
 	}
 	tokens := collector.New(src, collector.Options{
-		TokenLabel:     s.opts.TokenLabel,
-		MaxTokenSeries: s.opts.MaxTokenSeries,
-		Timeout:        st.Timeout,
-		CacheTTL:       st.CacheTTL,
-		Logger:         log.With(logger, "component", "collector"),
+		TokenLabel:      s.opts.TokenLabel,
+		MaxTokenSeries:  s.opts.MaxTokenSeries,
+		Timeout:         st.Timeout,
+		CacheTTL:        st.CacheTTL,
+		DeprecatedNames: s.opts.DeprecatedNames,
+		Logger:          log.With(logger, "component", "collector"),
 	})
 	return &Account{Settings: st, client: client, tokens: tokens, requestMetrics: metrics, requests: requests}, nil
 }

@@ -466,17 +466,17 @@ func TestIncrementalAccount(t *testing.T) {
 		assert.Equal(t, 1.0, gauge(t, mfs, "apivideo_up"))
 		assert.Equal(t, 40.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
 		assert.Equal(t, 6.0, gauge(t, mfs, "apivideo_upload_tokens_without_expiry"))
-		assert.Equal(t, 1.0, gauge(t, mfs, "apivideo_sync_progress"))
+		assert.Equal(t, 1.0, gauge(t, mfs, "apivideo_sync_progress_ratio"))
 	}
 	mfs := ts.metrics(t, "full", 5)
 	assert.Equal(t, 9.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
-	assert.NotContains(t, mfs, "apivideo_sync_progress")
+	assert.NotContains(t, mfs, "apivideo_sync_progress_ratio")
 
 	ts.write(t, file("    listing: incremental\n"))
 	require.NoError(t, ts.Reload())
 	mfs = ts.metrics(t, "full", 5)
 	assert.Equal(t, 9.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
-	assert.Contains(t, mfs, "apivideo_sync_progress")
+	assert.Contains(t, mfs, "apivideo_sync_progress_ratio")
 	assert.Equal(t, 2, full.Stats().Logins, "a fresh client for the changed account")
 	assert.Equal(t, 1, inc.Stats().Logins, "the unchanged account kept its login")
 }

@@ -299,17 +299,17 @@ local buckets(id, title, description, pos, targets) =
         stat(
           10,
           'Expiring within 1 hour',
-          'Expiring upload tokens that expire within the next hour, from the le="3600" bucket of apivideo_upload_tokens_expires_in_seconds (max by job and account).',
+          'Expiring upload tokens that expire within the next hour, from the le="3600" bucket of apivideo_upload_tokens_expiry_seconds (max by job and account).',
           gridPos(12, 7, 6, 5),
-          [target('max %s (%s)' % [by(), m('apivideo_upload_tokens_expires_in_seconds_bucket', ['le=~"3600(\\\\.0)?"'])], legend, instant=true)],
+          [target('max %s (%s)' % [by(), m('apivideo_upload_tokens_expiry_seconds_bucket', ['le=~"3600(\\\\.0)?"'])], legend, instant=true)],
           thresholdSteps=[['text', null]],
         ),
         stat(
           11,
           'Expiring within 24 hours',
-          'Expiring upload tokens that expire within the next 24 hours, from the le="86400" bucket of apivideo_upload_tokens_expires_in_seconds (max by job and account).',
+          'Expiring upload tokens that expire within the next 24 hours, from the le="86400" bucket of apivideo_upload_tokens_expiry_seconds (max by job and account).',
           gridPos(18, 7, 6, 5),
-          [target('max %s (%s)' % [by(), m('apivideo_upload_tokens_expires_in_seconds_bucket', ['le=~"86400(\\\\.0)?"'])], legend, instant=true)],
+          [target('max %s (%s)' % [by(), m('apivideo_upload_tokens_expiry_seconds_bucket', ['le=~"86400(\\\\.0)?"'])], legend, instant=true)],
           thresholdSteps=[['text', null]],
         ),
         timeseries(
@@ -381,9 +381,9 @@ local buckets(id, title, description, pos, targets) =
         buckets(
           14,
           'Expiry distribution',
-          'How many expiring upload tokens expire within each bucket of time from now (apivideo_upload_tokens_expires_in_seconds histogram, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). Max over the replicas of each job and account, so replicas are not added up, then summed over the selected accounts: pick one account to see its own.',
+          'How many expiring upload tokens expire within each bucket of time from now (apivideo_upload_tokens_expiry_seconds histogram, bucket upper bounds in seconds: 300 = 5 min, 3600 = 1 h, 86400 = 1 d, 604800 = 7 d, 2.592e+06 = 30 d). Max over the replicas of each job and account, so replicas are not added up, then summed over the selected accounts: pick one account to see its own.',
           gridPos(0, 20, 12, 8),
-          [target('sum by (le) (max %s (%s))' % [by(['le']), m('apivideo_upload_tokens_expires_in_seconds_bucket')], '{{le}}', instant=true, format='heatmap')],
+          [target('sum by (le) (max %s (%s))' % [by(['le']), m('apivideo_upload_tokens_expiry_seconds_bucket')], '{{le}}', instant=true, format='heatmap')],
         ),
         panel(
           'heatmap',
@@ -391,7 +391,7 @@ local buckets(id, title, description, pos, targets) =
           'Expiry distribution over time',
           'The expiry histogram over time: each column is a scrape, each cell how many tokens expire within that bucket (max over the replicas of each job and account, summed over the selected accounts).',
           gridPos(12, 20, 12, 8),
-          [target('sum by (le) (max %s (%s))' % [by(['le']), m('apivideo_upload_tokens_expires_in_seconds_bucket')], '{{le}}', format='heatmap')],
+          [target('sum by (le) (max %s (%s))' % [by(['le']), m('apivideo_upload_tokens_expiry_seconds_bucket')], '{{le}}', format='heatmap')],
         ) + {
           fieldConfig: {
             defaults: {
