@@ -117,7 +117,6 @@ func run(args []string) int {
 	}
 
 	mux := http.NewServeMux()
-	var accountMetrics []prometheus.Gatherer
 	var accountSet *accounts.Set
 	if cfg.configFile != "" {
 		accountSet = accounts.New(cfg.configFile, accounts.Options{
@@ -136,14 +135,13 @@ func run(args []string) int {
 		if err := accountSet.Reload(); err != nil {
 			return 1
 		}
-		accountMetrics = append(accountMetrics, accountSet.Gatherer())
 		probeTimeout := func(r *http.Request, limit time.Duration) time.Duration {
 			return scrapeTimeout(r.Header, cfg.timeoutOffset, limit)
 		}
 		mux.Handle("/probe", limitRequests(accountSet.ProbeHandler(probeTimeout, promhttpLogger{logger}), cfg.maxRequests))
 		mux.Handle("/-/reload", accountSet.ReloadHandler())
 	}
-	mux.Handle(cfg.metricsPath, metricsHandler(reg, tokens, cfg.timeoutOffset, cfg.apiTimeout, cfg.maxRequests, logger, accountMetrics...))
+	mux.Handle(cfg.metricsPath, metricsHandler(reg, tokens, cfg.timeoutOffset, cfg.apiTimeout, cfg.maxRequests, logger))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	// Readiness never depends on api.video: a failing sidecar probe would
 	// take the whole pod out of its Service.

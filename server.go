@@ -55,11 +55,11 @@ func (w serverErrorWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// metricsHandler serves the exporter's own metrics and extra's together
-// with a token scrape, when tokens is set, bounded by the scrape timeout
+// metricsHandler serves the exporter's own metrics together with a token
+// scrape, when tokens is set, bounded by the scrape timeout
 // Prometheus announces, less offset, and never longer than limit. At most
 // maxRequests are served at once (see limitRequests).
-func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offset float64, limit time.Duration, maxRequests int, logger log.Logger, extra ...prometheus.Gatherer) http.Handler {
+func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offset float64, limit time.Duration, maxRequests int, logger log.Logger) http.Handler {
 	opts := promhttp.HandlerOpts{
 		ErrorLog:          promhttpLogger{logger},
 		EnableOpenMetrics: true,
@@ -73,7 +73,7 @@ func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offse
 			scrape.MustRegister(tokens.WithContext(ctx))
 		}
 		// The scrape is gathered first so that the request counters include it.
-		promhttp.HandlerFor(append(prometheus.Gatherers{scrape, reg}, extra...), opts).ServeHTTP(w, r)
+		promhttp.HandlerFor(prometheus.Gatherers{scrape, reg}, opts).ServeHTTP(w, r)
 	})
 	return promhttp.InstrumentMetricHandler(reg, limitRequests(h, maxRequests))
 }

@@ -21,6 +21,11 @@
     // Prometheus does not add.
     dashboardFilterLabels: ['cluster', 'namespace', 'account'],
 
+    // Severity of the alerts about the monitoring itself
+    // (ApivideoScrapeFailing, ApivideoExporterAbsent): the token metrics
+    // are missing, the account is not at risk.
+    exporterHealthSeverity: 'warning',
+
     // ApivideoScrapeFailing: no replica of a job reads api.video.
     scrapeFailingFor: '10m',
 
@@ -28,6 +33,10 @@
     // apivideo_up series, or no series matches the selector at all.
     exporterAbsentFor: '10m',
     exporterAbsentLookback: '1d',
+
+    // ApivideoExporterConfigReloadFailed: the accounts file has failed to
+    // load for this long.
+    configReloadFailedFor: '5m',
 
     // ApivideoRateLimitHeadroomLow: share of the rate limit left.
     rateLimitHeadroomThreshold: 0.1,

@@ -151,7 +151,7 @@ func TestTemplateAccounts(t *testing.T) {
 	require.Len(t, r.podMonitors, 1)
 	pm := r.podMonitors[0]
 	assert.NotEqual(t, pm.Metadata.Namespace+"/"+pm.Metadata.Name, sc.Spec.JobName,
-		"/metrics and /probe both carry apivideo_api_requests_total{account}: one job would mix them")
+		"the probes and /metrics are two jobs: the alerts tell them apart by job")
 	assert.Equal(t, "/metrics", pm.Spec.PodMetricsEndpoints[0].Path)
 	interval, err := time.ParseDuration(sc.Spec.ScrapeInterval)
 	require.NoError(t, err)

@@ -251,3 +251,24 @@ func TestRulesTestCoversEveryAlert(t *testing.T) {
 		assert.Contains(t, tested, r.Alert)
 	}
 }
+
+// TestReadmeListsConfig fails when a _config field is missing from the
+// table of mixin/README.md, or the table lists one that is gone.
+func TestReadmeListsConfig(t *testing.T) {
+	out, err := newVM().EvaluateAnonymousSnippet("fields.jsonnet", `std.objectFieldsAll((import 'mixin.libsonnet')._config)`)
+	require.NoError(t, err)
+	var fields []string
+	require.NoError(t, json.Unmarshal([]byte(out), &fields))
+	require.NotEmpty(t, fields)
+
+	readme, err := os.ReadFile(filepath.Join(mixinDir, "README.md"))
+	require.NoError(t, err)
+	var listed []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if rest, ok := strings.CutPrefix(line, "| `"); ok {
+			name, _, _ := strings.Cut(rest, "`")
+			listed = append(listed, name)
+		}
+	}
+	assert.ElementsMatch(t, fields, listed, "the _config table of mixin/README.md")
+}

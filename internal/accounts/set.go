@@ -45,10 +45,10 @@ type Account struct {
 	Settings
 	client *apiclient.Client
 	tokens *collector.Collector
-	// requestMetrics are the client's request counters and durations;
-	// requests holds them unlabelled, for the account's probe.
-	requestMetrics []prometheus.Collector
-	requests       *prometheus.Registry
+	// requests holds the client's request counters and durations, served
+	// on the account's probe only: /metrics does not repeat them, so that
+	// a selector matching both jobs still counts each account once.
+	requests *prometheus.Registry
 }
 
 // Set is the live set of accounts of an accounts file.
@@ -57,9 +57,6 @@ type Set struct {
 	opts Options
 	// slots caps the accounts reading api.video at once.
 	slots chan struct{}
-	// labelled holds every account's request metrics with an account label,
-	// for /metrics.
-	labelled *prometheus.Registry
 
 	reloadMu     sync.Mutex
 	reloadOK     prometheus.Gauge
@@ -78,10 +75,9 @@ func New(path string, opts Options) *Set {
 		opts.MaxConcurrentProbes = 1
 	}
 	s := &Set{
-		path:     path,
-		opts:     opts,
-		slots:    make(chan struct{}, opts.MaxConcurrentProbes),
-		labelled: prometheus.NewRegistry(),
+		path:  path,
+		opts:  opts,
+		slots: make(chan struct{}, opts.MaxConcurrentProbes),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "apivideo_exporter_config_last_reload_successful",
 			Help: "1 if the last load of the accounts file succeeded, 0 if it failed and the previous accounts are kept.",
@@ -150,15 +146,9 @@ func (s *Set) reload() error {
 		if next[name] == a {
 			continue
 		}
-		s.register(a, false)
 		a.client.CloseIdleConnections()
 		if _, ok := next[name]; !ok {
 			removed = append(removed, name)
-		}
-	}
-	for name, a := range next {
-		if old[name] != a {
-			s.register(a, true)
 		}
 	}
 	s.mu.Lock()
@@ -169,19 +159,6 @@ func (s *Set) reload() error {
 		"added", strings.Join(added, ","), "changed", strings.Join(changed, ","),
 		"removed", strings.Join(removed, ","), "unchanged", strings.Join(kept, ","))
 	return nil
-}
-
-// register adds (or removes) the account's request metrics, labelled with
-// its name, to those of /metrics.
-func (s *Set) register(a *Account, add bool) {
-	r := prometheus.WrapRegistererWith(prometheus.Labels{"account": a.Name}, s.labelled)
-	for _, c := range a.requestMetrics {
-		if add {
-			r.MustRegister(c)
-		} else {
-			r.Unregister(c)
-		}
-	}
 }
 
 // build makes the client and collector of an account.
@@ -197,21 +174,19 @@ func (s *Set) build(st Settings) (*Account, error) {
 		return nil, fmt.Errorf("api_key_file: %w", err)
 	}
 	logger := log.With(s.opts.Logger, "account", st.Name)
-	var metrics recorder
+	requests := prometheus.NewRegistry()
 	client, err := apiclient.New(apiclient.Config{
 		BaseURL:     st.URL,
 		Key:         key,
 		UserAgent:   s.opts.UserAgent,
 		Concurrency: st.Concurrency,
 		Transport:   s.opts.Transport,
-		Registerer:  &metrics,
+		Registerer:  requests,
 		Logger:      log.With(logger, "component", "apiclient"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	requests := prometheus.NewRegistry()
-	requests.MustRegister(metrics...)
 	// The incremental state lives in the account's own listing, so that a
 	// changed account starts afresh and an unchanged one keeps it.
 	base := slotted{src: client, client: client, slots: s.slots, logger: logger}
@@ -229,7 +204,7 @@ func (s *Set) build(st Settings) (*Account, error) {
 		DeprecatedNames: s.opts.DeprecatedNames,
 		Logger:          log.With(logger, "component", "collector"),
 	})
-	return &Account{Settings: st, client: client, tokens: tokens, requestMetrics: metrics, requests: requests}, nil
+	return &Account{Settings: st, client: client, tokens: tokens, requests: requests}, nil
 }
 
 // Get returns the live account called name.
@@ -252,10 +227,6 @@ func (s *Set) Names() []string {
 	return names
 }
 
-// Gatherer gathers every account's api.video request metrics, each with an
-// account label.
-func (s *Set) Gatherer() prometheus.Gatherer { return s.labelled }
-
 // ReloadHandler reloads the accounts file on POST, answering 500 with the
 // reason when the file is broken.
 func (s *Set) ReloadHandler() http.Handler {
@@ -272,15 +243,6 @@ func (s *Set) ReloadHandler() http.Handler {
 		fmt.Fprintln(w, "Reloaded")
 	})
 }
-
-// recorder is a prometheus.Registerer that keeps what is registered, so
-// that a client's metrics can be served both unlabelled on its probe and
-// labelled on /metrics.
-type recorder []prometheus.Collector
-
-func (r *recorder) Register(c prometheus.Collector) error   { *r = append(*r, c); return nil }
-func (r *recorder) MustRegister(cs ...prometheus.Collector) { *r = append(*r, cs...) }
-func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 
 // slotted holds one of the Set's slots while it reads api.video, so that a
 // burst of probes reads at most so many accounts at once. Cached scrapes

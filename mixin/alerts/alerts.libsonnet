@@ -24,7 +24,7 @@ local utils = import '../lib/utils.libsonnet';
         rules: [
           alert(
             'ApivideoScrapeFailing',
-            'critical',
+            cfg.exporterHealthSeverity,
             'max %s (apivideo_up{%s}) == 0' % [by, sel()],
             cfg.scrapeFailingFor,
             'apivideo_exporter cannot read api.video ({{ $labels.job }}{{ with $labels.account }}, account {{ . }}{{ end }})',
@@ -37,7 +37,7 @@ local utils = import '../lib/utils.libsonnet';
           // matchers), and "or on ()" keeps it from doubling the first.
           alert(
             'ApivideoExporterAbsent',
-            'critical',
+            cfg.exporterHealthSeverity,
             |||
               (
                 group %(by)s (present_over_time(apivideo_up{%(sel)s}[%(lookback)s]))
@@ -50,6 +50,17 @@ local utils = import '../lib/utils.libsonnet';
             cfg.exporterAbsentFor,
             'apivideo_exporter has disappeared from Prometheus{{ with $labels.job }} ({{ . }}{{ with $labels.account }}, account {{ . }}{{ end }}){{ end }}',
             'No apivideo_up series {{ with $labels.job }}of job {{ . }}{{ with $labels.account }} (account {{ . }}){{ end }}{{ else }}matching %s{{ end }} has been scraped for %s: the exporter is down, not scraped (PodMonitor, ServiceMonitor, scrape annotations or target discovery broken) or its job was renamed.' % [cfg.exporterSelector, cfg.exporterAbsentFor],
+          ),
+
+          // One alert per exporter process: each reads its own accounts
+          // file, and the series carries no account.
+          alert(
+            'ApivideoExporterConfigReloadFailed',
+            'warning',
+            'max %s (apivideo_exporter_config_last_reload_successful{%s}) == 0' % [utils.by(['job', 'instance']), sel()],
+            cfg.configReloadFailedFor,
+            'apivideo_exporter could not load its accounts file ({{ $labels.job }}, {{ $labels.instance }})',
+            'The last load of the accounts file (--config.file) by {{ $labels.instance }} of job {{ $labels.job }} failed %s or more ago: the exporter keeps probing the accounts of the last good file, and a change to the accounts has not taken effect.' % cfg.configReloadFailedFor,
           ),
 
           alert(
