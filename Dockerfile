@@ -1,55 +1,34 @@
-# syntax=docker/dockerfile:1
-
-# Build:
-#   docker build \
-#     --build-arg VERSION=$(git describe --tags --always) \
-#     --build-arg REVISION=$(git rev-parse HEAD) \
-#     --build-arg BRANCH=$(git rev-parse --abbrev-ref HEAD) \
-#     --build-arg BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
-#     -t apivideo_exporter .
-# Multi-platform: docker buildx build --platform linux/amd64,linux/arm64 ...
+# The image of a release: the static binary `make crossbuild` wrote for
+# linux/$ARCH, on distroless. It runs nothing at build time, so that plain
+# `docker build` (no BuildKit), buildah and podman build every architecture
+# alike, without emulation. `make docker` builds it:
+#
+#   make docker                                   # this machine's architecture
+#   make docker DOCKER_ARCHS="amd64 arm64"        # both, tagged :<version>-<arch>
+#   make docker DOCKER=buildah                    # with buildah
+#
+# which comes down to
+#
+#   make crossbuild licenses PLATFORMS=linux/arm64
+#   docker build --platform linux/arm64 --build-arg ARCH=arm64 \
+#     --build-arg VERSION=$(cat VERSION) --build-arg REVISION=$(git rev-parse HEAD) \
+#     --build-arg BUILD_DATE=... -t apivideo_exporter:$(cat VERSION)-arm64 .
 #
 # Run:
-#   docker run -p 9856:9856 -e APIVIDEO_API_KEY=... apivideo_exporter
-#   docker run -p 9856:9856 apivideo_exporter --demo
+#   docker run -p 9856:9856 -e APIVIDEO_API_KEY=... apivideo_exporter:<version>
+#   docker run -p 9856:9856 apivideo_exporter:<version> --demo
 
-ARG GO_VERSION=1.26
+# CA certificates and tzdata, no shell, and the nonroot user (65532:65532).
+# gcr.io/distroless/static-debian12:nonroot, pinned by the digest of its
+# multi-architecture index so that every architecture and every rebuild
+# starts from the same bytes; bump the digest on purpose, in a commit.
+FROM gcr.io/distroless/static-debian12@sha256:d093aa3e30dbadd3efe1310db061a14da60299baff8450a17fe0ccc514a16639
 
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
-WORKDIR /src
-
-# Dependencies first, so that they stay cached while the code changes.
-COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod go mod download
-
-COPY . .
-
-ARG TARGETOS=linux
-ARG TARGETARCH
-ARG VERSION=dev
+ARG OS=linux
+ARG ARCH=amd64
+ARG VERSION=unknown
 ARG REVISION=unknown
-ARG BRANCH=unknown
-ARG BUILD_USER=docker
-ARG BUILD_DATE=unknown
-RUN --mount=type=cache,target=/go/pkg/mod \
-    --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath \
-      -ldflags "-s -w \
-        -X github.com/prometheus/common/version.Version=${VERSION} \
-        -X github.com/prometheus/common/version.Revision=${REVISION} \
-        -X github.com/prometheus/common/version.Branch=${BRANCH} \
-        -X github.com/prometheus/common/version.BuildUser=${BUILD_USER} \
-        -X github.com/prometheus/common/version.BuildDate=${BUILD_DATE}" \
-      -o /out/apivideo_exporter .
-
-# Static binary on distroless: CA certificates and tzdata, no shell, and the
-# nonroot user (65532:65532).
-FROM gcr.io/distroless/static-debian12:nonroot
-
-ARG VERSION=dev
-ARG REVISION=unknown
-# RFC 3339, as the OCI annotation requires; empty when not given.
+# RFC 3339, as the OCI annotation requires; make passes the commit's time.
 ARG BUILD_DATE
 LABEL org.opencontainers.image.title="apivideo_exporter" \
       org.opencontainers.image.description="Prometheus exporter for the delegated upload tokens of an api.video account" \
@@ -57,10 +36,12 @@ LABEL org.opencontainers.image.title="apivideo_exporter" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${BUILD_DATE}" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="gcr.io/distroless/static-debian12:nonroot"
 
-COPY LICENSE /license/LICENSE
-COPY --from=build /out/apivideo_exporter /bin/apivideo_exporter
+COPY LICENSE NOTICE /license/
+COPY .build/third_party_licenses /license/third_party_licenses
+COPY .build/${OS}-${ARCH}/apivideo_exporter /bin/apivideo_exporter
 
 USER 65532:65532
 EXPOSE 9856

@@ -128,6 +128,9 @@ func TestVersionWithoutLdflags(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	first := strings.SplitN(string(out), "\n", 2)[0]
 	assert.Regexp(t, `^apivideo_exporter, version \S+ \(branch: \S+, revision: \S+\)$`, first)
+	release, err := os.ReadFile("VERSION")
+	require.NoError(t, err)
+	assert.Contains(t, first, "version "+strings.TrimSpace(string(release))+" ", "a plain go build reports the VERSION file")
 }
 
 func TestKeyFileMissing(t *testing.T) {

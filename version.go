@@ -1,28 +1,39 @@
 package main
 
 import (
+	_ "embed"
 	"runtime/debug"
 	"strings"
 
 	"github.com/prometheus/common/version"
 )
 
+// releaseVersion is the VERSION file, the version of the release the code
+// belongs to; `make` stamps it as well, with the commit, through -ldflags.
+//
+//go:embed VERSION
+var releaseVersion string
+
 func init() {
 	bi, ok := debug.ReadBuildInfo()
-	if ok {
-		stampVersion(bi)
+	if !ok {
+		bi = &debug.BuildInfo{}
 	}
+	stampVersion(bi, releaseVersion)
 }
 
-// stampVersion fills in what no -ldflags stamp set, from the build
-// information Go records in every binary, so that --version, the landing
-// page and apivideo_exporter_build_info are never blank: the module version
-// (a pseudo-version such as 0.0.0-20260101120000-0123456789ab+dirty for
-// go build in a checkout, devel for go run). The revision already comes
-// from the build information (version.GetRevision); no branch is recorded.
-func stampVersion(bi *debug.BuildInfo) {
+// stampVersion fills in what no -ldflags stamp set, so that --version, the
+// landing page and apivideo_exporter_build_info are never blank: the
+// VERSION file, or when it is empty the module version Go records in the
+// binary (a pseudo-version for go build in a checkout, devel for go run).
+// The revision already comes from the build information
+// (version.GetRevision); no branch is recorded.
+func stampVersion(bi *debug.BuildInfo, fileVersion string) {
 	if version.Version == "" {
-		v := strings.TrimPrefix(bi.Main.Version, "v")
+		v := strings.TrimSpace(fileVersion)
+		if v == "" {
+			v = strings.TrimPrefix(bi.Main.Version, "v")
+		}
 		if v == "" || v == "(devel)" {
 			v = "devel"
 		}

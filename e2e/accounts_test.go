@@ -146,6 +146,14 @@ func TestAccounts(t *testing.T) {
 		rs, err := dashboards.Rules()
 		require.NoError(t, err)
 		ruleHealth(t, promURL, len(rs))
+		// The accounts file loaded: the reload alert's selector finds the
+		// exporter's status, and the alert does not fire.
+		for _, r := range rs {
+			if r.Alert == "ApivideoExporterConfigReloadFailed" {
+				assert.Empty(t, mustQuery(t, promURL, r.Expr), r.Alert)
+				checkSelectors(t, promURL, r.Alert, r.Expr)
+			}
+		}
 		// Tokens without expiry: one pending alert per account.
 		deadline := time.Now().Add(10 * time.Second)
 		for {

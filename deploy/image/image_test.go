@@ -4,6 +4,7 @@ package image_test
 
 import (
 	"os"
+	"regexp"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,26 +46,85 @@ func finalStage(t *testing.T) []string {
 	return instructions[last:]
 }
 
-func TestImageCarriesLicense(t *testing.T) {
+// inContext reports whether .dockerignore keeps path in the build context:
+// the last pattern that matches it or one of its parent directories wins,
+// and a pattern starting with ! keeps what it matches.
+func inContext(t *testing.T, path string) bool {
+	t.Helper()
+	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	require.NoError(t, err)
+	kept := true
+	for _, line := range strings.Split(string(ignore), "\n") {
+		pattern := strings.TrimSpace(line)
+		if pattern == "" || strings.HasPrefix(pattern, "#") {
+			continue
+		}
+		exception := strings.HasPrefix(pattern, "!")
+		pattern = strings.TrimPrefix(strings.TrimPrefix(pattern, "!"), "/")
+		for p := path; p != "."; p = filepath.Dir(p) {
+			matched, err := filepath.Match(pattern, p)
+			require.NoError(t, err, pattern)
+			if matched {
+				kept = exception
+				break
+			}
+		}
+	}
+	return kept
+}
+
+func TestImageCarriesLicenses(t *testing.T) {
 	license, err := os.ReadFile(filepath.Join(root, "LICENSE"))
 	require.NoError(t, err)
 	assert.Contains(t, string(license), "Apache License\n                           Version 2.0, January 2004")
 	assert.Contains(t, string(license), "END OF TERMS AND CONDITIONS")
-
-	assert.Contains(t, finalStage(t), "COPY LICENSE /license/LICENSE")
-
-	// The build context keeps the file.
-	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	notice, err := os.ReadFile(filepath.Join(root, "NOTICE"))
 	require.NoError(t, err)
-	for _, line := range strings.Split(string(ignore), "\n") {
-		pattern := strings.TrimSpace(line)
-		if pattern == "" || strings.HasPrefix(pattern, "#") || strings.HasPrefix(pattern, "!") {
+	assert.Contains(t, string(notice), "third_party_licenses/")
+
+	stage := finalStage(t)
+	assert.Contains(t, stage, "COPY LICENSE NOTICE /license/")
+	assert.Contains(t, stage, "COPY .build/third_party_licenses /license/third_party_licenses")
+	assert.Contains(t, stage, "COPY .build/${OS}-${ARCH}/apivideo_exporter /bin/apivideo_exporter")
+
+	// The build context keeps what the image copies, and nothing else.
+	for _, path := range []string{"LICENSE", "NOTICE", ".build/linux-amd64/apivideo_exporter", ".build/linux-arm64/apivideo_exporter",
+		".build/third_party_licenses/MODULES.txt", ".build/third_party_licenses/go/LICENSE"} {
+		assert.True(t, inContext(t, path), "%s left out of the build context", path)
+	}
+	for _, path := range []string{"main.go", "go.mod", ".git/config", "README.md", ".build/darwin-arm64/apivideo_exporter", ".tarballs/sha256sums.txt", "charts/apivideo-exporter/values.yaml"} {
+		assert.False(t, inContext(t, path), "%s in the build context", path)
+	}
+}
+
+// TestDockerfileWithoutBuildKit keeps the Dockerfile buildable by the
+// classic docker builder and by buildah: no BuildKit syntax or automatic
+// platform arguments, and base images pinned by digest with their tag in
+// the comment above.
+func TestDockerfileWithoutBuildKit(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	require.NoError(t, err)
+	lines := strings.Split(string(data), "\n")
+	froms := 0
+	for i, line := range lines {
+		for _, buildkit := range []string{"# syntax=", "--mount=", "$BUILDPLATFORM", "${BUILDPLATFORM}", "TARGETARCH", "TARGETOS", "TARGETPLATFORM", "COPY --link", "<<"} {
+			assert.NotContains(t, line, buildkit, "line %d needs BuildKit", i+1)
+		}
+		image, ok := strings.CutPrefix(line, "FROM ")
+		if !ok {
 			continue
 		}
-		matched, err := filepath.Match(strings.TrimPrefix(pattern, "/"), "LICENSE")
-		require.NoError(t, err, pattern)
-		assert.False(t, matched, ".dockerignore pattern %q drops the LICENSE", pattern)
+		froms++
+		name, digest, ok := strings.Cut(strings.Fields(image)[0], "@sha256:")
+		require.True(t, ok, "line %d: %s is not pinned by digest", i+1, image)
+		assert.Regexp(t, `^[0-9a-f]{64}$`, digest)
+		var comment strings.Builder
+		for j := i - 1; j >= 0 && strings.HasPrefix(lines[j], "#"); j-- {
+			comment.WriteString(lines[j])
+		}
+		assert.Regexp(t, regexp.QuoteMeta(name)+`:[\w.-]+`, comment.String(), "line %d: the tag of %s belongs in the comment above", i+1, name)
 	}
+	assert.Positive(t, froms)
 }
 
 func TestImageLabels(t *testing.T) {
