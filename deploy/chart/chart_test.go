@@ -103,6 +103,9 @@ type rendered struct {
 	serviceMonitors []*manifest.ServiceMonitor
 	rules           []*manifest.PrometheusRule
 	scrapeConfigs   []*manifest.ScrapeConfig
+	serviceAccounts []*corev1.ServiceAccount
+	// objects are the metadata of every object, in order.
+	objects []metav1.ObjectMeta
 }
 
 func template(t *testing.T, files []string, set ...string) rendered {
@@ -134,11 +137,33 @@ func template(t *testing.T, files []string, set ...string) rendered {
 			r.rules = append(r.rules, o)
 		case *manifest.ScrapeConfig:
 			r.scrapeConfigs = append(r.scrapeConfigs, o)
+		case *corev1.ServiceAccount:
+			r.serviceAccounts = append(r.serviceAccounts, o)
 		}
+		r.objects = append(r.objects, objectMeta(t, obj))
 	}
 	require.NotNil(t, r.deployment)
 	require.NotNil(t, r.service)
 	return r
+}
+
+// objectMeta returns the metadata of a decoded object.
+func objectMeta(t *testing.T, obj any) metav1.ObjectMeta {
+	t.Helper()
+	switch o := obj.(type) {
+	case metav1.Object:
+		return metav1.ObjectMeta{Name: o.GetName(), Namespace: o.GetNamespace(), Labels: o.GetLabels()}
+	case *manifest.PodMonitor:
+		return o.Metadata
+	case *manifest.ServiceMonitor:
+		return o.Metadata
+	case *manifest.PrometheusRule:
+		return o.Metadata
+	case *manifest.ScrapeConfig:
+		return o.Metadata
+	}
+	t.Fatalf("no metadata for %T", obj)
+	return metav1.ObjectMeta{}
 }
 
 func selects(t *testing.T, selector *metav1.LabelSelector, l map[string]string) bool {
@@ -149,7 +174,8 @@ func selects(t *testing.T, selector *metav1.LabelSelector, l map[string]string) 
 }
 
 func TestLint(t *testing.T) {
-	for _, files := range [][]string{nil, everyToggle[:1], everyToggle[1:], {accountsValues}} {
+	for _, files := range [][]string{nil, everyToggle[:1], everyToggle[1:], {accountsValues}, {conventionalValues},
+		{webConfigValues}, {accountsValues, webConfigValues}, {placementValues}} {
 		t.Run(strings.Join(append([]string{"defaults"}, files...), "+"), func(t *testing.T) {
 			out, err := runHelm(t, append([]string{"lint", "--strict", chartDir}, valuesArgs(files, nil)...)...)
 			require.NoError(t, err, out)
@@ -205,7 +231,7 @@ func TestTemplateDefaults(t *testing.T) {
 	assert.Empty(t, r.rules)
 	assert.Empty(t, r.scrapeConfigs)
 	c := r.deployment.Spec.Template.Spec.Containers[0]
-	assert.Equal(t, "registry.example.com/apivideo_exporter:0.1.0", c.Image, "tag from appVersion")
+	assert.Equal(t, "registry.example.com/apivideo_exporter:"+releaseVersion(t), c.Image, "tag from appVersion, the VERSION file")
 	// The exporter's own defaults, spelt out.
 	assert.Subset(t, c.Args, []string{"--apivideo.listing=full", "--apivideo.resync-interval=10m", "--apivideo.ratelimit-share=0.5"})
 	_, ok := flagValue(c.Args, "config.file")
@@ -350,6 +376,19 @@ func TestValuesRejected(t *testing.T) {
 		{"single key left unused", []string{"accounts.prod.apiKey.existingSecret=k", "apiKey.value=v"}, "apiKey.value is set but not used with accounts"},
 		{"probes without accounts", []string{"scrapeConfig.enabled=true"}, "scrapeConfig.enabled probes the accounts, and there are none"},
 		{"misspelt scrapeConfig key", []string{"scrapeConfig.jobname=apivideo"}, "additional properties 'jobname' not allowed"},
+		{"unknown alert", []string{"prometheusRule.alerts.ApivideoTokensWithoutExpire.disabled=true"}, "invalid propertyName 'ApivideoTokensWithoutExpire'"},
+		{"misspelt alert setting", []string{"prometheusRule.alerts.ApivideoAPIThrottled.disable=true"}, "additional properties 'disable' not allowed"},
+		{"severity in capitals", []string{"prometheusRule.alerts.ApivideoAPIThrottled.severity=Critical"}, "/prometheusRule/alerts/ApivideoAPIThrottled/severity"},
+		{"additional rule without expr", []string{"prometheusRule.additionalRules[0].alert=X"}, "/prometheusRule/additionalRules/0"},
+		{"monitor namespace not a name", []string{"podMonitor.namespace=Monitoring"}, "/podMonitor/namespace"},
+		{"TLS without a Secret", []string{"webConfig.tls.enabled=true"}, "webConfig.tls.enabled needs webConfig.tls.secretName"},
+		{"basic auth without a hash", []string{"webConfig.basicAuth.enabled=true"}, "webConfig.basicAuth.enabled needs webConfig.basicAuth.passwordHash"},
+		{"basic auth with a password for a hash", []string{"webConfig.basicAuth.enabled=true", "webConfig.basicAuth.passwordHash=secret"}, "/webConfig/basicAuth/passwordHash"},
+		{"basic auth, a monitor and no password", []string{"webConfig.basicAuth.enabled=true", "webConfig.basicAuth.passwordHash=$2y$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W", "podMonitor.enabled=true"}, "needs webConfig.basicAuth.passwordSecret.name"},
+		{"environment variable without a name", []string{"env[0].value=x"}, "/env/0"},
+		{"extra argument that is not a flag", []string{"extraArgs={apivideo.concurrency=4}"}, "/extraArgs/0"},
+		{"extra mount without a path", []string{"extraVolumeMounts[0].name=x"}, "/extraVolumeMounts/0"},
+		{"misspelt serviceAccount key", []string{"serviceAccount.crate=true"}, "additional properties 'crate' not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,11 +25,90 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{ include "apivideo-exporter.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "apivideo-exporter.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "apivideo-exporter.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The pod's service account: none (the namespace's default) unless set. */}}
+{{- define "apivideo-exporter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "apivideo-exporter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the exporter gets a --web.config.file. */}}
+{{- define "apivideo-exporter.webConfig" -}}
+{{- if or .Values.webConfig.tls.enabled .Values.webConfig.basicAuth.enabled }}true{{ end }}
+{{- end }}
+
+{{/* Where the web configuration and the TLS key pair are mounted. */}}
+{{- define "apivideo-exporter.webConfigDir" -}}/etc/apivideo-exporter-web{{- end }}
+{{- define "apivideo-exporter.tlsDir" -}}/etc/apivideo-exporter-tls{{- end }}
+
+{{/* The --web.config.file of exporter-toolkit. */}}
+{{- define "apivideo-exporter.webConfigFile" -}}
+{{- $file := dict }}
+{{- if .Values.webConfig.tls.enabled }}
+{{- $_ := set $file "tls_server_config" (dict "cert_file" (printf "%s/tls.crt" (include "apivideo-exporter.tlsDir" .)) "key_file" (printf "%s/tls.key" (include "apivideo-exporter.tlsDir" .))) }}
+{{- end }}
+{{- if .Values.webConfig.basicAuth.enabled }}
+{{- $_ := set $file "basic_auth_users" (dict .Values.webConfig.basicAuth.username .Values.webConfig.basicAuth.passwordHash) }}
+{{- end }}
+{{- toYaml $file }}
+{{- end }}
+
+{{/*
+The scheme, tlsConfig and basicAuth with which Prometheus scrapes the
+exporter, in the Prometheus Operator's spelling, for an endpoint of a
+PodMonitor or ServiceMonitor or a ScrapeConfig. The scheme is upper case
+for a ScrapeConfig (.upper).
+*/}}
+{{- define "apivideo-exporter.scrapeAuth" -}}
+{{- $v := .root.Values.webConfig }}
+{{- if $v.tls.enabled }}
+scheme: {{ if .upper }}HTTPS{{ else }}https{{ end }}
+{{- with $v.tls.monitorTLSConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- if $v.basicAuth.enabled }}
+basicAuth:
+  username:
+    name: {{ include "apivideo-exporter.fullname" .root }}-web-config
+    key: username
+  password:
+    name: {{ $v.basicAuth.passwordSecret.name }}
+    key: {{ $v.basicAuth.passwordSecret.key }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of a monitor or the PrometheusRule: labels and additionalLabels. */}}
+{{- define "apivideo-exporter.extraLabels" -}}
+{{- $l := merge (dict) (.additionalLabels | default dict) (.labels | default dict) }}
+{{- with $l }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* A kubelet probe: HTTP(S) on the metrics port, or TCP with basic auth. */}}
+{{- define "apivideo-exporter.probe" -}}
+{{- $probe := deepCopy .probe }}
+{{- if .root.Values.webConfig.basicAuth.enabled }}
+{{- $_ := unset $probe "httpGet" }}
+{{- $_ := set $probe "tcpSocket" (dict "port" "apivideo") }}
+{{- else if and .root.Values.webConfig.tls.enabled (hasKey $probe "httpGet") }}
+{{- $_ := set $probe "httpGet" (merge (dict "scheme" "HTTPS") $probe.httpGet) }}
+{{- end }}
+{{- toYaml $probe }}
 {{- end }}
 
 {{- define "apivideo-exporter.image" -}}
@@ -116,6 +195,17 @@ account with no key or two, a key or a ScrapeConfig with nothing to use it.
 {{- end }}
 {{- if and .Values.accounts (not .Values.apiKey.withAccounts) .Values.apiKey.value }}
 {{- fail "apiKey.value is set but not used with accounts: set apiKey.withAccounts=true to also serve that account on /metrics, or remove it" }}
+{{- end }}
+{{- if and .Values.webConfig.tls.enabled (not .Values.webConfig.tls.secretName) }}
+{{- fail "webConfig.tls.enabled needs webConfig.tls.secretName, a kubernetes.io/tls Secret" }}
+{{- end }}
+{{- if .Values.webConfig.basicAuth.enabled }}
+{{- if not .Values.webConfig.basicAuth.passwordHash }}
+{{- fail "webConfig.basicAuth.enabled needs webConfig.basicAuth.passwordHash, the bcrypt hash of the password" }}
+{{- end }}
+{{- if and (or .Values.podMonitor.enabled .Values.serviceMonitor.enabled .Values.scrapeConfig.enabled) (not .Values.webConfig.basicAuth.passwordSecret.name) }}
+{{- fail "webConfig.basicAuth.enabled with a monitor needs webConfig.basicAuth.passwordSecret.name, the Secret of the password Prometheus sends" }}
+{{- end }}
 {{- end }}
 {{- if and .Values.scrapeConfig.enabled (not .Values.accounts) }}
 {{- fail "scrapeConfig.enabled probes the accounts, and there are none: set accounts, or use podMonitor or serviceMonitor for a single account" }}

@@ -62,8 +62,33 @@ type Endpoint struct {
 	Interval      string        `json:"interval,omitempty"`
 	ScrapeTimeout string        `json:"scrapeTimeout,omitempty"`
 	HonorLabels   bool          `json:"honorLabels,omitempty"`
+	TLSConfig     *TLSConfig    `json:"tlsConfig,omitempty"`
+	BasicAuth     *BasicAuth    `json:"basicAuth,omitempty"`
 	Relabelings   []Relabelling `json:"relabelings,omitempty"`
 	MetricRelabel []Relabelling `json:"metricRelabelings,omitempty"`
+}
+
+// TLSConfig is the tlsConfig of an endpoint or a ScrapeConfig, in the
+// operator's spelling.
+type TLSConfig struct {
+	CA                 *SecretOrConfigMap        `json:"ca,omitempty"`
+	Cert               *SecretOrConfigMap        `json:"cert,omitempty"`
+	KeySecret          *corev1.SecretKeySelector `json:"keySecret,omitempty"`
+	ServerName         string                    `json:"serverName,omitempty"`
+	InsecureSkipVerify bool                      `json:"insecureSkipVerify,omitempty"`
+}
+
+// SecretOrConfigMap names a key of a Secret or of a ConfigMap.
+type SecretOrConfigMap struct {
+	Secret    *corev1.SecretKeySelector    `json:"secret,omitempty"`
+	ConfigMap *corev1.ConfigMapKeySelector `json:"configMap,omitempty"`
+}
+
+// BasicAuth is the basicAuth of an endpoint or a ScrapeConfig: both halves
+// come from Secrets.
+type BasicAuth struct {
+	Username corev1.SecretKeySelector `json:"username"`
+	Password corev1.SecretKeySelector `json:"password"`
 }
 
 // Relabelling is a relabel config in the operator's spelling.
@@ -87,6 +112,9 @@ type ScrapeConfig struct {
 		MetricsPath       string         `json:"metricsPath,omitempty"`
 		ScrapeInterval    string         `json:"scrapeInterval,omitempty"`
 		ScrapeTimeout     string         `json:"scrapeTimeout,omitempty"`
+		Scheme            string         `json:"scheme,omitempty"`
+		TLSConfig         *TLSConfig     `json:"tlsConfig,omitempty"`
+		BasicAuth         *BasicAuth     `json:"basicAuth,omitempty"`
 		StaticConfigs     []StaticConfig `json:"staticConfigs,omitempty"`
 		Relabelings       []Relabelling  `json:"relabelings,omitempty"`
 		MetricRelabelings []Relabelling  `json:"metricRelabelings,omitempty"`
@@ -154,6 +182,8 @@ func Decode(doc []byte) (any, error) {
 		obj = &corev1.Service{}
 	case "v1/ConfigMap":
 		obj = &corev1.ConfigMap{}
+	case "v1/ServiceAccount":
+		obj = &corev1.ServiceAccount{}
 	case "networking.k8s.io/v1/NetworkPolicy":
 		obj = &networkingv1.NetworkPolicy{}
 	case "monitoring.coreos.com/v1/PodMonitor":
