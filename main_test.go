@@ -166,7 +166,9 @@ func TestDemoAndEndpoints(t *testing.T) {
 	assert.Equal(t, 1.0, float64(m["apivideo_up"].Value))
 	assert.GreaterOrEqual(t, float64(m["apivideo_upload_tokens_active"].Value), 300.0)
 	assert.Positive(t, float64(m["apivideo_upload_tokens_without_expiry"].Value))
-	assert.Regexp(t, `apivideo_exporter_build_info\{[^}]*version="[^"]+"`, body, "build_info has a version")
+	release, err := os.ReadFile("VERSION")
+	require.NoError(t, err)
+	assert.Regexp(t, `apivideo_exporter_build_info\{[^}]*version="`+regexp.QuoteMeta(strings.TrimSpace(string(release)))+`"`, body, "build_info has the VERSION file's version")
 	for _, want := range []string{"apivideo_exporter_build_info{", "go_goroutines ", "process_resident_memory_bytes ",
 		`apivideo_api_requests_total{code="200"}`, "apivideo_api_request_duration_seconds_bucket"} {
 		assert.True(t, strings.Contains(body, want), "/metrics lacks %s", want)
