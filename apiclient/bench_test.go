@@ -62,8 +62,8 @@ func BenchmarkDecodePage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(p.tokens) != tokens || p.itemsTotal != tokens {
-		b.Fatalf("decoded %d of %d tokens, want %d", len(p.tokens), p.itemsTotal, tokens)
+	if len(p.Tokens) != tokens || p.ItemsTotal != tokens {
+		b.Fatalf("decoded %d of %d tokens, want %d", len(p.Tokens), p.ItemsTotal, tokens)
 	}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()

@@ -153,12 +153,6 @@ type Client struct {
 	rlMu      sync.Mutex
 	rateLimit RateLimit
 	rlKnown   bool
-
-	// spare is the Records of the list the last listing returned: valid
-	// until the next listing, which fills them again rather than making
-	// a million-token slice per scrape.
-	spareMu sync.Mutex
-	spare   []Record
 }
 
 // New returns a Client for cfg.

@@ -22,14 +22,15 @@ var (
 	LatestDate   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// page is one decoded page of GET /upload-tokens. Token values are
+// Page is one decoded page of GET /upload-tokens. Token values are
 // substrings of one string allocated for the whole page.
-type page struct {
-	tokens      []Token
-	currentPage int
-	pageSize    int
-	pagesTotal  int
-	itemsTotal  int
+type Page struct {
+	Tokens []Token
+	// CurrentPage and PageSize are as answered, 0 when absent.
+	CurrentPage int
+	PageSize    int
+	PagesTotal  int
+	ItemsTotal  int
 }
 
 // pageDecoder decodes pages with reusable buffers. It is not safe for
@@ -44,13 +45,13 @@ type pageDecoder struct {
 
 // decode parses body into a page. It rejects anything that is not a complete page of the documented shape, so
 // that a truncated or garbled reply can never be mistaken for a short list.
-func (d *pageDecoder) decode(body []byte) (*page, error) {
+func (d *pageDecoder) decode(body []byte) (*Page, error) {
 	root, err := d.parser.ParseBytes(body)
 	if err != nil {
 		// The parser's message quotes the body, which may hold tokens.
 		return nil, fmt.Errorf("%w: not valid JSON (%d bytes)", ErrMalformedResponse, len(body))
 	}
-	pg := &page{}
+	pg := &Page{}
 	pag := root.Get("pagination")
 	if pag == nil || pag.Type() != fastjson.TypeObject {
 		return nil, fmt.Errorf("%w: no pagination object", ErrMalformedResponse)
@@ -60,10 +61,10 @@ func (d *pageDecoder) decode(body []byte) (*page, error) {
 		dst      *int
 		required bool
 	}{
-		{"currentPage", &pg.currentPage, false},
-		{"pageSize", &pg.pageSize, false},
-		{"pagesTotal", &pg.pagesTotal, true},
-		{"itemsTotal", &pg.itemsTotal, true},
+		{"currentPage", &pg.CurrentPage, false},
+		{"pageSize", &pg.PageSize, false},
+		{"pagesTotal", &pg.PagesTotal, true},
+		{"itemsTotal", &pg.ItemsTotal, true},
 	} {
 		v := pag.Get(f.name)
 		if v == nil {
@@ -87,7 +88,7 @@ func (d *pageDecoder) decode(body []byte) (*page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: data is not an array", ErrMalformedResponse)
 	}
-	pg.tokens = make([]Token, len(items))
+	pg.Tokens = make([]Token, len(items))
 	d.arena = d.arena[:0]
 	d.ends = d.ends[:0]
 	for i, item := range items {
@@ -97,20 +98,18 @@ func (d *pageDecoder) decode(body []byte) (*page, error) {
 		}
 		d.arena = append(d.arena, value...)
 		d.ends = append(d.ends, len(d.arena))
-		// The lowest bit is left clear: Incremental marks kept records
-		// with it.
-		pg.tokens[i].Hash = maphash.Bytes(d.seed, value) &^ 1
+		pg.Tokens[i].Hash = maphash.Bytes(d.seed, value)
 		if !created.IsZero() {
-			pg.tokens[i].Created = unixSeconds(created)
+			pg.Tokens[i].Created = unixSeconds(created)
 		}
 		if !expires.IsZero() {
-			pg.tokens[i].Expires = unixSeconds(expires)
+			pg.Tokens[i].Expires = unixSeconds(expires)
 		}
 	}
 	all := string(d.arena)
 	start := 0
 	for i, end := range d.ends {
-		pg.tokens[i].Value = all[start:end]
+		pg.Tokens[i].Value = all[start:end]
 		start = end
 	}
 	return pg, nil

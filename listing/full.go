@@ -1,0 +1,171 @@
+package listing
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+)
+
+// fullRetries is how many more times a full listing reads a still list
+// whose distinct tokens fall short of its itemsTotal: tokens of one second
+// that api.video returned in another order on each request.
+const fullRetries = 2
+
+// comfort is the share of a scrape's time and requests a full listing may
+// plan to use: the rest absorbs slow replies and re-reads.
+const comfort = 0.5
+
+// estimate is what a full listing of an account would cost.
+type estimate struct {
+	requests int
+	duration time.Duration
+}
+
+// estimateFull is the cost of a full listing of tokens tokens, given how
+// long a request takes and how many run at once.
+func estimateFull(tokens int, latency time.Duration, concurrency int) estimate {
+	requests := 1 + (max(tokens-pageSize, 0)+stride-1)/stride + 1
+	rounds := (requests + concurrency - 1) / concurrency
+	return estimate{requests: requests, duration: time.Duration(rounds) * latency}
+}
+
+// fits reports whether e fits comfortably within what the scrape has left.
+func (e estimate) fits(ctx context.Context, now time.Time, budget int) bool {
+	if budget > 0 && float64(e.requests) > comfort*float64(budget) {
+		return false
+	}
+	if deadline, ok := ctx.Deadline(); ok && e.duration.Seconds() > comfort*deadline.Sub(now).Seconds() {
+		return false
+	}
+	return true
+}
+
+// full reads the whole list on each scrape: page 1, then windows that
+// overlap by overlap positions up to the end, all at once within the
+// concurrency, each linked to the next by a shared token (see climb).
+func full(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
+	first, err := rd.page(ctx, 1, pageSize)
+	if err != nil {
+		return nil, err
+	}
+	if e := estimateFull(first.total, rd.slowest(), rd.concurrency); !e.fits(ctx, rd.now(), rd.budget) {
+		return nil, &TooLargeError{Tokens: first.total, Estimate: e, Concurrency: rd.concurrency}
+	}
+	seen := newCollection(first.total)
+	stillTotal := true
+	for try := 0; ; try++ {
+		chain, err := rd.climb(ctx, first, atListEnd, first.total-stride)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range chain {
+			seen.add(r.tokens)
+			stillTotal = stillTotal && r.total == first.total
+		}
+		// A still list of itemsTotal tokens must show that many: fewer
+		// means pages contradicting each other, such as ties of one
+		// second in another order on each request.
+		if !stillTotal || seen.len() >= first.total {
+			break
+		}
+		if try == fullRetries {
+			return nil, fmt.Errorf("%w: %d distinct tokens on pages that all say the list holds %d", ErrInconsistent, seen.len(), first.total)
+		}
+		if first, err = rd.page(ctx, 1, pageSize); err != nil {
+			return nil, err
+		}
+		stillTotal = first.total == seen.total
+	}
+	return seen.list(rd.now(), keep, rd.spent()), nil
+}
+
+// atListEnd holds for a run that reached the end of the list.
+func atListEnd(r *run) bool { return r.atEnd && !r.pastEnd }
+
+// collection gathers the tokens of a full listing, each once.
+type collection struct {
+	total  int
+	ids    map[uint64]struct{}
+	tokens []apiclient.Token
+}
+
+func newCollection(total int) *collection {
+	return &collection{
+		total:  total,
+		ids:    make(map[uint64]struct{}, total+total/8),
+		tokens: make([]apiclient.Token, 0, total+total/8),
+	}
+}
+
+func (c *collection) add(tokens []apiclient.Token) {
+	for _, t := range tokens {
+		if _, dup := c.ids[t.ID()]; !dup {
+			c.ids[t.ID()] = struct{}{}
+			c.tokens = append(c.tokens, t)
+		}
+	}
+}
+
+func (c *collection) len() int { return len(c.tokens) }
+
+// list drops the tokens that had certainly expired by now, and keeps the
+// values of the keep first in the order of publication among those
+// active now.
+func (c *collection) list(now time.Time, keep, requests int) *TokenList {
+	records := make([]apiclient.Record, 0, len(c.tokens))
+	var active []apiclient.Token
+	for _, t := range c.tokens {
+		if !expiredBy(t.Record, now.Add(-clockMargin)) {
+			records = append(records, t.Record)
+		}
+		if t.ActiveAt(now) {
+			active = append(active, t)
+		}
+	}
+	list := NewTokenList(records, firstInPublication(active, keep), now)
+	list.Requests = requests
+	return list
+}
+
+// unordered lists an account whose pages are not in createdAt order: it
+// reads every page at once and keeps each token once. Without an order,
+// shifts between pages cannot be told from missing tokens, so it succeeds
+// only on a list that stood still: every page gives the same itemsTotal,
+// and that many distinct tokens.
+func unordered(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
+	first, err := rd.pageUnordered(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	if e := estimateFull(first.total, rd.slowest(), rd.concurrency); !e.fits(ctx, rd.now(), rd.budget) {
+		return nil, fmt.Errorf("%w: api.video ignores sortBy, and reading all %d tokens in one scrape does not fit: %w", ErrUpstream, first.total, &TooLargeError{Tokens: first.total, Estimate: e, Concurrency: rd.concurrency})
+	}
+	seen := newCollection(first.total)
+	seen.add(first.tokens)
+	pages := (first.total + pageSize - 1) / pageSize
+	runs := make([]*run, pages+1)
+	g, gctx := errgroup.WithContext(ctx)
+	for number := 2; number <= pages; number++ {
+		g.Go(recovering(func() (err error) {
+			runs[number], err = rd.pageUnordered(gctx, number)
+			return err
+		}))
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, r := range runs[2:] {
+		if r.total != first.total {
+			return nil, fmt.Errorf("%w: api.video ignores sortBy, and the list changed while it was read (%d tokens, then %d)", ErrUpstream, first.total, r.total)
+		}
+		seen.add(r.tokens)
+	}
+	if seen.len() != first.total {
+		return nil, fmt.Errorf("%w: api.video ignores sortBy, and its pages hold %d distinct tokens of the %d it lists", ErrUpstream, seen.len(), first.total)
+	}
+	return seen.list(rd.now(), keep, rd.spent()), nil
+}

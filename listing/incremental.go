@@ -1,0 +1,467 @@
+package listing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+)
+
+// state is where the incremental listing stands; see the package doc for
+// the diagram.
+type state int
+
+const (
+	// stateEmpty: nothing kept; the next step starts reading the whole list.
+	stateEmpty state = iota
+	// stateReading: reading the whole list, over as many scrapes as it takes.
+	stateReading
+	// stateReconciling: the kept tokens may include some gone since they
+	// were read, and miss the newest: count, find the gone ones, repeat.
+	stateReconciling
+	// stateSynced: a count found every kept token in the list at one
+	// instant of this scrape; an audit of a few pages and the scrape is done.
+	stateSynced
+)
+
+var stateNames = [...]string{stateEmpty: "empty", stateReading: "reading", stateReconciling: "reconciling", stateSynced: "synced"}
+
+func (s state) String() string { return stateNames[s] }
+
+const (
+	// clockMargin is how far api.video's clock and ours may disagree:
+	// createdAt and expiresAt within it of a read are counted as either
+	// side of it.
+	clockMargin = 250 * time.Millisecond
+	// anchorMargin is how many positions below the newest complete second
+	// the read of the end of the list starts, so that a few deletions
+	// below it still leave an older token in its window.
+	anchorMargin = 10
+	// leafTokens is the most kept tokens a search checks with one window
+	// instead of splitting them further: a page less the absences it may
+	// have to absorb.
+	leafTokens = 80
+	// maxRounds bounds the count-and-search rounds of a scrape; a list
+	// that loses tokens faster than they are found is read whole instead.
+	maxRounds = 3
+	// maxAnchorTries bounds the moves down of a window that must start
+	// below a given second.
+	maxAnchorTries = 4
+	// auditTokens is how many kept tokens each synced scrape checks
+	// against the list, in rotation: the whole list is checked every
+	// len/auditTokens scrapes at a constant cost of about one request.
+	auditTokens = 80
+)
+
+// unexplained is a state of the list that the kept tokens cannot explain:
+// the listing reads the whole list again, and says why.
+type unexplained struct{ reason, detail string }
+
+func (u *unexplained) Error() string {
+	return fmt.Sprintf("the kept tokens do not explain the list (%s): %s", u.reason, u.detail)
+}
+
+// Reasons for reading the whole list again, as the metric labels them.
+const (
+	reasonMoreTokens    = "more_tokens_than_kept"
+	reasonUnknownToken  = "unknown_old_token"
+	reasonNotConverging = "deletions_outpace_search"
+)
+
+// incremental keeps the list between scrapes and reads only what changed.
+// Its methods are called one scrape at a time.
+type incremental struct {
+	state   state
+	known   known
+	reading *reading
+	// complete is the newest createdAt second through which the kept
+	// tokens hold every token of the list: later tokens sort after them.
+	complete uint32
+	// cursor is where the next audit starts, an index into known.
+	cursor int
+	// onReread is told of each reading of the whole list after the first.
+	onReread func(reason string, err error)
+	sleep    func(context.Context, time.Duration) error
+}
+
+// list brings the kept tokens up to date within one scrape.
+func (inc *incremental) list(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
+	if inc.state == stateSynced {
+		inc.state = stateReconciling
+	}
+	now := rd.now()
+	inc.known.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
+	started := inc.state == stateEmpty
+	rereads := 0
+	for {
+		publishable, err := inc.step(ctx, rd, started)
+		var u *unexplained
+		if errors.As(err, &u) && rereads == 0 {
+			rereads++
+			inc.onReread(u.reason, err)
+			inc.reset()
+			started = true
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if publishable {
+			return inc.publish(rd, keep), nil
+		}
+	}
+}
+
+// step does the work of the current state and moves to the next one. It
+// reports whether the kept tokens may be published: every one of them was
+// in the list at some instant of this scrape, and every token in the list
+// all along is among them.
+func (inc *incremental) step(ctx context.Context, rd *reader, startedThisScrape bool) (bool, error) {
+	switch inc.state {
+	case stateEmpty:
+		inc.reading = &reading{}
+		inc.state = stateReading
+		return false, nil
+	case stateReading:
+		if err := inc.reading.advance(ctx, rd); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrSyncing, err)
+		}
+		inc.known, inc.complete = inc.reading.result(rd.now())
+		inc.reading = nil
+		inc.state = stateReconciling
+		// A reading done within this scrape holds every token that stayed
+		// in the list during it, and each token it holds was there when
+		// its page was read: it may be published as it is.
+		return startedThisScrape, nil
+	case stateReconciling:
+		err := inc.reconcile(ctx, rd)
+		var u *unexplained
+		if errors.As(err, &u) && u.reason == reasonNotConverging &&
+			!estimateFull(inc.known.len(), rd.slowest(), rd.concurrency).fits(ctx, rd.now(), rd.left()) {
+			// A reading of the whole list would not end within this
+			// scrape: keep what is kept and go on at the next one.
+			return false, fmt.Errorf("%w: %s", ErrBehind, u.detail)
+		}
+		if err != nil {
+			return false, err
+		}
+		inc.state = stateSynced
+		return false, nil
+	case stateSynced:
+		if err := inc.audit(ctx, rd); err != nil && !errors.Is(err, errPaused) {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown state %d", inc.state)
+}
+
+func (inc *incremental) reset() {
+	*inc = incremental{onReread: inc.onReread, sleep: inc.sleep}
+}
+
+// progress is how much of a reading of the whole list is done: 1 when none
+// is going on.
+func (inc *incremental) progress() float64 {
+	switch inc.state {
+	case stateEmpty:
+		return 0
+	case stateReading:
+		return inc.reading.progress()
+	}
+	return 1
+}
+
+func (inc *incremental) publish(rd *reader, keep int) *TokenList {
+	now := rd.now()
+	return &TokenList{
+		records:   inc.known.records(),
+		count:     inc.known.len(),
+		Values:    inc.known.firstValues(now.Unix(), keep),
+		Requests:  rd.spent(),
+		FetchedAt: now,
+	}
+}
+
+// expiredBy reports whether r had certainly expired by t.
+func expiredBy(r apiclient.Record, t time.Time) bool {
+	return r.Expires != 0 && int64(r.Expires) <= t.Unix()
+}
+
+// reconcile counts the list against the kept tokens and finds the ones
+// gone, until a count finds every kept token in the list.
+func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
+	for round := 0; round < maxRounds; round++ {
+		chain, err := inc.readEnd(ctx, rd)
+		if err != nil {
+			return err
+		}
+		if len(chain) > 1 {
+			// New tokens spanned several reads: the count needs one read
+			// that sees them all at one instant, which the next round makes.
+			continue
+		}
+		gone, wait := inc.count(chain[0])
+		switch {
+		case wait > 0:
+			// Tokens expiring while the page was read leave the count
+			// ambiguous: count again once they have certainly expired.
+			if err := inc.sleep(ctx, wait); err != nil {
+				return err
+			}
+			continue
+		case gone < 0:
+			return &unexplained{reasonMoreTokens, fmt.Sprintf("api.video lists %d more tokens than kept", -gone)}
+		case gone == 0:
+			return nil
+		}
+		if _, err := inc.search(ctx, rd, gone); err != nil {
+			return err
+		}
+	}
+	return &unexplained{reasonNotConverging, fmt.Sprintf("tokens still missing after %d rounds of counting and searching", maxRounds)}
+}
+
+// readEnd reads the end of the list from below the newest complete second,
+// adds the new tokens, and returns the chain of runs it read.
+func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error) {
+	base, err := inc.anchored(ctx, rd, inc.known.lower(inc.complete+1)-anchorMargin, inc.complete+1)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := rd.climb(ctx, base, atListEnd, inc.known.len()-stride)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range chain {
+		for _, t := range r.tokens {
+			if t.Created <= inc.complete && !inc.known.has(t.Record) {
+				return nil, &unexplained{reasonUnknownToken, "a token older than the newest complete second was not kept"}
+			}
+		}
+		inc.known.add(r.tokens)
+	}
+	// Every token created before the first read and still listed is now
+	// kept: it sorts after the window's older token, which the chain covers.
+	if c := secondBefore(base.sent.Add(-clockMargin)); c > inc.complete {
+		inc.complete = c
+	}
+	return chain, nil
+}
+
+// secondBefore is the last whole second that ended by t.
+func secondBefore(t time.Time) uint32 {
+	s := t.Unix() - 1
+	if s < 0 {
+		return 0
+	}
+	return uint32(s)
+}
+
+// anchored reads a window from position lo, moved down until it starts the
+// list or holds a token created before second c.
+func (inc *incremental) anchored(ctx context.Context, rd *reader, lo int, c uint32) (*run, error) {
+	for try := 0; ; try++ {
+		r, err := rd.read(ctx, lo, lo+pageSize-1)
+		if err != nil {
+			return nil, err
+		}
+		if r.start == 0 || !r.empty() && r.first() < c {
+			return r, nil
+		}
+		if try == maxAnchorTries {
+			return nil, fmt.Errorf("%w: no window below the tokens created from %s", ErrInconsistent, time.Unix(int64(c), 0).UTC().Format(time.RFC3339))
+		}
+		switch {
+		case r.pastEnd && r.total >= 0:
+			lo = min(lo-stride, r.total-pageSize/2)
+		default:
+			lo -= stride * (1 << try)
+		}
+	}
+}
+
+// count compares a read that reached the end of the list with the kept
+// tokens. It returns how many kept tokens the list lacked then, or a time
+// to wait when tokens expiring during the read leave that ambiguous.
+func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
+	listed := r.start + len(r.tokens)
+	earliest, latest := r.sent.Add(-clockMargin), r.received.Add(clockMargin)
+	// Tokens that had certainly expired by the read are not counted, so
+	// nothing would show them in the list then: they are dropped.
+	inc.known.remove(func(e *entry) bool { return expiredBy(e.Record, earliest) })
+	alive, uncertain := 0, 0
+	var lastUncertain time.Time
+	for i := range inc.known.entries {
+		rec := inc.known.entries[i].Record
+		switch {
+		case expiredBy(rec, earliest):
+		case expiredBy(rec, latest):
+			alive++
+			uncertain++
+			lastUncertain = rec.ExpiresAt()
+		default:
+			alive++
+		}
+	}
+	gone = alive - listed
+	if gone == 0 || uncertain == 0 {
+		return gone, 0
+	}
+	return gone, max(lastUncertain.Add(clockMargin+time.Millisecond).Sub(r.received), time.Millisecond)
+}
+
+// search finds kept tokens gone from the list, about gone of them, and
+// drops them. It bisects on createdAt seconds: a window read where the
+// tokens of second c begin shows how many kept tokens before c are gone,
+// and a range of seconds with some gone and few tokens is checked whole.
+func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (int, error) {
+	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}}
+	err := s.split(ctx, 0, inc.known.len(), 0, gone)
+	dropped := inc.known.remove(func(e *entry) bool { return s.gone[e.ID()] })
+	return dropped, err
+}
+
+// searcher is one search; its ranges are searched concurrently.
+type searcher struct {
+	inc *incremental
+	rd  *reader
+
+	mu   sync.Mutex
+	gone map[uint64]bool
+}
+
+// split searches the kept tokens lo..hi-1, which begin and end on second
+// boundaries, knowing that before lo about goneLo are gone and before hi
+// about goneHi.
+func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error {
+	if goneHi <= goneLo || lo >= hi {
+		return nil
+	}
+	mid := s.inc.boundaryNear((lo+hi)/2, lo, hi)
+	if hi-lo <= leafTokens || mid < 0 {
+		return s.check(ctx, lo, hi, goneLo, goneHi)
+	}
+	goneMid, err := s.probe(ctx, mid, goneLo, goneHi)
+	if err != nil {
+		return err
+	}
+	errs := make(chan error, 1)
+	go func() { errs <- recovering(func() error { return s.split(ctx, mid, hi, goneMid, goneHi) })() }()
+	err = s.split(ctx, lo, mid, goneLo, goneMid)
+	return errors.Join(err, <-errs)
+}
+
+// boundaryNear returns the index in (lo, hi) nearest i where a new second
+// begins, or -1 when lo..hi-1 is one second.
+func (inc *incremental) boundaryNear(i, lo, hi int) int {
+	e := inc.known.entries
+	for d := 0; i-d > lo || i+d < hi; d++ {
+		if j := i + d; j > lo && j < hi && e[j].Created != e[j-1].Created {
+			return j
+		}
+		if j := i - d; j > lo && j < hi && e[j].Created != e[j-1].Created {
+			return j
+		}
+	}
+	return -1
+}
+
+// probe reads where the tokens of the second that begins at index b lie
+// and returns how many kept tokens before b are gone.
+func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (int, error) {
+	c := s.inc.known.entries[b].Created
+	lo, hi := b-goneHi-2, b-goneLo+2
+	if hi-lo+1 > pageSize {
+		mid := (lo + hi) / 2
+		lo, hi = mid-pageSize/2, mid+pageSize/2-1
+	}
+	r, err := s.rd.read(ctx, lo, hi)
+	if err != nil {
+		return 0, err
+	}
+	j := slices.IndexFunc(r.tokens, func(t apiclient.Token) bool { return t.Created >= c })
+	switch {
+	case j > 0 || j == 0 && r.start == 0:
+		return min(max(b-(r.start+j), goneLo), goneHi), nil
+	case j < 0:
+		// Second c begins above the window.
+		return max(goneLo, min(b-(r.start+len(r.tokens)), goneHi)), nil
+	default:
+		// Second c begins below the window.
+		return min(goneHi, max(b-r.start, goneLo)), nil
+	}
+}
+
+// check reads the seconds of the kept tokens lo..hi-1 whole, from a token
+// older than the first to one newer than the last, and marks the kept
+// tokens it did not see as gone.
+func (s *searcher) check(ctx context.Context, lo, hi, goneLo, goneHi int) error {
+	seen, err := s.inc.cover(ctx, s.rd, lo, hi, goneLo, goneHi)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.inc.known.entries[lo:hi] {
+		if !seen[e.ID()] {
+			s.gone[e.ID()] = true
+		}
+	}
+	return nil
+}
+
+// cover reads the seconds of the kept tokens lo..hi-1 whole and returns the
+// tokens seen. A token it sees that is older than the newest complete
+// second and not kept is unexplained.
+func (inc *incremental) cover(ctx context.Context, rd *reader, lo, hi, goneLo, goneHi int) (map[uint64]bool, error) {
+	e := inc.known.entries
+	first := e[lo].Created
+	base, err := inc.anchored(ctx, rd, lo-goneHi-2, first)
+	if err != nil {
+		return nil, err
+	}
+	newer := func(r *run) bool { return !r.empty() && hi < len(e) && r.last() >= e[hi].Created }
+	chain, err := rd.climb(ctx, base, newer, hi-goneLo-stride)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[uint64]bool{}
+	for _, r := range chain {
+		for _, t := range r.tokens {
+			seen[t.ID()] = true
+			if t.Created >= first && t.Created <= inc.complete && (hi == len(e) || t.Created < e[hi].Created) && !inc.known.has(t.Record) {
+				return nil, &unexplained{reasonUnknownToken, "a page showed a token older than the newest complete second that was not kept"}
+			}
+		}
+	}
+	return seen, nil
+}
+
+// audit checks the next auditTokens kept tokens against the list and drops
+// those gone: every kept token is checked in turn, whatever the count said.
+func (inc *incremental) audit(ctx context.Context, rd *reader) error {
+	n := inc.known.len()
+	if n == 0 {
+		return nil
+	}
+	if inc.cursor >= n {
+		inc.cursor = 0
+	}
+	lo := inc.known.lower(inc.known.entries[inc.cursor].Created)
+	hi := inc.known.lower(inc.known.entries[min(lo+auditTokens, n-1)].Created + 1)
+	if hi <= lo {
+		hi = n
+	}
+	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}}
+	if err := s.check(ctx, lo, hi, 0, 0); err != nil {
+		return err
+	}
+	inc.known.remove(func(e *entry) bool { return s.gone[e.ID()] })
+	inc.cursor = hi - len(s.gone)
+	return nil
+}

@@ -1,0 +1,274 @@
+package listing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+)
+
+const (
+	// pageSize is the largest page api.video serves: the fewest requests.
+	pageSize = apiclient.MaxPageSize
+	// overlap is how many positions two neighbouring windows share. A token
+	// seen by both proves that no token slipped between them (see the
+	// package doc); ten places absorb the deletions and expiries of the
+	// time two reads take on a busy account.
+	overlap = 10
+	// stride is the distance between the starts of neighbouring windows.
+	stride = pageSize - overlap
+	// maxTokens bounds the list a listing accepts, so that a garbled total
+	// cannot plan millions of requests: a million tokens is 10,000 pages.
+	maxTokens = 10_000 * pageSize
+)
+
+// run is one page read: the tokens at positions [start, start+len(tokens))
+// of the list at one instant between sent and received.
+type run struct {
+	start  int
+	size   int
+	tokens []apiclient.Token
+	// total is the itemsTotal the page gave.
+	total int
+	// atEnd means no token lay past the run when it was read: the page was
+	// short, or past the end of the list.
+	atEnd bool
+	// pastEnd means the page was past the end of the list (404, 400, an
+	// empty page, or the last page again): it holds no tokens.
+	pastEnd        bool
+	sent, received time.Time
+}
+
+func (r *run) empty() bool { return len(r.tokens) == 0 }
+
+// first and last are the oldest and newest createdAt seconds the run holds;
+// the run must not be empty.
+func (r *run) first() uint32 { return r.tokens[0].Created }
+func (r *run) last() uint32  { return r.tokens[len(r.tokens)-1].Created }
+
+// holds reports whether the run holds the token id.
+func (r *run) holds(id uint64) bool {
+	for _, t := range r.tokens {
+		if t.ID() == id {
+			return true
+		}
+	}
+	return false
+}
+
+// linked reports whether two runs share a token: then every token that
+// stayed in the list while both were read, and sorts between the oldest of
+// one and the newest of the other, is in one of them.
+func linked(a, b *run) bool {
+	for _, t := range a.tokens {
+		if b.holds(t.ID()) {
+			return true
+		}
+	}
+	return false
+}
+
+// errPaused ends a scrape whose share of requests or time is spent; a
+// listing that pauses goes on at the next scrape.
+var errPaused = errors.New("request budget or time of this scrape spent")
+
+// reader reads windows of the list for one scrape. It is safe for
+// concurrent use.
+type reader struct {
+	pager       Pager
+	now         func() time.Time
+	concurrency int
+	// budget, when positive, caps this scrape's requests; reserve is the
+	// time before the deadline at which no new request starts.
+	budget  int
+	reserve time.Duration
+	onIssue func(Anomaly)
+	// slots bounds the requests in flight to concurrency, however many
+	// goroutines read.
+	slots chan struct{}
+
+	mu       sync.Mutex
+	requests int
+	latency  time.Duration // the longest a request of this scrape took
+}
+
+// read fetches a window of the list that covers positions lo to hi, or as
+// much of the middle of them as a page can (see window).
+func (rd *reader) read(ctx context.Context, lo, hi int) (*run, error) {
+	number, size := window(lo, hi)
+	return rd.page(ctx, number, size)
+}
+
+// page fetches one page and checks what the listings rely on: its size,
+// its createdAt order, and where the end of the list lies.
+func (rd *reader) page(ctx context.Context, number, size int) (*run, error) {
+	return rd.fetch(ctx, number, size, true)
+}
+
+// pageUnordered fetches a page of pageSize without requiring createdAt order.
+func (rd *reader) pageUnordered(ctx context.Context, number int) (*run, error) {
+	return rd.fetch(ctx, number, pageSize, false)
+}
+
+func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*run, error) {
+	r := &run{start: (number - 1) * size, size: size}
+	if err := rd.spend(ctx); err != nil {
+		return nil, err
+	}
+	select {
+	case rd.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	r.sent = rd.now()
+	p, err := rd.pager.Page(ctx, number, size)
+	r.received = rd.now()
+	<-rd.slots
+	rd.mu.Lock()
+	rd.latency = max(rd.latency, r.received.Sub(r.sent))
+	rd.mu.Unlock()
+	switch {
+	case number > 1 && apiclient.PastEnd(err):
+		r.atEnd, r.pastEnd, r.total = true, true, -1
+		return r, nil
+	case err != nil:
+		return nil, err
+	case len(p.Tokens) > size:
+		return nil, fmt.Errorf("%w: page %d holds %d tokens, more than its size %d", apiclient.ErrMalformedResponse, number, len(p.Tokens), size)
+	case p.PageSize != 0 && p.PageSize != size:
+		return nil, fmt.Errorf("%w: asked for pages of %d, got pages of %d", apiclient.ErrMalformedResponse, size, p.PageSize)
+	case p.ItemsTotal > maxTokens:
+		return nil, fmt.Errorf("%w: itemsTotal %d is above %d", apiclient.ErrMalformedResponse, p.ItemsTotal, maxTokens)
+	}
+	r.total = p.ItemsTotal
+	if p.CurrentPage != 0 && p.CurrentPage != number || number > 1 && len(p.Tokens) == 0 {
+		// The last page again, or an empty one: the list ends before it.
+		r.atEnd, r.pastEnd = true, true
+		return r, nil
+	}
+	for i := 1; sorted && i < len(p.Tokens); i++ {
+		if p.Tokens[i].Created < p.Tokens[i-1].Created {
+			rd.onIssue(AnomalyUnsorted)
+			return nil, fmt.Errorf("%w: page %d is not in createdAt order: api.video ignored sortBy", ErrUpstream, number)
+		}
+	}
+	// The values are copied out of the page's one string, so that a run
+	// kept for long does not pin a whole page.
+	r.tokens = make([]apiclient.Token, len(p.Tokens))
+	for i, t := range p.Tokens {
+		r.tokens[i] = apiclient.Token{Value: clone(t.Value), Record: t.Record}
+	}
+	r.atEnd = len(r.tokens) < size
+	if r.atEnd && r.start+len(r.tokens) != r.total {
+		// The page itself says where the list ends; its total lags.
+		rd.onIssue(AnomalyTotalsLag)
+	}
+	return r, nil
+}
+
+func clone(s string) string { return string([]byte(s)) }
+
+// spend takes one request from the scrape's budget.
+func (rd *reader) spend(ctx context.Context) error {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if rd.budget > 0 && rd.requests >= rd.budget {
+		return fmt.Errorf("%w (%d requests)", errPaused, rd.budget)
+	}
+	if deadline, ok := ctx.Deadline(); ok && deadline.Sub(rd.now()) < rd.reserve+2*rd.latency {
+		return fmt.Errorf("%w (%s left before the deadline)", errPaused, deadline.Sub(rd.now()).Round(time.Millisecond))
+	}
+	rd.requests++
+	return nil
+}
+
+// slowest is the longest a request of this scrape took.
+func (rd *reader) slowest() time.Duration {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.latency
+}
+
+// left is how many requests the scrape may still make; 0 for no bound.
+func (rd *reader) left() int {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.budget <= 0 {
+		return 0
+	}
+	return max(rd.budget-rd.requests, 1)
+}
+
+func (rd *reader) spent() int {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.requests
+}
+
+// readAll reads the windows starting at starts, each of pageSize, at most
+// concurrency at once, and returns the runs in the order of starts. A
+// panic in a read is returned as an error, since it cannot be recovered
+// from outside the goroutine that reads.
+func (rd *reader) readAll(ctx context.Context, starts []int) ([]*run, error) {
+	runs := make([]*run, len(starts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(rd.concurrency)
+	for i, start := range starts {
+		g.Go(recovering(func() (err error) {
+			runs[i], err = rd.read(gctx, start, start+pageSize-1)
+			return err
+		}))
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+// recovering returns fn with a panic turned into a *PanicError: a panic
+// in a goroutine cannot be recovered from outside it, and would end the
+// process.
+func recovering(fn func() error) func() error {
+	return func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &PanicError{Value: v, Stack: debug.Stack()}
+			}
+		}()
+		return fn()
+	}
+}
+
+// window returns a page number and size whose page covers positions lo to
+// hi or, when no page of at most pageSize does, as much of the middle of
+// that range as a page can.
+func window(lo, hi int) (number, size int) {
+	hi = max(hi, 0)
+	lo = min(max(lo, 0, hi-pageSize+1), hi)
+	step := max((hi-lo)/10, 1)
+	for lo <= hi {
+		for size = pageSize; size >= hi-lo+1; size-- {
+			number = lo/size + 1
+			if number*size > hi {
+				return number, size
+			}
+		}
+		lo, hi = lo+step, hi-step
+	}
+	return (lo+hi)/2/pageSize + 1, pageSize
+}
+
+// sortRuns orders runs by start, then by size.
+func sortRuns(runs []*run) {
+	slices.SortStableFunc(runs, func(a, b *run) int { return a.start - b.start })
+}

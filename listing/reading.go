@@ -1,0 +1,66 @@
+package listing
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// reading reads the whole list as one chain of runs, over as many scrapes
+// as it takes: a chain holds every token that stayed in the list while it
+// was read, however long that was.
+type reading struct {
+	entries []entry
+	known   known
+	// top is the newest run read: the next one links to it.
+	top *run
+}
+
+// advance reads on from where the reading stopped, up to the end of the
+// list or until the scrape's share of requests or time is spent.
+func (rg *reading) advance(ctx context.Context, rd *reader) error {
+	if rg.top == nil {
+		first, err := rd.page(ctx, 1, pageSize)
+		if err != nil {
+			return err
+		}
+		rg.known.entries = make([]entry, 0, first.total+first.total/8+pageSize)
+		rg.absorb(first)
+		rg.top = first
+	}
+	chain, err := rd.climb(ctx, rg.top, atListEnd, rg.top.total-stride)
+	for _, r := range chain[1:] {
+		rg.absorb(r)
+	}
+	rg.top = chain[len(chain)-1]
+	return err
+}
+
+func (rg *reading) absorb(r *run) {
+	if rg.known.long == nil {
+		rg.known.long = map[uint64]string{}
+	}
+	for _, t := range r.tokens {
+		rg.known.entries = append(rg.known.entries, newEntry(t, rg.known.long))
+	}
+}
+
+// result returns the tokens read, each once, without those expired by now,
+// and the newest second through which they hold every token of the list.
+func (rg *reading) result(now time.Time) (known, uint32) {
+	k := rg.known
+	slices.SortFunc(k.entries, compareEntries)
+	k.entries = slices.CompactFunc(k.entries, func(a, b entry) bool { return a.ID() == b.ID() })
+	k.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
+	// A token created before the newest run was asked for sorts below
+	// that run's newest token, and the chain covers everything below it.
+	return k, secondBefore(rg.top.sent.Add(-clockMargin))
+}
+
+// progress is the share of the list read, from 0 to 1.
+func (rg *reading) progress() float64 {
+	if rg.top == nil || rg.top.total <= 0 {
+		return 0
+	}
+	return min(float64(rg.top.start+len(rg.top.tokens))/float64(rg.top.total), 0.99)
+}
