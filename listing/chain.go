@@ -5,35 +5,55 @@ import (
 	"fmt"
 )
 
-// A chain is a sequence of runs in which each shares a token with the
-// next. Whenever its runs were read, it holds every token that stayed in
-// the list while they were read and sorts between the oldest token of its
+// A chain is a sequence of runs, each joined to the next (see joined).
+// Whenever its runs were read, it holds every token that stayed in the
+// list while they were read and sorts between the oldest token of its
 // first run and the newest of its last (see the package doc).
 
-// bridgeOffsets are where, relative to the start of the upper run of a gap,
-// successive bridges start: first just below it, where the tokens that
-// slipped between the two runs lie after a few deletions, then further
-// down for many deletions, and above for a list that grew.
-var bridgeOffsets = []int{-60, -110, -10, -180, 40, -280}
+// joined reports whether the runs lower and upper leave no token between
+// them unseen: whatever sorts between them and stayed in the list while
+// both were read is in one of them. That holds when they share a token;
+// when upper's oldest token is of an older second than lower's newest, so
+// that they overlap in the order of the list; when lower reached the end
+// of the list, so that it holds everything newer than its oldest token;
+// and when upper starts the list, so that nothing sorts below it.
+func joined(lower, upper *run) bool {
+	if lower.empty() || upper.empty() {
+		return false
+	}
+	return lower.atEnd || upper.start == 0 || upper.first() < lower.last() || linked(lower, upper)
+}
 
-// maxEndTries bounds the re-reads that look for the end of a list that
-// shrinks while it is read.
-const maxEndTries = 4
+const (
+	// maxEndTries bounds the re-reads that look for the end of a list
+	// that shrinks while it is read.
+	maxEndTries = 4
+	// maxJoinTries bounds the windows, each twice as far down as the one
+	// before, that look for the tokens below a gap.
+	maxJoinTries = 8
+	// maxDepth bounds how deep joins that climb, and climbs that join,
+	// may nest.
+	maxDepth = 3
+	// firstStep is how far below a gap's upper run the first window that
+	// closes it starts: where the tokens that slipped between two runs lie
+	// after a few dozen deletions.
+	firstStep = 60
+)
 
-// climb reads windows upwards from base, each linked to the one below it,
-// until done holds for the newest run; estTop is where the caller expects
-// that run to start, so that the windows up to it are read at once. It
-// returns the chain from base up; when a read fails, the chain up to it,
-// with the error, so that a listing that pauses keeps what it read.
+// climb reads windows upwards from base, each joined to the one below it,
+// until done holds for the newest run or a run reaches the end of the
+// list; estTop is where the caller expects that run to start, so that the
+// windows up to it are read at once. It returns the chain from base up;
+// when a read fails, the chain up to it, with the error, so that a listing
+// that pauses keeps what it read.
 func (rd *reader) climb(ctx context.Context, base *run, done func(*run) bool, estTop int) ([]*run, error) {
+	return rd.climbFrom(ctx, base, done, estTop, 0)
+}
+
+func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool, estTop, depth int) ([]*run, error) {
 	chain := []*run{base}
-	for endTries := 0; !done(chain[len(chain)-1]); {
+	for endTries := 0; !done(chain[len(chain)-1]) && !chain[len(chain)-1].atEnd; {
 		top := chain[len(chain)-1]
-		if top.atEnd {
-			// The list ended within top: a predicate about newer tokens
-			// cannot hold any more.
-			return chain, nil
-		}
 		n := min(max((estTop-top.start+stride-1)/stride, 1), rd.concurrency)
 		starts := make([]int, n)
 		for k := range starts {
@@ -51,18 +71,19 @@ func (rd *reader) climb(ctx context.Context, base *run, done func(*run) bool, es
 					return chain, fmt.Errorf("%w: the end of the list moved away %d times", ErrInconsistent, maxEndTries)
 				}
 				end := max(r.total, top.start+len(top.tokens)-overlap)
-				if r, err = rd.read(ctx, end-60, end+39); err != nil {
+				if r, err = rd.read(ctx, end-firstStep, end-firstStep+pageSize-1); err != nil {
 					return chain, err
 				}
-				if r.pastEnd {
+				if r.pastEnd || r.empty() {
 					break
 				}
 			}
-			bridges, err := rd.join(ctx, top, r)
+			between, err := rd.join(ctx, top, r, depth)
+			chain = append(chain, between...)
 			if err != nil {
 				return chain, err
 			}
-			chain = append(append(chain, bridges...), r)
+			chain = append(chain, r)
 			top = r
 			estTop = max(estTop, r.total-stride)
 			if done(r) || r.atEnd {
@@ -73,37 +94,35 @@ func (rd *reader) climb(ctx context.Context, base *run, done func(*run) bool, es
 	return chain, nil
 }
 
-// join returns the runs to read between lower and upper so that each
-// shares a token with the next: none when they already share one.
-func (rd *reader) join(ctx context.Context, lower, upper *run) ([]*run, error) {
-	seq := []*run{lower, upper}
-	for tries := 0; ; tries++ {
-		gap := -1
-		for i := 0; i+1 < len(seq); i++ {
-			if !linked(seq[i], seq[i+1]) {
-				gap = i
-				break
-			}
-		}
-		if gap < 0 {
-			return seq[1 : len(seq)-1], nil
-		}
-		if lower.empty() || upper.empty() {
-			return nil, fmt.Errorf("%w: an empty page between two runs of the list", ErrInconsistent)
-		}
-		if tries == len(bridgeOffsets) {
-			return nil, fmt.Errorf("%w: %d re-reads did not close a gap left by tokens moving while they were read",
-				ErrInconsistent, tries)
-		}
-		x, y := seq[gap], seq[gap+1]
-		lo := y.start + bridgeOffsets[tries]
+// join returns the runs to read between lower and upper so that each is
+// joined to the next: none when they already are. Tokens only move down
+// the list, so it looks below upper for a window that reaches lower's
+// newest token, twice as far down at each try, then climbs from there to
+// upper.
+func (rd *reader) join(ctx context.Context, lower, upper *run, depth int) ([]*run, error) {
+	if joined(lower, upper) {
+		return nil, nil
+	}
+	if lower.empty() || upper.empty() || depth >= maxDepth {
+		return nil, fmt.Errorf("%w: a gap between two reads of the list could not be closed", ErrInconsistent)
+	}
+	step := firstStep
+	for try := 0; ; try++ {
+		lo := max(upper.start-step, 0)
 		w, err := rd.read(ctx, lo, lo+pageSize-1)
 		if err != nil {
 			return nil, err
 		}
-		if w.empty() || !linked(x, w) && !linked(w, y) {
-			continue
+		if joined(lower, w) {
+			if joined(w, upper) {
+				return []*run{w}, nil
+			}
+			up, err := rd.climbFrom(ctx, w, func(r *run) bool { return joined(r, upper) }, upper.start, depth+1)
+			return up, err
 		}
-		seq = append(seq[:gap+1], append([]*run{w}, seq[gap+1:]...)...)
+		if lo == 0 || try == maxJoinTries {
+			return nil, fmt.Errorf("%w: %d reads did not close a gap left by tokens moving while the list was read", ErrInconsistent, try+1)
+		}
+		step *= 2
 	}
 }

@@ -15,9 +15,13 @@ import (
 // that api.video returned in another order on each request.
 const fullRetries = 2
 
-// comfort is the share of a scrape's time and requests a full listing may
-// plan to use: the rest absorbs slow replies and re-reads.
-const comfort = 0.5
+// comfortTime and comfortRequests are the shares of a scrape's time and
+// requests a full listing may plan to use: the rest absorbs slow replies
+// and the re-reads that close gaps.
+const (
+	comfortTime     = 0.5
+	comfortRequests = 0.8
+)
 
 // estimate is what a full listing of an account would cost.
 type estimate struct {
@@ -35,10 +39,10 @@ func estimateFull(tokens int, latency time.Duration, concurrency int) estimate {
 
 // fits reports whether e fits comfortably within what the scrape has left.
 func (e estimate) fits(ctx context.Context, now time.Time, budget int) bool {
-	if budget > 0 && float64(e.requests) > comfort*float64(budget) {
+	if budget > 0 && float64(e.requests) > comfortRequests*float64(budget) {
 		return false
 	}
-	if deadline, ok := ctx.Deadline(); ok && e.duration.Seconds() > comfort*deadline.Sub(now).Seconds() {
+	if deadline, ok := ctx.Deadline(); ok && e.duration.Seconds() > comfortTime*deadline.Sub(now).Seconds() {
 		return false
 	}
 	return true

@@ -70,6 +70,7 @@ const (
 	reasonMoreTokens    = "more_tokens_than_kept"
 	reasonUnknownToken  = "unknown_old_token"
 	reasonNotConverging = "deletions_outpace_search"
+	reasonCheaper       = "cheaper_than_search"
 )
 
 // incremental keeps the list between scrapes and reads only what changed.
@@ -201,11 +202,17 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 			return err
 		}
 		if len(chain) > 1 {
+			if debugLog != nil {
+				debugLog("round", round, "chain", len(chain), "spent", rd.spent())
+			}
 			// New tokens spanned several reads: the count needs one read
 			// that sees them all at one instant, which the next round makes.
 			continue
 		}
 		gone, wait := inc.count(chain[0])
+		if debugLog != nil {
+			debugLog("round", round, "chain", len(chain), "gone", gone, "wait", wait, "known", inc.known.len(), "spent", rd.spent(), "complete", inc.complete)
+		}
 		switch {
 		case wait > 0:
 			// Tokens expiring while the page was read leave the count
@@ -219,11 +226,25 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 		case gone == 0:
 			return nil
 		}
+		if full := estimateFull(inc.known.len(), rd.slowest(), rd.concurrency); searchCost(gone, inc.known.len()) >= full.requests &&
+			full.fits(ctx, rd.now(), rd.left()) {
+			return &unexplained{reasonCheaper, fmt.Sprintf("finding %d gone tokens would cost more than reading all %d", gone, inc.known.len())}
+		}
 		if _, err := inc.search(ctx, rd, gone); err != nil {
 			return err
 		}
 	}
 	return &unexplained{reasonNotConverging, fmt.Sprintf("tokens still missing after %d rounds of counting and searching", maxRounds)}
+}
+
+// searchCost is about how many requests a search for gone tokens among
+// tokens takes: a probe per halving down to a leaf, and a check per leaf.
+func searchCost(gone, tokens int) int {
+	halvings := 0
+	for n := tokens; n > leafTokens; n /= 2 {
+		halvings++
+	}
+	return min(gone*(halvings+1), gone+tokens/leafTokens*2)
 }
 
 // readEnd reads the end of the list from below the newest complete second,
@@ -465,3 +486,5 @@ func (inc *incremental) audit(ctx context.Context, rd *reader) error {
 	inc.cursor = hi - len(s.gone)
 	return nil
 }
+
+var debugLog func(...any)

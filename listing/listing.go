@@ -111,7 +111,7 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
-	return fmt.Sprintf("a full listing of %d tokens needs about %d requests and %s at concurrency %d, more than half of what this scrape has: use --apivideo.listing=auto or incremental",
+	return fmt.Sprintf("a full listing of %d tokens needs about %d requests and %s at concurrency %d, more than this scrape can comfortably spend: use --apivideo.listing=auto or incremental",
 		e.Tokens, e.Estimate.requests, e.Estimate.duration.Round(time.Millisecond), e.Concurrency)
 }
 
@@ -227,6 +227,9 @@ type Lister struct {
 	lastScrape  time.Time
 	backoff     time.Duration
 	backoffTill time.Time
+	// incCost is the moving average of the incremental listing's requests
+	// a scrape, which auto weighs against a full listing's.
+	incCost float64
 
 	// statusMu guards what Status reports, so that it never waits for a
 	// listing.
@@ -235,6 +238,9 @@ type Lister struct {
 	rereads   map[string]int
 	anomalies map[Anomaly]bool
 }
+
+// costWeight is the weight of the latest scrape in incCost.
+const costWeight = 0.3
 
 // backoff bounds for a listing that failed on an upstream fault.
 const (
@@ -276,7 +282,11 @@ func (l *Lister) newIncremental() *incremental {
 			l.statusMu.Lock()
 			l.rereads[reason]++
 			l.statusMu.Unlock()
-			level.Warn(l.opts.Logger).Log("msg", "reading the whole list again", "reason", reason, "err", err)
+			lvl := level.Warn
+			if reason == reasonCheaper {
+				lvl = level.Debug
+			}
+			lvl(l.opts.Logger).Log("msg", "reading the whole list again", "reason", reason, "err", err)
 		},
 	}
 }
@@ -322,10 +332,13 @@ func (l *Lister) ListUploadTokens(ctx context.Context, keep int) (list *TokenLis
 		}
 	default:
 		list, err = l.inc.list(ctx, rd, keep)
-		if err == nil && l.opts.Mode == ModeAuto && l.inc.state == stateSynced &&
-			estimateFull(l.inc.known.len(), rd.slowest(), rd.concurrency).fits(ctx, l.opts.Now(), 0) &&
-			fitsEasily(l.inc.known.len(), rd) {
-			l.switchTo(ModeFull, fmt.Errorf("%d tokens fit a full listing again", l.inc.known.len()))
+		l.incCost = (1-costWeight)*l.incCost + costWeight*float64(rd.spent())
+		if err == nil && l.opts.Mode == ModeAuto && l.inc.state == stateSynced {
+			n := l.inc.known.len()
+			e := estimateFull(n, rd.slowest(), rd.concurrency)
+			if e.fits(ctx, l.opts.Now(), rd.budget) && (fitsEasily(ctx, n, rd) || float64(e.requests) < l.incCost) {
+				l.switchTo(ModeFull, fmt.Errorf("a full listing of %d tokens fits, at about %d requests a scrape against %.0f", n, e.requests, l.incCost))
+			}
 		}
 	}
 	l.lastScrape = now
@@ -348,9 +361,12 @@ func (l *Lister) progress() float64 {
 // fitsEasily reports whether a full listing of tokens would take at most a
 // quarter of the time and share of requests a scrape has, so that modes
 // do not flap around the threshold.
-func fitsEasily(tokens int, rd *reader) bool {
+func fitsEasily(ctx context.Context, tokens int, rd *reader) bool {
 	e := estimateFull(tokens, rd.slowest(), rd.concurrency)
-	return rd.budget == 0 || float64(e.requests) <= comfort/2*float64(rd.budget)
+	if deadline, ok := ctx.Deadline(); ok && e.duration.Seconds() > comfortTime/2*deadline.Sub(rd.now()).Seconds() {
+		return false
+	}
+	return rd.budget == 0 || float64(e.requests) <= comfortRequests/2*float64(rd.budget)
 }
 
 func (l *Lister) switchTo(m Mode, why error) {
@@ -359,6 +375,7 @@ func (l *Lister) switchTo(m Mode, why error) {
 	if m == ModeFull {
 		l.inc = l.newIncremental()
 	}
+	l.incCost = 0
 }
 
 // updateBackoff starts or lengthens a back-off after an upstream fault and
@@ -442,4 +459,6 @@ func (l *Lister) Status() Status {
 }
 
 // Reasons returns the reasons Status.Rereads may give.
-func Reasons() []string { return []string{reasonMoreTokens, reasonUnknownToken, reasonNotConverging} }
+func Reasons() []string {
+	return []string{reasonMoreTokens, reasonUnknownToken, reasonNotConverging, reasonCheaper}
+}

@@ -10,10 +10,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
@@ -385,7 +387,8 @@ func runModel(t *testing.T, mode Mode, seed uint64, adjust func(*schedule)) (up,
 	}
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	acc := newAccount(s, rng, start)
-	l := New(acc, Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
+	t.Logf("schedule: %+v", s)
+	l := New(acc, Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep, Logger: log.NewLogfmtLogger(testWriter{t})})
 	repro := fmt.Sprintf("go test ./listing -run 'TestModel/%s/seed=%d$' -count=1 -v", mode, seed)
 	for i := range s.scrapes {
 		t0 := acc.clock()
@@ -407,6 +410,14 @@ func runModel(t *testing.T, mode Mode, seed uint64, adjust func(*schedule)) (up,
 		_ = acc.sleep(ctx, s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
 	}
 	return up, s.scrapes
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 func TestModel(t *testing.T) {
