@@ -3,6 +3,8 @@ package listing
 import (
 	"context"
 	"fmt"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // A chain is a sequence of runs, each joined to the next (see joined).
@@ -21,8 +23,20 @@ func joined(lower, upper *run) bool {
 	if lower.empty() || upper.empty() {
 		return false
 	}
+	if readBefore(upper, lower) && lower.start+len(lower.tokens) >= upper.start &&
+		upper.first() <= secondBefore(upper.sent.Add(-clockMargin)) {
+		// A token between them was below upper.start when upper was read.
+		// It was of a second already over, so it could only move down:
+		// when lower was read it lay within lower's positions, yet sorted
+		// after lower's newest token. (A token of the current second can
+		// move up, when api.video sorts one created after it before it.)
+		return true
+	}
 	return lower.atEnd || upper.start == 0 || upper.first() < lower.last() || linked(lower, upper)
 }
+
+// readBefore reports whether a was answered before b was asked for.
+func readBefore(a, b *run) bool { return !a.received.After(b.sent) }
 
 const (
 	// maxEndTries bounds the re-reads that look for the end of a list
@@ -42,24 +56,24 @@ const (
 
 // climb reads windows upwards from base, each joined to the one below it,
 // until done holds for the newest run or a run reaches the end of the
-// list; estTop is where the caller expects that run to start, so that the
-// windows up to it are read at once. It returns the chain from base up;
+// list; estEnd is the position just past the run the caller expects to
+// satisfy done (the end of the list, say), so that the pages up to it are
+// read at once. It returns the chain from base up;
 // when a read fails, the chain up to it, with the error, so that a listing
 // that pauses keeps what it read.
-func (rd *reader) climb(ctx context.Context, base *run, done func(*run) bool, estTop int) ([]*run, error) {
-	return rd.climbFrom(ctx, base, done, estTop, 0)
+func (rd *reader) climb(ctx context.Context, base *run, done func(*run) bool, estEnd int) ([]*run, error) {
+	return rd.climbFrom(ctx, base, done, estEnd, 0)
 }
 
-func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool, estTop, depth int) ([]*run, error) {
+func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool, estEnd, depth int) ([]*run, error) {
 	chain := []*run{base}
-	for endTries := 0; !done(chain[len(chain)-1]) && !chain[len(chain)-1].atEnd; {
+	for endTries := 0; !done(chain[len(chain)-1]) && !atEndOf(chain); {
 		top := chain[len(chain)-1]
-		n := min(max((estTop-top.start+stride-1)/stride, 1), rd.concurrency)
-		starts := make([]int, n)
-		for k := range starts {
-			starts[k] = top.start + (k+1)*stride
-		}
-		runs, err := rd.readAll(ctx, starts)
+		// The pages of pageSize from the one just above top up to the one
+		// that should end the list.
+		first := (top.start+len(top.tokens))/pageSize + 1
+		last := max((estEnd+pageSize-1)/pageSize, first)
+		runs, err := rd.readSegments(ctx, first, last)
 		if err != nil {
 			return chain, err
 		}
@@ -85,13 +99,54 @@ func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool
 			}
 			chain = append(chain, r)
 			top = r
-			estTop = max(estTop, r.total-stride)
+			estEnd = max(estEnd, r.total)
 			if done(r) || r.atEnd {
 				break
 			}
 		}
 	}
 	return chain, nil
+}
+
+// atEndOf reports whether a chain reached the end of the list.
+func atEndOf(chain []*run) bool { return atListEnd(chain[len(chain)-1]) }
+
+// minSegment is the fewest pages a segment reads: each segment's lowest
+// page costs a re-read where it meets the segment below.
+const minSegment = 6
+
+// readSegments reads pages first to last of pageSize, in as many
+// contiguous segments as the concurrency allows, each from its highest
+// page down: within a segment, a token can only move into a page not yet
+// read, so each page is joined to the one above it (see joined). The runs
+// come back in page order.
+func (rd *reader) readSegments(ctx context.Context, first, last int) ([]*run, error) {
+	n := last - first + 1
+	segments := min(rd.concurrency, (n+minSegment-1)/minSegment)
+	runs := make([]*run, n)
+	g, gctx := errgroup.WithContext(ctx)
+	for s := range segments {
+		lo, hi := s*n/segments, (s+1)*n/segments
+		g.Go(recovering(func() error {
+			for i := hi - 1; i >= lo; i-- {
+				r, err := rd.page(gctx, first+i, pageSize)
+				if err != nil {
+					return err
+				}
+				runs[i] = r
+			}
+			return nil
+		}))
+	}
+	err := g.Wait()
+	// On an error, the pages read from the lowest up, for a listing that
+	// pauses to keep.
+	for i, r := range runs {
+		if r == nil {
+			return runs[:i], err
+		}
+	}
+	return runs, err
 }
 
 // join returns the runs to read between lower and upper so that each is
@@ -117,7 +172,7 @@ func (rd *reader) join(ctx context.Context, lower, upper *run, depth int) ([]*ru
 			if joined(w, upper) {
 				return []*run{w}, nil
 			}
-			up, err := rd.climbFrom(ctx, w, func(r *run) bool { return joined(r, upper) }, upper.start, depth+1)
+			up, err := rd.climbFrom(ctx, w, func(r *run) bool { return joined(r, upper) }, upper.start+1, depth+1)
 			return up, err
 		}
 		if lo == 0 || try == maxJoinTries {

@@ -62,7 +62,7 @@ func full(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
 	seen := newCollection(first.total)
 	stillTotal := true
 	for try := 0; ; try++ {
-		chain, err := rd.climb(ctx, first, atListEnd, first.total-stride)
+		chain, err := rd.climb(ctx, first, atListEnd, first.total)
 		if err != nil {
 			return nil, err
 		}

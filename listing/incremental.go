@@ -254,7 +254,7 @@ func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error)
 	if err != nil {
 		return nil, err
 	}
-	chain, err := rd.climb(ctx, base, atListEnd, inc.known.len()-stride)
+	chain, err := rd.climb(ctx, base, atListEnd, inc.known.len())
 	if err != nil {
 		return nil, err
 	}
@@ -447,7 +447,7 @@ func (inc *incremental) cover(ctx context.Context, rd *reader, lo, hi, goneLo, g
 		return nil, err
 	}
 	newer := func(r *run) bool { return !r.empty() && hi < len(e) && r.last() >= e[hi].Created }
-	chain, err := rd.climb(ctx, base, newer, hi-goneLo-stride)
+	chain, err := rd.climb(ctx, base, newer, hi-goneLo+1)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package listing
 import (
 	"cmp"
 	"container/heap"
+	"iter"
 	"slices"
 	"sort"
 
@@ -113,7 +114,7 @@ func (k *known) remove(gone func(*entry) bool) int {
 }
 
 // records returns the kept records, without copying them.
-func (k *known) records() func(yield func(apiclient.Record) bool) {
+func (k *known) records() iter.Seq[apiclient.Record] {
 	return func(yield func(apiclient.Record) bool) {
 		for i := range k.entries {
 			if !yield(k.entries[i].Record) {

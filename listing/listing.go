@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -137,7 +138,7 @@ func (e *PanicError) Error() string { return fmt.Sprintf("listing panicked: %v",
 // which may update its records in place: a collector must be done with a
 // list before it asks for the next.
 type TokenList struct {
-	records func(yield func(apiclient.Record) bool)
+	records iter.Seq[apiclient.Record]
 	count   int
 	Values  []apiclient.Token
 	// Requests is the number of list requests the listing made.
@@ -164,7 +165,7 @@ func NewTokenList(records []apiclient.Record, values []apiclient.Token, fetchedA
 }
 
 // Records yields the records of the active tokens.
-func (l *TokenList) Records() func(yield func(apiclient.Record) bool) { return l.records }
+func (l *TokenList) Records() iter.Seq[apiclient.Record] { return l.records }
 
 // Len is how many records Records yields.
 func (l *TokenList) Len() int { return l.count }
@@ -398,6 +399,7 @@ func (l *Lister) reader(now time.Time) *reader {
 		concurrency: l.opts.Concurrency,
 		slots:       make(chan struct{}, l.opts.Concurrency),
 		onIssue:     l.noteAnomaly,
+		lagging:     l.anomaly(AnomalyTotalsLag),
 	}
 	if l.opts.Mode != ModeFull {
 		rd.budget = l.budget(now)
@@ -456,6 +458,21 @@ func (l *Lister) Status() Status {
 		s.Anomalies[k] = v
 	}
 	return s
+}
+
+// RateLimit reports the pager's rate-limit headers, when it has them.
+func (l *Lister) RateLimit() (apiclient.RateLimit, bool) {
+	if rl, ok := l.pager.(RateLimiter); ok {
+		return rl.RateLimit()
+	}
+	return apiclient.RateLimit{}, false
+}
+
+// Reset drops the kept state, so that the next listing starts clean.
+func (l *Lister) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inc = l.newIncremental()
 }
 
 // Reasons returns the reasons Status.Rereads may give.

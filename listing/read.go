@@ -90,6 +90,9 @@ type reader struct {
 	budget  int
 	reserve time.Duration
 	onIssue func(Anomaly)
+	// lagging is set once a page's itemsTotal disagreed with where the
+	// page showed the list to end: totals are then not trusted.
+	lagging bool
 	// slots bounds the requests in flight to concurrency, however many
 	// goroutines read.
 	slots chan struct{}
@@ -165,11 +168,15 @@ func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*ru
 	for i, t := range p.Tokens {
 		r.tokens[i] = apiclient.Token{Value: clone(t.Value), Record: t.Record}
 	}
-	r.atEnd = len(r.tokens) < size
-	if r.atEnd && r.start+len(r.tokens) != r.total {
+	short := len(r.tokens) < size
+	if short && r.start+len(r.tokens) != r.total {
 		// The page itself says where the list ends; its total lags.
 		rd.onIssue(AnomalyTotalsLag)
+		rd.lagging = true
 	}
+	// A full page ends the list when its total says so, unless totals
+	// were seen lagging.
+	r.atEnd = short || !rd.lagging && r.start+len(r.tokens) >= r.total
 	return r, nil
 }
 

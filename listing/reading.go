@@ -28,7 +28,7 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 		rg.absorb(first)
 		rg.top = first
 	}
-	chain, err := rd.climb(ctx, rg.top, atListEnd, rg.top.total-stride)
+	chain, err := rd.climb(ctx, rg.top, atListEnd, rg.top.total)
 	for _, r := range chain[1:] {
 		rg.absorb(r)
 	}
