@@ -23,6 +23,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
@@ -44,7 +45,7 @@ func BenchmarkMetricsHandler(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tokensCollector := collector.New(client, collector.Options{
+			tokensCollector := collector.New(listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency}), collector.Options{
 				TokenLabel:     collector.LabelRedacted,
 				MaxTokenSeries: collector.DefaultMaxTokenSeries,
 				Timeout:        10 * time.Second,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
@@ -75,7 +76,8 @@ func hostileScrape(t testing.TB, api string, mode collector.LabelMode, timeout t
 	client, err := apiclient.New(apiclient.Config{BaseURL: api, Key: apiclient.StaticKey(hostileKey), Registerer: reg,
 		Logger: log.With(logger, "component", "apiclient")})
 	require.NoError(t, err)
-	tokens := collector.New(client, collector.Options{TokenLabel: mode, MaxTokenSeries: 100, Timeout: timeout,
+	lister := listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency, Logger: log.With(logger, "component", "listing")})
+	tokens := collector.New(lister, collector.Options{TokenLabel: mode, MaxTokenSeries: 100, Timeout: timeout,
 		Logger: log.With(logger, "component", "collector")})
 	exporter := httptest.NewServer(metricsHandler(reg, tokens, 0, timeout, 40, logger))
 	defer exporter.Close()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/accounts"
 	demoaccount "github.com/apivideo-exporter/apivideo_exporter/internal/demo"
 )
@@ -99,10 +100,17 @@ func run(args []string) int {
 			level.Error(logger).Log("msg", "invalid api.video settings", "err", err)
 			return 1
 		}
-		var source collector.Source = client
-		if cfg.listing == apiclient.ListingIncremental {
-			source = client.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare})
+		var mode listing.Mode
+		if err := mode.UnmarshalText([]byte(cfg.listing)); err != nil {
+			level.Error(logger).Log("msg", "invalid --apivideo.listing", "err", err)
+			return 1
 		}
+		source := listing.New(client, listing.Options{
+			Mode:           mode,
+			Concurrency:    cfg.concurrency,
+			RateLimitShare: cfg.rateLimitShare,
+			Logger:         log.With(logger, "component", "listing"),
+		})
 		tokens = collector.New(source, collector.Options{
 			TokenLabel:     cfg.tokenLabel,
 			MaxTokenSeries: cfg.maxSeries,
@@ -122,7 +130,7 @@ func run(args []string) int {
 			},
 			TokenLabel:          cfg.tokenLabel,
 			MaxTokenSeries:      cfg.maxSeries,
-			Incremental:         apiclient.IncrementalOptions{ResyncInterval: cfg.resyncInterval, RateLimitShare: cfg.rateLimitShare},
+			RateLimitShare:      cfg.rateLimitShare,
 			MaxConcurrentProbes: cfg.maxProbes,
 			UserAgent:           userAgent,
 			Registerer:          reg,

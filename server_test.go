@@ -22,6 +22,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
@@ -152,7 +153,7 @@ func TestScrapesInFlightAreLimited(t *testing.T) {
 	reg := newRegistry()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(hostileKey)})
 	require.NoError(t, err)
-	tokens := collector.New(client, collector.Options{MaxTokenSeries: 10})
+	tokens := collector.New(listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency}), collector.Options{MaxTokenSeries: 10})
 	exporter := httptest.NewServer(metricsHandler(reg, tokens, 0, 10*time.Second, 2, log.NewNopLogger()))
 	defer exporter.Close()
 

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
 
@@ -45,22 +46,22 @@ const keepAll = 1 << 20
 
 // requireMatchesFake asserts that list holds exactly the fake's tokens with
 // the fake's creation and expiry times, each once.
-func requireMatchesFake(t *testing.T, s *fakeapi.Server, list *apiclient.TokenList) {
+func requireMatchesFake(t *testing.T, s *fakeapi.Server, list *listing.TokenList) {
 	t.Helper()
 	requireMatches(t, s.Tokens(), list)
 }
 
-func requireMatches(t *testing.T, want []fakeapi.TokenInfo, list *apiclient.TokenList) {
+func requireMatches(t *testing.T, want []fakeapi.TokenInfo, list *listing.TokenList) {
 	t.Helper()
 	got := map[string]apiclient.Record{}
 	for _, tok := range list.Values {
 		got[tok.Value] = tok.Record
 	}
 	hashes := map[uint64]bool{}
-	for _, r := range list.Records {
+	for r := range list.Records() {
 		hashes[r.Hash] = true
 	}
-	require.Equal(t, len(want), len(list.Records), "every token once")
+	require.Equal(t, len(want), list.Len(), "every token once")
 	require.Equal(t, len(want), len(got), "every value kept once")
 	for _, w := range want {
 		g, ok := got[w.Token]
@@ -71,51 +72,12 @@ func requireMatches(t *testing.T, want []fakeapi.TokenInfo, list *apiclient.Toke
 	}
 }
 
-func TestListUploadTokensPages(t *testing.T) {
-	for _, tc := range []struct {
-		name          string
-		tokens        int
-		withoutExpiry int
-		wantRequests  int
-	}{
-		// Page 1, the other pages, page 1 again, one re-read where two of
-		// the (up to 8) segments of at least 6 pages meet, and the end of
-		// the list again.
-		{"empty account", 0, 0, 1},
-		{"one token", 1, 0, 1},
-		{"one full page", 100, 10, 1},
-		{"just over a page", 101, 1, 2 + 1 + 1},
-		{"several pages", 257, 43, 3 + 1 + 1},
-		{"all without expiry", 250, 250, 3 + 1 + 1},
-		{"thirteen pages: two segments", 1300, 20, 13 + 1 + 1 + 1},
-		{"hundred pages", 10000, 100, 100 + 1 + 7 + 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := fakeapi.NewServer(fakeapi.Options{Tokens: tc.tokens, WithoutExpiry: tc.withoutExpiry, Seed: 7})
-			defer s.Close()
-			list, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
-			require.NoError(t, err)
-			requireMatchesFake(t, s, list)
-			without := 0
-			for _, r := range list.Records {
-				if r.NeverExpires() {
-					without++
-				}
-			}
-			assert.Equal(t, tc.withoutExpiry, without)
-			assert.Equal(t, tc.wantRequests, s.Stats().ListRequests)
-			assert.Equal(t, tc.wantRequests, list.Requests)
-			assert.Equal(t, 1, s.Stats().Logins)
-		})
-	}
-}
-
 func TestLoginIsReusedAcrossListings(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, Seed: 1})
 	defer s.Close()
 	c := newClient(t, s)
 	for range 5 {
-		_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+		_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 		require.NoError(t, err)
 	}
 	st := s.Stats()
@@ -128,10 +90,10 @@ func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second})
 	defer s.Close()
 	c := newClient(t, s)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	time.Sleep(1600 * time.Millisecond)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	st := s.Stats()
 	assert.Equal(t, 1, st.Logins, "renewal goes through /auth/refresh, not a new login")
@@ -149,7 +111,7 @@ func TestAccessTokenRevokedBetweenPages(t *testing.T) {
 		}
 	})
 	c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = 1 })
-	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	list, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	requireMatchesFake(t, s, list)
 	st := s.Stats()
@@ -162,7 +124,7 @@ func TestWrongKey(t *testing.T) {
 	defer s.Close()
 	const wrong = "wrong-key-must-not-be-printed"
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey(wrong) })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized)
 	var apiErr *apiclient.APIError
@@ -179,7 +141,7 @@ func TestEmptyKey(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{})
 	defer s.Close()
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey("") })
-	_, err := c.ListUploadTokens(listCtx(t, time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrNoAPIKey)
 }
 
@@ -189,7 +151,7 @@ func TestKeyFileRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "key")
 	require.NoError(t, os.WriteFile(path, []byte("first-key\n"), 0o600))
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.FileKey(path) })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 
 	// The key is rotated: api.video now accepts only the new one, the old
@@ -197,9 +159,9 @@ func TestKeyFileRotation(t *testing.T) {
 	s.SetAPIKey("second-key")
 	s.ExpireAccessTokens()
 	require.NoError(t, os.WriteFile(path, []byte("second-key\n"), 0o600))
-	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	list, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
-	assert.Len(t, list.Records, 5)
+	assert.Equal(t, 5, list.Len())
 	assert.Equal(t, 2, s.Stats().Logins)
 }
 
@@ -233,7 +195,7 @@ func TestFaults(t *testing.T) {
 			s.FailPage(tc.page, tc.faults...)
 			c := newClient(t, s)
 			start := time.Now()
-			list, err := c.ListUploadTokens(listCtx(t, tc.timeout), keepAll)
+			list, err := listTokens(c, listCtx(t, tc.timeout), keepAll)
 			elapsed := time.Since(start)
 			if tc.maxTime > 0 {
 				assert.Less(t, elapsed, tc.maxTime)
@@ -256,7 +218,7 @@ func TestFaults(t *testing.T) {
 				}
 			}
 			// After every fault the next listing recovers.
-			list, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+			list, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 			require.NoError(t, err)
 			requireMatchesFake(t, s, list)
 		})
@@ -269,28 +231,11 @@ func TestRetriesGiveUp(t *testing.T) {
 	for range 10 {
 		s.FailPage(1, fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 502})
 	}
-	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+	_, err := listTokens(newClient(t, s), listCtx(t, 10*time.Second), keepAll)
 	var apiErr *apiclient.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, 502, apiErr.StatusCode)
 	assert.Equal(t, 4, s.PageRequests()[1], "a bounded number of attempts")
-}
-
-func TestPagesAreFetchedConcurrently(t *testing.T) {
-	for _, concurrency := range []int{1, 4, apiclient.DefaultConcurrency} {
-		t.Run(fmt.Sprint(concurrency), func(t *testing.T) {
-			s := fakeapi.NewServer(fakeapi.Options{Tokens: 5000, Seed: 2, Latency: 20 * time.Millisecond})
-			defer s.Close()
-			c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = concurrency })
-			list, err := c.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
-			require.NoError(t, err)
-			assert.Len(t, list.Records, 5000)
-			st := s.Stats()
-			segments := min(concurrency, 9)
-			assert.Equal(t, 50+1+segments-1+1, st.ListRequests, "every page, page 1 again, a re-read where segments meet, the end again")
-			assert.Equal(t, concurrency, st.MaxInFlight, "pages 2..n in flight at once, never more than the limit")
-		})
-	}
 }
 
 func TestRateLimitHeaders(t *testing.T) {
@@ -299,7 +244,7 @@ func TestRateLimitHeaders(t *testing.T) {
 	c := newClient(t, s)
 	_, known := c.RateLimit()
 	assert.False(t, known)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	rl, known := c.RateLimit()
 	require.True(t, known)
@@ -313,7 +258,7 @@ func TestEnforcedRateLimitIsNotHammered(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, RateLimit: 3, EnforceRateLimit: true})
 	defer s.Close()
 	start := time.Now()
-	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 3*time.Second), keepAll)
+	_, err := listTokens(newClient(t, s), listCtx(t, 3*time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrRateLimited)
 	assert.Less(t, time.Since(start), time.Second, "fails at once instead of waiting")
 	assert.Equal(t, 1, s.Stats().RateLimited, "one 429, no hammering")
@@ -330,7 +275,7 @@ func TestUserAgent(t *testing.T) {
 			return defaultTransport.RoundTrip(r)
 		})
 	})
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	assert.Equal(t, "apivideo_exporter/1.2.3", got.Load())
 }
@@ -404,7 +349,7 @@ func TestRequestsAreCountedByStatusCode(t *testing.T) {
 	s.FailPage(2, fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503})
 	reg := prometheus.NewRegistry()
 	c := newClient(t, s, func(c *apiclient.Config) { c.Registerer = reg })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	want := `
 # HELP apivideo_api_requests_total Requests made to the api.video API, by HTTP status code.
@@ -440,7 +385,7 @@ func TestLoginIsCancelledWithTheContext(t *testing.T) {
 	start := time.Now()
 	for range 2 {
 		go func() {
-			_, err := c.ListUploadTokens(listCtx(t, 300*time.Millisecond), keepAll)
+			_, err := listTokens(c, listCtx(t, 300*time.Millisecond), keepAll)
 			errs <- err
 		}()
 	}
@@ -460,7 +405,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	defer redirecting.Close()
 	c, err := apiclient.New(apiclient.Config{BaseURL: redirecting.URL, Key: apiclient.StaticKey("k")})
 	require.NoError(t, err)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	var apiErr *apiclient.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, http.StatusTemporaryRedirect, apiErr.StatusCode)
@@ -473,11 +418,11 @@ func TestExpiringTokenRidesOutAFailingAuthEndpoint(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second})
 	defer s.Close()
 	c := newClient(t, s)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	time.Sleep(4600 * time.Millisecond)
 	s.FailAuth(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503}, 100)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err, "the listing used the token that is due for renewal but still valid")
 	assert.Equal(t, 0, s.Stats().Rejected)
 }
@@ -503,7 +448,7 @@ func TestImplausiblePaginationIsRejected(t *testing.T) {
 			defer srv.Close()
 			c, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, Key: apiclient.StaticKey("k")})
 			require.NoError(t, err)
-			_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+			_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 			assert.ErrorIs(t, err, apiclient.ErrMalformedResponse)
 		})
 	}

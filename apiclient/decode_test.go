@@ -195,17 +195,3 @@ func FuzzDecodePage(f *testing.F) {
 	})
 }
 
-func TestWindow(t *testing.T) {
-	for _, tc := range []struct{ lo, hi int }{
-		{0, 50}, {50, 110}, {450, 549}, {480, 520}, {499, 500}, {4930, 5010}, {999950, 1000049}, {-20, 10}, {7, 7},
-	} {
-		number, size := window(tc.lo, tc.hi)
-		start, end := (number-1)*size, number*size
-		require.True(t, size >= 1 && size <= MaxPageSize && number >= 1, "%v: page %d of %d", tc, number, size)
-		mid := (max(tc.lo, 0) + tc.hi) / 2
-		assert.True(t, start <= mid && mid < end, "%v: page %d of %d covers [%d, %d), not the middle", tc, number, size, start, end)
-		if tc.hi-max(tc.lo, 0) < 40 {
-			assert.True(t, start <= max(tc.lo, 0) && tc.hi < end, "%v: a narrow range is covered whole, not [%d, %d)", tc, start, end)
-		}
-	}
-}

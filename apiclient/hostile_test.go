@@ -94,9 +94,9 @@ func TestHugeExpiresInIsClamped(t *testing.T) {
 			}, pagesOf250)
 			c := a.client(t)
 			for range 3 {
-				list, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+				list, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 				require.NoError(t, err)
-				require.Len(t, list.Records, 250)
+				require.Equal(t, 250, list.Len())
 			}
 			assert.EqualValues(t, 1, a.logins.Load())
 			assert.EqualValues(t, 0, a.refreshes.Load(), "no renewal before every page")
@@ -109,7 +109,7 @@ func TestNegativeExpiresInIsAnError(t *testing.T) {
 	a := newHostileAPI(t, func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, `{"access_token":%q,"expires_in":-5}`, hostileAccess)
 	}, nil)
-	_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrMalformedResponse)
 	assert.NotContains(t, err.Error(), hostileAccess)
 }
@@ -125,7 +125,7 @@ func TestHugeRetryAfterFailsAtOnce(t *testing.T) {
 					fmt.Fprint(w, `{"type":"https://docs.api.video/reference/too-many-requests","title":"Too many requests.","status":429}`)
 				})
 				start := time.Now()
-				_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+				_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 				assert.ErrorIs(t, err, apiclient.ErrRateLimited)
 				assert.Less(t, time.Since(start), time.Second, "no wait, no retry")
 				assert.EqualValues(t, 1, a.lists.Load(), "one request, not four")
@@ -142,14 +142,14 @@ func TestRateLimitHeadersOutOfRangeAreDropped(t *testing.T) {
 		fmt.Fprintf(w, `{"data":[{"token":%q,"ttl":0}],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1}}`, hostileToken)
 	})
 	c := a.client(t)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	rl, known := c.RateLimit()
 	require.True(t, known)
 	assert.Equal(t, 500, rl.Limit)
 
 	limit = "99999999999999999999"
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	_, known = c.RateLimit()
 	assert.False(t, known, "an out-of-range limit makes the gauges unknown, not wrapped")
@@ -200,7 +200,7 @@ func TestReplyTextNeverCarriesSecrets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newHostileAPI(t, tc.login, tc.list)
-			_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+			_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 			require.Error(t, err)
 			msg := err.Error()
 			for _, secret := range []string{hostileKey, hostileAccess, hostileRefresh, hostileToken} {
@@ -217,7 +217,7 @@ func TestProblemTypeAndStatusAreKept(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, `{"type":"https://docs.api.video/reference/authentication-failed","title":"The API key is invalid.","status":400}`)
 	}, nil)
-	_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized)
 	assert.Contains(t, err.Error(), "400 Bad Request [https://docs.api.video/reference/authentication-failed]: The API key is invalid.")
 }
@@ -232,7 +232,7 @@ func TestResponseHeadersAreCapped(t *testing.T) {
 		}
 		fmt.Fprint(w, `{"data":[],"pagination":{"pagesTotal":0,"itemsTotal":0}}`)
 	})
-	_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "headers exceeded")
 }
@@ -241,7 +241,7 @@ func TestLoginRedirectIsNotARejectedKey(t *testing.T) {
 	a := newHostileAPI(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "https://elsewhere.example/login", http.StatusFound)
 	}, nil)
-	_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, apiclient.ErrUnexpectedReply)
 	assert.NotErrorIs(t, err, apiclient.ErrUnauthorized)
@@ -255,7 +255,7 @@ func TestKeyFileByteOrderMark(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("\uFEFF"+hostileKey+"\r\n"), 0o600))
 	c, err := apiclient.New(apiclient.Config{BaseURL: a.URL, Key: apiclient.FileKey(path)})
 	require.NoError(t, err)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	assert.Equal(t, hostileKey, a.loginBody.Load(), "the key is sent without the byte-order mark")
 }

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -17,16 +19,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // Source lists the account's tokens, keeping the values of the keep tokens
-// first in the order of publication (apiclient.Before: tokens without
-// expiry, oldest first, then the tokens closest to expiry);
-// *apiclient.Client is one. A Collector calls it once at a time, and only
+// first in the order of publication (listing.ComparePublication: tokens
+// without expiry, oldest first, then the tokens closest to expiry);
+// *listing.Lister is one. A Collector calls it once at a time, and only
 // when no scrape still reads the list it returned last, so that a Source
-// may reuse that list's records (see apiclient.TokenList).
+// may reuse that list's records (see listing.TokenList).
 type Source interface {
-	ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error)
+	ListUploadTokens(ctx context.Context, keep int) (*listing.TokenList, error)
 }
 
 // RateLimitSource reports the rate-limit headers of the latest reply;
@@ -35,10 +38,16 @@ type RateLimitSource interface {
 	RateLimit() (apiclient.RateLimit, bool)
 }
 
-// ProgressSource reports how much of a first reading of the account is
-// done; *apiclient.Incremental is one.
-type ProgressSource interface {
-	SyncProgress() float64
+// StatusSource reports the listing mode in use, the progress of a reading
+// of the whole list, re-reads and upstream anomalies; *listing.Lister is
+// one.
+type StatusSource interface {
+	Status() listing.Status
+}
+
+// Resetter drops a Source's kept state after a listing panicked.
+type Resetter interface {
+	Reset()
 }
 
 // Options configure a Collector.
@@ -95,7 +104,15 @@ var (
 	rateRemainingDesc = prometheus.NewDesc("apivideo_ratelimit_remaining",
 		"Requests left in the current minute, from the X-RateLimit-Remaining header of the latest reply.", nil, nil)
 	syncProgressDesc = prometheus.NewDesc("apivideo_sync_progress",
-		"Share of the first reading of the account's tokens done, from 0 to 1, in --apivideo.listing=incremental; apivideo_up stays 0 until it is 1.", nil, nil)
+		"Share of a reading of the whole token list that spans scrapes done, from 0 to 1.", nil, nil)
+	listingModeDesc = prometheus.NewDesc("apivideo_listing_mode",
+		"1 for the listing mode in use, full or incremental, else 0.", []string{"mode"}, nil)
+	rereadsDesc = prometheus.NewDesc("apivideo_listing_rereads_total",
+		"Readings of the whole token list that the incremental listing's kept state could not avoid, by reason.", []string{"reason"}, nil)
+	anomalyDesc = prometheus.NewDesc("apivideo_upstream_anomaly",
+		"1 once api.video's list replies were seen to depart from the documented contract this way, else 0.", []string{"anomaly"}, nil)
+	panicsDesc = prometheus.NewDesc("apivideo_listing_panics_total",
+		"Listings that panicked, each ending its scrape at apivideo_up 0 and starting the next listing clean.", nil, nil)
 	listingRequestsDesc = prometheus.NewDesc("apivideo_listing_requests",
 		"List requests the latest successful listing made.", nil, nil)
 )
@@ -104,7 +121,7 @@ var (
 // Concurrent scrapes share one listing.
 //
 // A listing's records are reused by the next listing (see
-// apiclient.TokenList), so a scrape holds a lease on the listing it
+// listing.TokenList), so a scrape holds a lease on the listing it
 // publishes, taken before it can see the listing, and the next listing
 // starts only once every lease on the last one is given back.
 type Collector struct {
@@ -117,7 +134,7 @@ type Collector struct {
 	listing *flight
 	// cached is the last listing, kept for CacheTTL while no other
 	// listing has started.
-	cached *apiclient.TokenList
+	cached *listing.TokenList
 	// leases counts the scrapes publishing the last listing; drained,
 	// when set, is closed when that falls to 0.
 	leases  int
@@ -125,12 +142,14 @@ type Collector struct {
 
 	// created counts the tokens the listings show being created.
 	created creations
+	// panics counts the listings that panicked.
+	panics atomic.Uint64
 }
 
 // flight is a listing that the scrapes waiting for it share.
 type flight struct {
 	done chan struct{} // closed when list and err are set
-	list *apiclient.TokenList
+	list *listing.TokenList
 	err  error
 	// waiting counts the scrapes waiting for the listing: each gets a
 	// lease on it when it succeeds.
@@ -155,7 +174,8 @@ func New(src Source, opts Options) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{upDesc, durationDesc, activeDesc, withoutExpiryDesc,
 		expiresInDesc, withoutExpiryCreatedDesc, expiryHistogramDesc, ttlHistogramDesc, createdTotalDesc,
-		rateLimitDesc, rateRemainingDesc, syncProgressDesc, listingRequestsDesc} {
+		rateLimitDesc, rateRemainingDesc, syncProgressDesc, listingRequestsDesc, listingModeDesc, rereadsDesc,
+		anomalyDesc, panicsDesc} {
 		ch <- d
 	}
 }
@@ -197,9 +217,10 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(rateRemainingDesc, prometheus.GaugeValue, float64(r.Remaining))
 		}
 	}
-	if p, ok := c.src.(ProgressSource); ok {
-		ch <- prometheus.MustNewConstMetric(syncProgressDesc, prometheus.GaugeValue, p.SyncProgress())
+	if s, ok := c.src.(StatusSource); ok {
+		emitStatus(s.Status(), ch)
 	}
+	ch <- prometheus.MustNewConstMetric(panicsDesc, prometheus.CounterValue, float64(c.panics.Load()))
 	// The counter is the exporter's own tally, true whether or not this
 	// scrape could read api.video: a counter that vanished with every
 	// failed scrape would break rate() and the dashboards around it.
@@ -218,7 +239,7 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 // scrape waits no longer than its own. A scrape that joined a listing
 // which ran out of its starter's shorter time fetches once more under its
 // own.
-func (c *Collector) fetch(ctx context.Context) (list *apiclient.TokenList, release func(), err error) {
+func (c *Collector) fetch(ctx context.Context) (list *listing.TokenList, release func(), err error) {
 	for retried := false; ; retried = true {
 		c.mu.Lock()
 		if cached := c.fresh(); cached != nil {
@@ -261,7 +282,7 @@ func (c *Collector) fetch(ctx context.Context) (list *apiclient.TokenList, relea
 }
 
 // fresh returns the cached listing if it may be used; c.mu is held.
-func (c *Collector) fresh() *apiclient.TokenList {
+func (c *Collector) fresh() *listing.TokenList {
 	if c.cached != nil && c.opts.Now().Sub(c.cached.FetchedAt) < c.opts.CacheTTL {
 		return c.cached
 	}
@@ -298,7 +319,7 @@ func (c *Collector) start(ctx context.Context) *flight {
 }
 
 // list makes a listing once every scrape publishing the last one is done.
-func (c *Collector) list(ctx context.Context) (*apiclient.TokenList, error) {
+func (c *Collector) list(ctx context.Context) (*listing.TokenList, error) {
 	var drained chan struct{}
 	c.mu.Lock()
 	if c.leases > 0 {
@@ -313,14 +334,33 @@ func (c *Collector) list(ctx context.Context) (*apiclient.TokenList, error) {
 			return nil, fmt.Errorf("waiting for the scrapes publishing the last listing: %w", ctx.Err())
 		}
 	}
-	list, err := c.src.ListUploadTokens(ctx, c.keep())
+	list, err := c.listRecovering(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Once a listing, here rather than at each scrape, so that a cached
 	// listing is not counted again.
-	c.created.observe(list.Records)
+	c.created.observe(list.Records())
 	return list, nil
+}
+
+// listRecovering asks the source for a listing. A listing that panics is
+// an error like any other for the scrape: it is logged with its stack,
+// counted, and the source starts again from a clean state.
+func (c *Collector) listRecovering(ctx context.Context) (list *listing.TokenList, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &listing.PanicError{Value: v, Stack: debug.Stack()}
+		}
+		if p, ok := errors.AsType[*listing.PanicError](err); ok {
+			c.panics.Add(1)
+			level.Error(c.opts.Logger).Log("msg", "listing panicked; starting again from a clean state", "panic", fmt.Sprint(p.Value), "stack", string(p.Stack))
+			if r, ok := c.src.(Resetter); ok {
+				r.Reset()
+			}
+		}
+	}()
+	return c.src.ListUploadTokens(ctx, c.keep())
 }
 
 // release gives back a lease on the last listing.
@@ -348,7 +388,7 @@ func (c *Collector) keep() int {
 
 // publish publishes a listing, then gives back the scrape's lease on it,
 // even if publishing panics (the registry recovers from that).
-func (c *Collector) publish(list *apiclient.TokenList, release func(), ch chan<- prometheus.Metric) {
+func (c *Collector) publish(list *listing.TokenList, release func(), ch chan<- prometheus.Metric) {
 	defer release()
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(listingRequestsDesc, prometheus.GaugeValue, float64(list.Requests))
@@ -358,11 +398,11 @@ func (c *Collector) publish(list *apiclient.TokenList, release func(), ch chan<-
 // emitTokens publishes the counts, the histograms and the per-token
 // series. Seconds until expiry are computed now, so that a cached listing
 // still gives exact values.
-func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.Metric) {
+func (c *Collector) emitTokens(list *listing.TokenList, ch chan<- prometheus.Metric) {
 	now := c.opts.Now()
 	expiresIn, ttl := newHistogram(), newHistogram()
 	var withoutExpiry uint64
-	for _, r := range list.Records {
+	for r := range list.Records() {
 		if r.NeverExpires() {
 			withoutExpiry++
 			continue
@@ -389,7 +429,7 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 		}
 	}
 	slices.SortFunc(published, func(a, b apiclient.Token) int {
-		return cmp.Or(apiclient.Before(a.Record, b.Record), strings.Compare(a.Value, b.Value))
+		return cmp.Or(listing.ComparePublication(a.Record, b.Record), strings.Compare(a.Value, b.Value))
 	})
 	published = published[:min(len(published), c.keep())]
 	values := make([]string, len(published))
@@ -417,6 +457,29 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 		level.Warn(c.opts.Logger).Log("msg", "dropped per-token series whose token cannot be a label value (not valid UTF-8, or repeated)",
 			"dropped", dropped, "token_label", c.opts.TokenLabel)
 	}
+}
+
+// emitStatus publishes the listing's mode, progress, re-reads and the
+// anomalies seen, every label value always, so that rates and alerts see
+// a series from the start.
+func emitStatus(s listing.Status, ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(syncProgressDesc, prometheus.GaugeValue, s.SyncProgress)
+	for _, m := range []listing.Mode{listing.ModeFull, listing.ModeIncremental} {
+		ch <- prometheus.MustNewConstMetric(listingModeDesc, prometheus.GaugeValue, boolValue(s.Mode == m), m.String())
+	}
+	for _, reason := range listing.Reasons() {
+		ch <- prometheus.MustNewConstMetric(rereadsDesc, prometheus.CounterValue, float64(s.Rereads[reason]), reason)
+	}
+	for _, a := range listing.Anomalies() {
+		ch <- prometheus.MustNewConstMetric(anomalyDesc, prometheus.GaugeValue, boolValue(s.Anomalies[a]), string(a))
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // histogram accumulates a const histogram over expiryBuckets.

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 )
@@ -34,14 +35,14 @@ var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 // stubSource returns a fixed listing, or an error, after an optional delay,
 // and counts its calls.
 type stubSource struct {
-	list  *apiclient.TokenList
+	list  *listing.TokenList
 	err   error
 	delay time.Duration
 	calls atomic.Int32
 	rl    *apiclient.RateLimit
 }
 
-func (s *stubSource) ListUploadTokens(ctx context.Context, _ int) (*apiclient.TokenList, error) {
+func (s *stubSource) ListUploadTokens(ctx context.Context, _ int) (*listing.TokenList, error) {
 	s.calls.Add(1)
 	if s.delay > 0 {
 		select {
@@ -79,18 +80,20 @@ func standing(value string, age time.Duration) apiclient.Token {
 }
 
 // listOf is a listing of tokens that kept every value.
-func listOf(tokens ...apiclient.Token) *apiclient.TokenList {
-	list := &apiclient.TokenList{FetchedAt: now, Requests: 1, Values: tokens}
+func listOf(tokens ...apiclient.Token) *listing.TokenList {
+	var records []apiclient.Record
 	for _, t := range tokens {
-		list.Records = append(list.Records, t.Record)
+		records = append(records, t.Record)
 	}
+	list := listing.NewTokenList(records, tokens, now)
+	list.Requests = 1
 	return list
 }
 
 // sampleList has tokens without expiry, one of them created 40 days ago,
 // tokens across the histograms' range, two tokens that share nine
 // characters and two that share twelve.
-func sampleList() *apiclient.TokenList {
+func sampleList() *listing.TokenList {
 	return listOf(
 		tok("to37YfoPDRR2pcDKa6LsUE0M", time.Hour),
 		standing("to1W3ZS9PdUBZWzzTEZr1B79", 40*24*time.Hour),
@@ -181,9 +184,10 @@ func TestFailedScrapePublishesNoCounts(t *testing.T) {
 	src := &stubSource{err: fmt.Errorf("GET /upload-tokens: %w", apiclient.ErrMalformedResponse)}
 	c := collector.New(src, collector.Options{MaxTokenSeries: 1000, Logger: log.NewLogfmtLogger(&logs)})
 	families := gather(t, c)
-	// The counter of created tokens is the exporter's own tally, not a
-	// count of the account: it stays, unchanged.
-	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_created_total"}, names(families))
+	// The counters of created tokens and of panics are the exporter's own
+	// tallies, not counts of the account: they stay, unchanged.
+	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_created_total",
+		"apivideo_listing_panics_total"}, names(families))
 	assert.Equal(t, 0.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
 	assert.Equal(t, 0.0, families["apivideo_upload_tokens_created_total"].GetMetric()[0].GetCounter().GetValue())
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
@@ -194,7 +198,7 @@ func TestFailedScrapePublishesNoCounts(t *testing.T) {
 	// Rate-limit headroom is still shown: a 429 is when it matters most.
 	src.rl = &apiclient.RateLimit{Limit: 500, Remaining: 0}
 	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_created_total",
-		"apivideo_ratelimit_limit", "apivideo_ratelimit_remaining"}, names(gather(t, c)))
+		"apivideo_listing_panics_total", "apivideo_ratelimit_limit", "apivideo_ratelimit_remaining"}, names(gather(t, c)))
 }
 
 func TestScrapeHonoursTheContextDeadline(t *testing.T) {
@@ -253,7 +257,7 @@ func TestSharedFetchAgainstFakeAPI(t *testing.T) {
 	defer s.Close()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
 	require.NoError(t, err)
-	c := collector.New(client, collector.Options{MaxTokenSeries: 1000})
+	c := collector.New(listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency}), collector.Options{MaxTokenSeries: 1000})
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Add(1)
@@ -264,7 +268,7 @@ func TestSharedFetchAgainstFakeAPI(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.Stats()
-	assert.Equal(t, 10+1+1+1, st.ListRequests, "one listing: ten pages, page 1 again, one re-read where two segments meet, the end again")
+	assert.Equal(t, 10+2, st.ListRequests, "one listing: ten pages, and a re-read where each of the two segments of pages 2 to 10 meets the pages below it")
 	assert.Equal(t, 1, st.Logins)
 }
 
@@ -332,7 +336,7 @@ func TestAgainstFakeAPI(t *testing.T) {
 	defer s.Close()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
 	require.NoError(t, err)
-	c := collector.New(client, collector.Options{MaxTokenSeries: 1000})
+	c := collector.New(listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency}), collector.Options{MaxTokenSeries: 1000})
 	families := gather(t, c)
 	at := time.Now()
 

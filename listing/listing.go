@@ -424,9 +424,14 @@ func (l *Lister) budget(now time.Time) int {
 		interval = min(max(now.Sub(l.lastScrape), time.Second), time.Minute)
 	}
 	share := l.opts.RateLimitShare
-	perInterval := share * float64(limit.Limit) * interval.Minutes()
+	perInterval := max(share*float64(limit.Limit)*interval.Minutes(), minBudget)
 	return max(int(min(perInterval, share*float64(limit.Remaining))), 1)
 }
+
+// minBudget is the fewest requests a scrape may spend while the rate limit
+// has room, however soon it follows the last one: enough to count the
+// list and find a few deleted tokens.
+const minBudget = 16
 
 func (l *Lister) noteAnomaly(a Anomaly) {
 	l.statusMu.Lock()

@@ -11,11 +11,13 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // namePattern is what an account name may be: it becomes a URL parameter
@@ -136,7 +138,7 @@ func resolve(name string, a accountYAML, d Defaults) (Settings, error) {
 		s.Listing = a.Listing
 	}
 	if s.Listing == "" {
-		s.Listing = apiclient.ListingFull
+		s.Listing = listing.ModeAuto.String()
 	}
 	if s.URL == "" {
 		s.URL = apiclient.DefaultURL
@@ -166,8 +168,8 @@ func resolve(name string, a accountYAML, d Defaults) (Settings, error) {
 		return Settings{}, errors.New("cache_ttl must not be negative")
 	case s.Timeout <= 0 || s.Timeout > apiclient.MaxTimeout:
 		return Settings{}, fmt.Errorf("timeout must be between 0 and %s", apiclient.MaxTimeout)
-	case s.Listing != apiclient.ListingFull && s.Listing != apiclient.ListingIncremental:
-		return Settings{}, fmt.Errorf("listing must be %s or %s, got %q", apiclient.ListingFull, apiclient.ListingIncremental, s.Listing)
+	case !slices.Contains(listing.ModeNames(), s.Listing):
+		return Settings{}, fmt.Errorf("listing must be one of %s, got %q", strings.Join(listing.ModeNames(), ", "), s.Listing)
 	}
 	return s, nil
 }

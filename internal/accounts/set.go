@@ -15,6 +15,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // Options configure a Set.
@@ -24,8 +25,9 @@ type Options struct {
 	// TokenLabel and MaxTokenSeries apply to every account's collector.
 	TokenLabel     collector.LabelMode
 	MaxTokenSeries int
-	// Incremental configures the accounts listed incrementally.
-	Incremental apiclient.IncrementalOptions
+	// RateLimitShare is the most of each account's rate limit its
+	// listings may spend, in auto and incremental listing.
+	RateLimitShare float64
 	// MaxConcurrentProbes caps how many accounts read api.video at once.
 	MaxConcurrentProbes int
 	UserAgent           string
@@ -209,15 +211,19 @@ func (s *Set) build(st Settings) (*Account, error) {
 	}
 	requests := prometheus.NewRegistry()
 	requests.MustRegister(metrics...)
-	// The incremental state lives in the account's own listing, so that a
-	// changed account starts afresh and an unchanged one keeps it.
-	base := slotted{src: client, client: client, slots: s.slots, logger: logger}
-	var src collector.Source = base
-	if st.Listing == apiclient.ListingIncremental {
-		inc := client.NewIncremental(s.opts.Incremental)
-		base.src = inc
-		src = slottedIncremental{slotted: base, progress: inc}
+	var mode listing.Mode
+	if err := mode.UnmarshalText([]byte(st.Listing)); err != nil {
+		return nil, err
 	}
+	// The kept state lives in the account's own Lister, so that a changed
+	// account starts afresh and an unchanged one keeps it.
+	lister := listing.New(client, listing.Options{
+		Mode:           mode,
+		Concurrency:    st.Concurrency,
+		RateLimitShare: s.opts.RateLimitShare,
+		Logger:         log.With(logger, "component", "listing"),
+	})
+	src := slotted{Lister: lister, slots: s.slots, logger: logger}
 	tokens := collector.New(src, collector.Options{
 		TokenLabel:     s.opts.TokenLabel,
 		MaxTokenSeries: s.opts.MaxTokenSeries,
@@ -282,28 +288,15 @@ func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 // burst of probes reads at most so many accounts at once. Cached scrapes
 // and probes sharing a fetch take no slot of their own.
 type slotted struct {
-	src    collector.Source
-	client *apiclient.Client
+	*listing.Lister
 	slots  chan struct{}
 	logger log.Logger
 }
 
-// RateLimit reports the account's rate-limit headers, as the client does.
-func (s slotted) RateLimit() (apiclient.RateLimit, bool) { return s.client.RateLimit() }
-
-// slottedIncremental is a slotted incremental listing, which also reports
-// the progress of its first reading.
-type slottedIncremental struct {
-	slotted
-	progress collector.ProgressSource
-}
-
-func (s slottedIncremental) SyncProgress() float64 { return s.progress.SyncProgress() }
-
 // errNoSlot is a probe that waited its whole time for a slot.
 var errNoSlot = errors.New("every probe slot stayed busy")
 
-func (s slotted) ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error) {
+func (s slotted) ListUploadTokens(ctx context.Context, keep int) (*listing.TokenList, error) {
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -312,5 +305,5 @@ func (s slotted) ListUploadTokens(ctx context.Context, keep int) (*apiclient.Tok
 		return nil, fmt.Errorf("%w: %w", errNoSlot, ctx.Err())
 	}
 	defer func() { <-s.slots }()
-	return s.src.ListUploadTokens(ctx, keep)
+	return s.Lister.ListUploadTokens(ctx, keep)
 }

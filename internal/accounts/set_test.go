@@ -130,6 +130,19 @@ func gauge(t *testing.T, mfs map[string]*dto.MetricFamily, name string) float64 
 	return mf.GetMetric()[0].GetGauge().GetValue()
 }
 
+// listingModes returns apivideo_listing_mode by mode.
+func listingModes(t *testing.T, mfs map[string]*dto.MetricFamily) map[string]float64 {
+	t.Helper()
+	mf, ok := mfs["apivideo_listing_mode"]
+	require.True(t, ok, "no apivideo_listing_mode")
+	out := map[string]float64{}
+	for _, m := range mf.GetMetric() {
+		require.Len(t, m.GetLabel(), 1)
+		out[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+	}
+	return out
+}
+
 // requests returns the probe's apivideo_api_requests_total by code, and
 // checks that it carries no label but code.
 func requests(t *testing.T, mfs map[string]*dto.MetricFamily) map[string]float64 {
@@ -414,7 +427,7 @@ func TestReload(t *testing.T) {
 	t.Run("broken file", func(t *testing.T) {
 		before := testutil.ToFloat64(ts.reloadOKTime)
 		for _, broken := range []struct{ file, why string }{
-			{"accounts:\n" + account("kept", "    listing: sometimes\n"), `listing must be full or incremental, got "sometimes"`},
+			{"accounts:\n" + account("kept", "    listing: sometimes\n"), `listing must be one of auto, full, incremental, got "sometimes"`},
 			{"accounts:\n" + account("kept", "    listen: full\n"), "field listen not found"},
 			{"accounts:\n  kept:\n    api_key_file: /nonexistent/key\n", "reading API key file"},
 			{"accounts: [", "yaml:"},
@@ -448,8 +461,9 @@ func TestReload(t *testing.T) {
 }
 
 // An account listed incrementally keeps its own state between probes and
-// reports the progress of its first reading; a full one does not. Turning
-// an account incremental is a change: it gets a fresh client.
+// says so in apivideo_listing_mode; an account left to auto is listed in
+// full while it is small. Turning an account incremental is a change: it
+// gets a fresh client.
 func TestIncrementalAccount(t *testing.T) {
 	inc := fakeapi.NewServer(fakeapi.Options{APIKey: "key-inc", Tokens: 40, WithoutExpiry: 6, Seed: 8})
 	t.Cleanup(inc.Close)
@@ -467,16 +481,17 @@ func TestIncrementalAccount(t *testing.T) {
 		assert.Equal(t, 40.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
 		assert.Equal(t, 6.0, gauge(t, mfs, "apivideo_upload_tokens_without_expiry"))
 		assert.Equal(t, 1.0, gauge(t, mfs, "apivideo_sync_progress"))
+		assert.Equal(t, map[string]float64{"full": 0, "incremental": 1}, listingModes(t, mfs))
 	}
 	mfs := ts.metrics(t, "full", 5)
 	assert.Equal(t, 9.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
-	assert.NotContains(t, mfs, "apivideo_sync_progress")
+	assert.Equal(t, map[string]float64{"full": 1, "incremental": 0}, listingModes(t, mfs))
 
 	ts.write(t, file("    listing: incremental\n"))
 	require.NoError(t, ts.Reload())
 	mfs = ts.metrics(t, "full", 5)
 	assert.Equal(t, 9.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
-	assert.Contains(t, mfs, "apivideo_sync_progress")
+	assert.Equal(t, map[string]float64{"full": 0, "incremental": 1}, listingModes(t, mfs))
 	assert.Equal(t, 2, full.Stats().Logins, "a fresh client for the changed account")
 	assert.Equal(t, 1, inc.Stats().Logins, "the unchanged account kept its login")
 }
