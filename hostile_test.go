@@ -203,7 +203,7 @@ func TestHostileReplies(t *testing.T) {
 			list: hostilePagesOf(250), up: 1, active: 250,
 			check: func(t *testing.T, s *hostileServer, _ map[string][]float64, _ string) {
 				assert.EqualValues(t, 0, s.refreshes.Load(), "no refresh before every page")
-				assert.EqualValues(t, 3+1+1, s.lists.Load(), "three pages, page 1 and the end again")
+				assert.EqualValues(t, 3+1, s.lists.Load(), "three pages, and a re-read where pages 2 and 3 meet page 1")
 			}},
 		{name: "Retry-After 1e10 on a 429", list: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", "10000000000")
@@ -327,17 +327,19 @@ func TestHostileReplies(t *testing.T) {
 	}
 }
 
-// hostilePagesOf answers every page of a listing of n tokens that never expire.
+// hostilePagesOf answers every page of a listing of n tokens that never
+// expire, in pages of the size asked for.
 func hostilePagesOf(n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		number := 1
+		number, size := 1, 25
 		fmt.Sscan(r.URL.Query().Get("currentPage"), &number)
-		count := max(0, min(100, n-(number-1)*100))
+		fmt.Sscan(r.URL.Query().Get("pageSize"), &size)
+		count := max(0, min(size, n-(number-1)*size))
 		items := make([]string, count)
 		for i := range items {
-			items[i] = fmt.Sprintf(`{"token":"to%022d","ttl":0}`, (number-1)*100+i)
+			items[i] = fmt.Sprintf(`{"token":"to%022d","ttl":0}`, (number-1)*size+i)
 		}
-		fmt.Fprintf(w, `{"data":[%s],"pagination":{"currentPage":%d,"pageSize":100,"pagesTotal":%d,"itemsTotal":%d}}`,
-			strings.Join(items, ","), number, (n+99)/100, n)
+		fmt.Fprintf(w, `{"data":[%s],"pagination":{"currentPage":%d,"pageSize":%d,"pagesTotal":%d,"itemsTotal":%d}}`,
+			strings.Join(items, ","), number, size, (n+size-1)/size, n)
 	}
 }

@@ -83,6 +83,9 @@ func run(args []string) int {
 
 	reg := newRegistry()
 	userAgent := exporterName + "/" + version.Version
+	if cfg.resyncSet {
+		level.Warn(logger).Log("msg", "--apivideo.resync-interval is deprecated and ignored: the incremental listing checks a page of its kept tokens on every scrape instead")
+	}
 	if cfg.tokenLabel == collector.LabelFull {
 		level.Warn(logger).Log("msg", "--collector.token-label=full publishes whole upload tokens: anyone who can read the metrics can upload into the account")
 	}

@@ -398,3 +398,42 @@ func names(families map[string]*dto.MetricFamily) []string {
 	}
 	return out
 }
+
+// panickingSource panics on its first listing and lists normally after.
+type panickingSource struct {
+	stubSource
+	panicked, resets int
+}
+
+func (s *panickingSource) ListUploadTokens(ctx context.Context, keep int) (*listing.TokenList, error) {
+	if s.panicked == 0 {
+		s.panicked++
+		var known []int
+		_ = known[3]
+	}
+	return s.stubSource.ListUploadTokens(ctx, keep)
+}
+
+func (s *panickingSource) Reset() { s.resets++ }
+
+// TestListingPanicIsRecovered: a listing that panics ends its scrape at
+// apivideo_up 0 with the stack logged and counted, the source starts
+// again clean, and the next scrape is up.
+func TestListingPanicIsRecovered(t *testing.T) {
+	var logs bytes.Buffer
+	src := &panickingSource{stubSource: stubSource{list: sampleList()}}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000, Logger: log.NewLogfmtLogger(&logs)})
+
+	families := gather(t, c)
+	assert.Equal(t, 0.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, 1.0, families["apivideo_listing_panics_total"].GetMetric()[0].GetCounter().GetValue())
+	assert.NotContains(t, families, "apivideo_upload_tokens_active", "no partial counts")
+	assert.Equal(t, 1, src.resets, "the source starts again from a clean state")
+	assert.Contains(t, logs.String(), "listing panicked")
+	assert.Contains(t, logs.String(), "index out of range", "the panic is logged")
+	assert.Contains(t, logs.String(), "collector_test.go", "with its stack")
+
+	families = gather(t, c)
+	assert.Equal(t, 1.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, 1.0, families["apivideo_listing_panics_total"].GetMetric()[0].GetCounter().GetValue())
+}

@@ -202,17 +202,11 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 			return err
 		}
 		if len(chain) > 1 {
-			if debugLog != nil {
-				debugLog("round", round, "chain", len(chain), "spent", rd.spent())
-			}
 			// New tokens spanned several reads: the count needs one read
 			// that sees them all at one instant, which the next round makes.
 			continue
 		}
 		gone, wait := inc.count(chain[0])
-		if debugLog != nil {
-			debugLog("round", round, "chain", len(chain), "gone", gone, "wait", wait, "known", inc.known.len(), "spent", rd.spent(), "complete", inc.complete)
-		}
 		switch {
 		case wait > 0:
 			// Tokens expiring while the page was read leave the count
@@ -486,5 +480,3 @@ func (inc *incremental) audit(ctx context.Context, rd *reader) error {
 	inc.cursor = hi - len(s.gone)
 	return nil
 }
-
-var debugLog func(...any)

@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 )
@@ -222,26 +219,6 @@ func (rd *reader) spent() int {
 	return rd.requests
 }
 
-// readAll reads the windows starting at starts, each of pageSize, at most
-// concurrency at once, and returns the runs in the order of starts. A
-// panic in a read is returned as an error, since it cannot be recovered
-// from outside the goroutine that reads.
-func (rd *reader) readAll(ctx context.Context, starts []int) ([]*run, error) {
-	runs := make([]*run, len(starts))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(rd.concurrency)
-	for i, start := range starts {
-		g.Go(recovering(func() (err error) {
-			runs[i], err = rd.read(gctx, start, start+pageSize-1)
-			return err
-		}))
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return runs, nil
-}
-
 // recovering returns fn with a panic turned into a *PanicError: a panic
 // in a goroutine cannot be recovered from outside it, and would end the
 // process.
@@ -273,9 +250,4 @@ func window(lo, hi int) (number, size int) {
 		lo, hi = lo+step, hi-step
 	}
 	return (lo+hi)/2/pageSize + 1, pageSize
-}
-
-// sortRuns orders runs by start, then by size.
-func sortRuns(runs []*run) {
-	slices.SortStableFunc(runs, func(a, b *run) int { return a.start - b.start })
 }
