@@ -73,4 +73,3 @@ func BenchmarkDecodePage(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/token")
 	b.ReportMetric(float64(allocatedBytes()-before)/n, "B/token")
 }
-

@@ -194,4 +194,3 @@ func FuzzDecodePage(f *testing.F) {
 		}
 	})
 }
-
