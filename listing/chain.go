@@ -73,6 +73,9 @@ func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool
 		// that should end the list.
 		first := (top.start+len(top.tokens))/pageSize + 1
 		last := max((estEnd+pageSize-1)/pageSize, first)
+		// No more than the scrape can read: a segment cut short keeps
+		// only its highest pages, which join nothing.
+		last = min(last, first+rd.capacity(ctx)-1)
 		runs, err := rd.readSegments(ctx, first, last)
 		if err != nil {
 			return chain, err

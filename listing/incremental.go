@@ -47,7 +47,7 @@ const (
 	leafTokens = 80
 	// maxRounds bounds the count-and-search rounds of a scrape; a list
 	// that loses tokens faster than they are found is read whole instead.
-	maxRounds = 3
+	maxRounds = 8
 	// maxAnchorTries bounds the moves down of a window that must start
 	// below a given second.
 	maxAnchorTries = 4
@@ -348,6 +348,9 @@ type searcher struct {
 
 	mu   sync.Mutex
 	gone map[uint64]bool
+	// probes are the windows the search read, which may hold a range to
+	// check whole.
+	probes []*run
 }
 
 // split searches the kept tokens lo..hi-1, which begin and end on second
@@ -399,6 +402,9 @@ func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (int, error
 	if err != nil {
 		return 0, err
 	}
+	s.mu.Lock()
+	s.probes = append(s.probes, r)
+	s.mu.Unlock()
 	j := slices.IndexFunc(r.tokens, func(t apiclient.Token) bool { return t.Created >= c })
 	switch {
 	case j > 0 || j == 0 && r.start == 0:
@@ -416,7 +422,14 @@ func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (int, error
 // older than the first to one newer than the last, and marks the kept
 // tokens it did not see as gone.
 func (s *searcher) check(ctx context.Context, lo, hi, goneLo, goneHi int) error {
-	seen, err := s.inc.cover(ctx, s.rd, lo, hi, goneLo, goneHi)
+	chain := s.covering(lo, hi)
+	if chain == nil {
+		var err error
+		if chain, err = s.inc.cover(ctx, s.rd, lo, hi, goneLo, goneHi); err != nil {
+			return err
+		}
+	}
+	seen, err := s.inc.seen(chain, lo, hi)
 	if err != nil {
 		return err
 	}
@@ -430,21 +443,50 @@ func (s *searcher) check(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	return nil
 }
 
-// cover reads the seconds of the kept tokens lo..hi-1 whole and returns the
-// tokens seen. A token it sees that is older than the newest complete
-// second and not kept is unexplained.
-func (inc *incremental) cover(ctx context.Context, rd *reader, lo, hi, goneLo, goneHi int) (map[uint64]bool, error) {
+// covering returns a probe window that holds the seconds of the kept tokens
+// lo..hi-1 whole, as a chain of one, or nil.
+func (s *searcher) covering(lo, hi int) []*run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.probes {
+		if s.inc.holdsWhole(r, lo, hi) {
+			return []*run{r}
+		}
+	}
+	return nil
+}
+
+// holdsWhole reports whether a run holds the seconds of the kept tokens
+// lo..hi-1 whole: it starts the list or holds an older token, and ends the
+// list or holds a newer one.
+func (inc *incremental) holdsWhole(r *run, lo, hi int) bool {
 	e := inc.known.entries
-	first := e[lo].Created
-	base, err := inc.anchored(ctx, rd, lo-goneHi-2, first)
+	if r.empty() {
+		return false
+	}
+	below := r.start == 0 || r.first() < e[lo].Created
+	above := hi == len(e) && atListEnd(r) || hi < len(e) && r.last() >= e[hi].Created
+	return below && above
+}
+
+// cover reads the seconds of the kept tokens lo..hi-1 whole: a chain from a
+// token older than the first to one newer than the last.
+func (inc *incremental) cover(ctx context.Context, rd *reader, lo, hi, goneLo, goneHi int) ([]*run, error) {
+	e := inc.known.entries
+	base, err := inc.anchored(ctx, rd, lo-goneHi-2, e[lo].Created)
 	if err != nil {
 		return nil, err
 	}
 	newer := func(r *run) bool { return !r.empty() && hi < len(e) && r.last() >= e[hi].Created }
-	chain, err := rd.climb(ctx, base, newer, hi-goneLo+1)
-	if err != nil {
-		return nil, err
-	}
+	return rd.climb(ctx, base, newer, hi-goneLo+1)
+}
+
+// seen returns the tokens a chain covering the kept tokens lo..hi-1 holds.
+// A token in their seconds that is older than the newest complete second
+// and not kept is unexplained.
+func (inc *incremental) seen(chain []*run, lo, hi int) (map[uint64]bool, error) {
+	e := inc.known.entries
+	first := e[lo].Created
 	seen := map[uint64]bool{}
 	for _, r := range chain {
 		for _, t := range r.tokens {

@@ -407,9 +407,11 @@ func (l *Lister) reader(now time.Time) *reader {
 	return rd
 }
 
-// budget is the scrape's share of the requests api.video allows: the
-// share of the limit over the time since the last scrape, and never more
-// than the share of what is left of the current minute.
+// budget is the scrape's share of the requests api.video allows: the share
+// of what is left of the current minute (X-RateLimit-Remaining), and at
+// least the share of the limit over the time since the last scrape, so
+// that scrapes that failed for want of requests do not starve the ones
+// after them; never more than what is left.
 func (l *Lister) budget(now time.Time) int {
 	rl, ok := l.pager.(RateLimiter)
 	if !ok {
@@ -419,19 +421,14 @@ func (l *Lister) budget(now time.Time) int {
 	if !known || limit.Limit <= 0 {
 		return 0
 	}
-	interval := 10 * time.Second
+	interval := time.Minute
 	if !l.lastScrape.IsZero() {
 		interval = min(max(now.Sub(l.lastScrape), time.Second), time.Minute)
 	}
 	share := l.opts.RateLimitShare
-	perInterval := max(share*float64(limit.Limit)*interval.Minutes(), minBudget)
-	return max(int(min(perInterval, share*float64(limit.Remaining))), 1)
+	fair := share * float64(limit.Limit) * interval.Minutes()
+	return max(min(int(max(share*float64(limit.Remaining), fair)), limit.Remaining), 1)
 }
-
-// minBudget is the fewest requests a scrape may spend while the rate limit
-// has room, however soon it follows the last one: enough to count the
-// list and find a few deleted tokens.
-const minBudget = 16
 
 func (l *Lister) noteAnomaly(a Anomaly) {
 	l.statusMu.Lock()

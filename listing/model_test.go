@@ -135,13 +135,13 @@ func newAccount(s schedule, rng *rand.Rand, start time.Time) *account {
 	// The initial tokens: created over the last day, some in bursts that
 	// fill one second.
 	for i := 0; i < s.initial-s.initialBursts; i++ {
-		a.create(start.Add(-time.Duration(rng.Int64N(int64(20 * time.Hour)))))
+		a.createAged(start)
 	}
 	for left := s.initialBursts; left > 0; {
 		n := min(left, 1+rng.IntN(s.burstMax))
-		at := start.Add(-time.Duration(rng.Int64N(int64(20 * time.Hour))))
+		at := start.Add(-time.Duration(rng.Int64N(int64(time.Hour))))
 		for range n {
-			a.create(at)
+			a.create(at, false)
 		}
 		left -= n
 	}
@@ -162,16 +162,36 @@ func (a *account) after(t time.Time, rate float64) time.Time {
 	return t.Add(time.Duration(a.rng.ExpFloat64() / rate * float64(time.Second)))
 }
 
-// create adds a token created at t on our clock; it is not sorted in.
-func (a *account) create(t time.Time) {
+// create adds a token created at t on our clock; sorted places it in the
+// list at once, else sortListed must follow.
+func (a *account) create(t time.Time, sorted bool) {
+	ttl := uint32(0)
+	if a.rng.Float64() >= a.s.neverShare {
+		ttl = ttls[a.rng.IntN(len(ttls))]
+	}
+	a.createWith(t, ttl, sorted)
+}
+
+// createAged adds a token of the initial account, created long enough ago
+// for it to be still active.
+func (a *account) createAged(now time.Time) {
+	ttl, age := uint32(0), time.Duration(a.rng.Int64N(int64(20*time.Hour)))
+	if a.rng.Float64() >= a.s.neverShare {
+		ttl = ttls[a.rng.IntN(len(ttls))]
+		age = time.Duration(a.rng.Int64N(int64(ttl) * int64(time.Second)))
+	}
+	a.createWith(now.Add(-age), ttl, false)
+}
+
+func (a *account) createWith(t time.Time, ttl uint32, sorted bool) {
 	server := t.Add(a.s.clockOffset)
 	created := uint32(server.Unix())
 	tok := &modelToken{born: t, tie: a.rng.Uint64()}
 	tok.Value = fmt.Sprintf("to%022d", len(a.all))
 	tok.Hash = a.rng.Uint64()
 	tok.Created = created
-	if a.rng.Float64() >= a.s.neverShare {
-		tok.Expires = created + ttls[a.rng.IntN(len(ttls))]
+	if ttl > 0 {
+		tok.Expires = created + ttl
 		// api.video stops listing it when its clock reaches expiresAt.
 		tok.expireAt = time.Unix(int64(tok.Expires), 0).Add(-a.s.clockOffset)
 		if !tok.expireAt.After(a.at) {
@@ -180,14 +200,19 @@ func (a *account) create(t time.Time) {
 		heap.Push(&a.expiries, tok)
 	}
 	a.all[tok.Hash] = tok
-	a.listed = append(a.listed, tok)
+	if !sorted {
+		a.listed = append(a.listed, tok)
+		return
+	}
+	i, _ := slices.BinarySearchFunc(a.listed, tok, compareModel)
+	a.listed = slices.Insert(a.listed, i, tok)
 }
 
-func (a *account) sortListed() {
-	slices.SortFunc(a.listed, func(x, y *modelToken) int {
-		return cmp.Or(cmp.Compare(x.Created, y.Created), cmp.Compare(x.tie, y.tie))
-	})
+func compareModel(x, y *modelToken) int {
+	return cmp.Or(cmp.Compare(x.Created, y.Created), cmp.Compare(x.tie, y.tie))
 }
+
+func (a *account) sortListed() { slices.SortFunc(a.listed, compareModel) }
 
 // advance brings the world to t: creations, bursts, deletions anywhere,
 // and expiries, in time order.
@@ -212,12 +237,12 @@ func (a *account) advance(t time.Time) {
 		a.at = next
 		switch kind {
 		case "create":
-			a.create(next)
+			a.create(next, true)
 			a.nextCreate = a.after(next, a.s.createRate)
 		case "burst":
 			// A burst fills one second of api.video's clock.
 			for range 1 + a.rng.IntN(a.s.burstMax) {
-				a.create(next)
+				a.create(next, true)
 			}
 			a.nextBurst = next.Add(a.s.burstEvery/2 + time.Duration(a.rng.Int64N(int64(a.s.burstEvery))))
 		case "delete":
@@ -229,12 +254,9 @@ func (a *account) advance(t time.Time) {
 			a.nextDelete = a.after(next, a.s.deleteRate)
 		case "expire":
 			tok := heap.Pop(&a.expiries).(*modelToken)
-			if i := slices.Index(a.listed, tok); i >= 0 {
+			if i, ok := slices.BinarySearchFunc(a.listed, tok, compareModel); ok && a.listed[i] == tok {
 				a.listed = slices.Delete(a.listed, i, i+1)
 			}
-		}
-		if kind == "create" || kind == "burst" {
-			a.sortListed()
 		}
 	}
 }

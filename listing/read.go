@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -194,6 +195,24 @@ func (rd *reader) spend(ctx context.Context) error {
 	}
 	rd.requests++
 	return nil
+}
+
+// capacity is how many pages, read in segments, the scrape can still
+// afford: its requests left, less a re-read where each segment meets the
+// one below it, and the rounds of requests that fit before the deadline.
+func (rd *reader) capacity(ctx context.Context) int {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	pages := math.MaxInt
+	if rd.budget > 0 {
+		left := rd.budget - rd.requests
+		pages = max(left-(left+minSegment-1)/minSegment, 1)
+	}
+	if deadline, ok := ctx.Deadline(); ok && rd.latency > 0 {
+		rounds := int((deadline.Sub(rd.now()) - rd.reserve - 2*rd.latency) / rd.latency)
+		pages = min(pages, max(rounds*rd.concurrency, 1))
+	}
+	return pages
 }
 
 // slowest is the longest a request of this scrape took.
