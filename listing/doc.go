@@ -31,18 +31,18 @@
 // seconds, each found in about log2(pages) requests. It is a state
 // machine with one transition function (incremental.step):
 //
-//	        +-------+   start    +---------+  chain reached the end  +-------------+
-//	  ----->| empty |----------->| reading |------------------------>| reconciling |<--+
-//	        +-------+            +---------+   (over many scrapes)   +-------------+   |
-//	            ^                  |    ^                               |   |  count   |
-//	            |                  +----+ paused: next scrape           |   |  found   |
-//	            |                                                       |   |  none    |
-//	            |  unexplained: more tokens than kept, an unknown       |   v  gone    |
-//	            +---- old token, deletions outpacing the search, or <---+ +--------+   |
-//	                  a reading cheaper than the search                   | synced |---+
-//	                                                                      +--------+
-//	                                                                audit one window, publish;
-//	                                                                next scrape: reconcile
+//	      +-------+   start    +---------+  chain reached the end  +-------------+
+//	----->| empty |----------->| reading |------------------------>| reconciling |<--+
+//	      +-------+            +---------+   (over many scrapes)   +-------------+   |
+//	          ^                  |    ^                               |   |  count   |
+//	          |                  +----+ paused: next scrape           |   |  found   |
+//	          |                                                       |   |  none    |
+//	          |  unexplained: more tokens than kept, an unknown       |   v  gone    |
+//	          +---- old token, deletions outpacing the search, or <---+ +--------+   |
+//	                a reading cheaper than the search                   | synced |---+
+//	                                                                    +--------+
+//	                                                              audit one window, publish;
+//	                                                              next scrape: reconcile
 //
 // A synced scrape also checks about 80 kept tokens against the list (the
 // audit), in rotation, so that every kept token is checked again every
