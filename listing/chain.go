@@ -87,7 +87,12 @@ func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool
 				if endTries++; endTries > maxEndTries {
 					return chain, fmt.Errorf("%w: the end of the list moved away %d times", ErrInconsistent, maxEndTries)
 				}
-				end := max(r.total, top.start+len(top.tokens)-overlap)
+				// Where the page said the list ends, or, without a total,
+				// further down at each try.
+				end := top.start + len(top.tokens) - endTries*stride
+				if r.total >= 0 {
+					end = r.total
+				}
 				if r, err = rd.read(ctx, end-firstStep, end-firstStep+pageSize-1); err != nil {
 					return chain, err
 				}

@@ -30,10 +30,16 @@ type estimate struct {
 }
 
 // estimateFull is the cost of a full listing of tokens tokens, given how
-// long a request takes and how many run at once.
+// long a request takes and how many run at once: page 1, then the other
+// pages in segments read one page after another, and a re-read where each
+// segment meets the one below it.
 func estimateFull(tokens int, latency time.Duration, concurrency int) estimate {
-	requests := 1 + (max(tokens-pageSize, 0)+stride-1)/stride + 1
-	rounds := (requests + concurrency - 1) / concurrency
+	pages := max((tokens+pageSize-1)/pageSize, 1)
+	segments := min(concurrency, (pages-1+minSegment-1)/minSegment)
+	requests, rounds := pages+segments, 1
+	if segments > 0 {
+		rounds += (pages-1+segments-1)/segments + 1
+	}
 	return estimate{requests: requests, duration: time.Duration(rounds) * latency}
 }
 

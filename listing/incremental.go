@@ -97,24 +97,44 @@ func (inc *incremental) list(ctx context.Context, rd *reader, keep int) (*TokenL
 	now := rd.now()
 	inc.known.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
 	started := inc.state == stateEmpty
-	rereads := 0
 	for {
 		publishable, err := inc.step(ctx, rd, started)
 		var u *unexplained
-		if errors.As(err, &u) && rereads == 0 {
-			rereads++
+		switch {
+		case errors.As(err, &u) && (u.reason == reasonCheaper || u.reason == reasonNotConverging):
+			// The kept tokens still hold: a reading of the whole list
+			// replaces them only if it ends within this scrape.
+			inc.onReread(u.reason, err)
+			if err := inc.rereadNow(ctx, rd); err != nil {
+				return nil, err
+			}
+			return inc.publish(rd, keep), nil
+		case errors.As(err, &u) && !started:
 			inc.onReread(u.reason, err)
 			inc.reset()
 			started = true
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			return nil, err
-		}
-		if publishable {
+		case publishable:
 			return inc.publish(rd, keep), nil
 		}
 	}
+}
+
+// rereadNow reads the whole list within this scrape and, when that ends,
+// keeps what it read instead of the kept tokens: every token it holds was
+// in the list during the scrape, and every token in the list all along is
+// among them. A reading that does not end is dropped, and the kept tokens
+// stay as they were.
+func (inc *incremental) rereadNow(ctx context.Context, rd *reader) error {
+	rg := &reading{}
+	if err := rg.advance(ctx, rd); err != nil {
+		return fmt.Errorf("%w: a reading of the whole list did not end within the scrape: %w", ErrBehind, err)
+	}
+	inc.known, inc.complete = rg.result(rd.now())
+	inc.state = stateReconciling
+	return nil
 }
 
 // step does the work of the current state and moves to the next one. It
@@ -129,6 +149,11 @@ func (inc *incremental) step(ctx context.Context, rd *reader, startedThisScrape 
 		return false, nil
 	case stateReading:
 		if err := inc.reading.advance(ctx, rd); err != nil {
+			if errors.Is(err, ErrInconsistent) {
+				// The list moved under the reading in a way it cannot
+				// follow from where it stopped: start it again.
+				inc.state = stateEmpty
+			}
 			return false, fmt.Errorf("%w: %w", ErrSyncing, err)
 		}
 		inc.known, inc.complete = inc.reading.result(rd.now())
@@ -145,7 +170,7 @@ func (inc *incremental) step(ctx context.Context, rd *reader, startedThisScrape 
 			!estimateFull(inc.known.len(), rd.slowest(), rd.concurrency).fits(ctx, rd.now(), rd.left()) {
 			// A reading of the whole list would not end within this
 			// scrape: keep what is kept and go on at the next one.
-			return false, fmt.Errorf("%w: %s", ErrBehind, u.detail)
+			return false, fmt.Errorf("%w: %s; a reading of the whole list does not fit this scrape's time and share of the rate limit", ErrBehind, u.detail)
 		}
 		if err != nil {
 			return false, err

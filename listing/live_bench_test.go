@@ -2,8 +2,10 @@ package listing
 
 import (
 	"context"
+
 	"flag"
 	"fmt"
+	"github.com/go-kit/log"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -12,11 +14,12 @@ import (
 
 var (
 	liveScrapes = flag.Int("live.scrapes", 120, "steady scrapes of BenchmarkLiveAccount after the first up")
+	liveDeletes = flag.Float64("live.deletes", 0.6, "deletions a second in BenchmarkLiveAccount")
 	liveVerbose = flag.Bool("live.v", false, "log every scrape of the live benchmarks")
 )
 
 // maxScrapesToFirstUp bounds the scrapes a first reading may take.
-const maxScrapesToFirstUp = 2000
+const maxScrapesToFirstUp = 400
 
 // BenchmarkLiveAccount scrapes the simulated live account of the harness
 // (model_test.go) on its simulated clock, as api.video would answer:
@@ -36,7 +39,9 @@ func BenchmarkLiveAccount(b *testing.B) {
 		for _, mode := range []Mode{ModeFull, ModeIncremental, ModeAuto} {
 			b.Run(fmt.Sprintf("tokens=%d/mode=%s", tokens, mode), func(b *testing.B) {
 				for b.Loop() {
-					r := runLive(b, mode, liveSchedule(tokens), 1, *liveScrapes)
+					s := liveSchedule(tokens)
+					s.deleteRate = *liveDeletes
+					r := runLive(b, mode, s, 1, *liveScrapes)
 					r.report(b)
 				}
 			})
@@ -94,7 +99,11 @@ func runLive(b *testing.B, mode Mode, s schedule, seed uint64, steady int) liveR
 	rng := rand.New(rand.NewPCG(seed, 17))
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	acc := newAccount(s, rng, start)
-	l := New(acc, Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
+	opts := Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep}
+	if *liveVerbose {
+		opts.Logger = log.NewLogfmtLogger(testWriter{b})
+	}
+	l := New(acc, opts)
 	var r liveResult
 	spent := 0
 	for i := 0; r.scrapes < steady; i++ {

@@ -434,7 +434,7 @@ func runModel(t *testing.T, mode Mode, seed uint64, adjust func(*schedule)) (up,
 	return up, s.scrapes
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
