@@ -58,7 +58,8 @@ func BenchmarkLiveAccount(b *testing.B) {
 func BenchmarkFirstReading(b *testing.B) {
 	for b.Loop() {
 		s := liveSchedule(1_000_000)
-		s.burstEvery, s.createRate, s.deleteRate = 0, 20, 0.2
+		s.burstEvery, s.initialBursts, s.createRate, s.deleteRate = 0, 0, 20, 0.2
+		s.neverShare, s.ttls = 0.5, []uint32{86400, 7 * 86400}
 		r := runLive(b, ModeAuto, s, 2, 60)
 		r.report(b)
 	}

@@ -54,6 +54,8 @@ type schedule struct {
 	timeout        time.Duration
 	reshuffleTies  bool // ties of one second in another order on each request
 	rateLimitLimit int
+	// ttls are the lives of expiring tokens; defaultTTLs when nil.
+	ttls []uint32
 }
 
 func randomSchedule(rng *rand.Rand) schedule {
@@ -81,8 +83,16 @@ func randomSchedule(rng *rand.Rand) schedule {
 	return s
 }
 
-// ttls are the lives of expiring tokens: from a minute to a day.
-var ttls = []uint32{60, 120, 300, 900, 3600, 6 * 3600, 86400}
+// defaultTTLs are the lives of expiring tokens: from a minute to a day.
+var defaultTTLs = []uint32{60, 120, 300, 900, 3600, 6 * 3600, 86400}
+
+func (s *schedule) ttl(rng *rand.Rand) uint32 {
+	ttls := s.ttls
+	if ttls == nil {
+		ttls = defaultTTLs
+	}
+	return ttls[rng.IntN(len(ttls))]
+}
 
 type modelToken struct {
 	apiclient.Token
@@ -167,7 +177,7 @@ func (a *account) after(t time.Time, rate float64) time.Time {
 func (a *account) create(t time.Time, sorted bool) {
 	ttl := uint32(0)
 	if a.rng.Float64() >= a.s.neverShare {
-		ttl = ttls[a.rng.IntN(len(ttls))]
+		ttl = a.s.ttl(a.rng)
 	}
 	a.createWith(t, ttl, sorted)
 }
@@ -177,7 +187,7 @@ func (a *account) create(t time.Time, sorted bool) {
 func (a *account) createAged(now time.Time) {
 	ttl, age := uint32(0), time.Duration(a.rng.Int64N(int64(20*time.Hour)))
 	if a.rng.Float64() >= a.s.neverShare {
-		ttl = ttls[a.rng.IntN(len(ttls))]
+		ttl = a.s.ttl(a.rng)
 		age = time.Duration(a.rng.Int64N(int64(ttl) * int64(time.Second)))
 	}
 	a.createWith(now.Add(-age), ttl, false)
