@@ -76,7 +76,7 @@ func randomSchedule(rng *rand.Rand) schedule {
 		intervalMin:    5 * time.Second,
 		intervalMax:    15 * time.Second,
 		timeout:        10 * time.Second,
-		rateLimitLimit: 500,
+		rateLimitLimit: pick(0, 500, 500),
 	}
 	s.initialBursts = rng.IntN(s.initial/2 + 1)
 	s.latencyMax = s.latencyMin + time.Duration(rng.IntN(130))*time.Millisecond
@@ -323,7 +323,11 @@ func (a *account) Page(ctx context.Context, number, size int) (*apiclient.Page, 
 	return p, nil
 }
 
+// RateLimit reports a limit of rateLimitLimit a minute, or none when it is 0.
 func (a *account) RateLimit() (apiclient.RateLimit, bool) {
+	if a.s.rateLimitLimit == 0 {
+		return apiclient.RateLimit{}, false
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	recent := 0

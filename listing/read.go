@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -203,7 +202,7 @@ func (rd *reader) spend(ctx context.Context) error {
 func (rd *reader) capacity(ctx context.Context) int {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	pages := math.MaxInt
+	pages := maxTokens / pageSize
 	if rd.budget > 0 {
 		left := rd.budget - rd.requests
 		pages = max(left-(left+minSegment-1)/minSegment, 1)
