@@ -22,8 +22,9 @@ const (
 	// stride is the distance between the starts of neighbouring windows.
 	stride = pageSize - overlap
 	// maxTokens bounds the list a listing accepts, so that a garbled total
-	// cannot plan millions of requests: a million tokens is 10,000 pages.
-	maxTokens = 10_000 * pageSize
+	// cannot plan millions of requests: ten million tokens, 100,000 pages,
+	// 400 MB kept by an incremental listing.
+	maxTokens = 100_000 * pageSize
 )
 
 // run is one page read: the tokens at positions [start, start+len(tokens))
