@@ -178,7 +178,11 @@ func (inc *incremental) step(ctx context.Context, rd *reader, startedThisScrape 
 		inc.state = stateSynced
 		return false, nil
 	case stateSynced:
-		if err := inc.audit(ctx, rd); err != nil && !errors.Is(err, errPaused) {
+		// The count already proved the kept tokens: an audit that cannot
+		// finish changes nothing, one that finds the kept tokens wrong
+		// starts a reading.
+		var u *unexplained
+		if err := inc.audit(ctx, rd); errors.As(err, &u) {
 			return false, err
 		}
 		return true, nil
