@@ -29,9 +29,9 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
-	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // errorCounter counts the log lines the collector writes: any is a failed scrape.

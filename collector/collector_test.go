@@ -23,9 +23,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

@@ -14,8 +14,8 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
-	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 const (

@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // reusingSource lists its listings in turn (the last one over and over)

@@ -137,7 +137,6 @@ type account struct {
 	nextCreate,
 	nextDelete time.Time
 	requests []time.Time
-	log      []string
 }
 
 func newAccount(s schedule, rng *rand.Rand, start time.Time) *account {

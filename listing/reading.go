@@ -10,8 +10,7 @@ import (
 // as it takes: a chain holds every token that stayed in the list while it
 // was read, however long that was.
 type reading struct {
-	entries []entry
-	known   known
+	known known
 	// top is the newest run read: the next one links to it.
 	top *run
 }

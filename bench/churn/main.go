@@ -35,9 +35,9 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
-	"github.com/apivideo-exporter/apivideo_exporter/listing"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/apimodel"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 func main() {
