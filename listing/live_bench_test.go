@@ -13,9 +13,10 @@ import (
 )
 
 var (
-	liveScrapes = flag.Int("live.scrapes", 120, "steady scrapes of BenchmarkLiveAccount after the first up")
-	liveDeletes = flag.Float64("live.deletes", 0.6, "deletions a second in BenchmarkLiveAccount")
-	liveVerbose = flag.Bool("live.v", false, "log every scrape of the live benchmarks")
+	liveScrapes  = flag.Int("live.scrapes", 120, "steady scrapes of BenchmarkLiveAccount after the first up")
+	liveDeletes  = flag.Float64("live.deletes", 0.6, "deletions a second in BenchmarkLiveAccount")
+	liveVerbose  = flag.Bool("live.v", false, "log every scrape of the live benchmarks")
+	firstDeletes = flag.Float64("first.deletes", 0, "deletions a second in BenchmarkFirstReading")
 )
 
 // maxScrapesToFirstUp bounds the scrapes a first reading may take.
@@ -50,7 +51,8 @@ func BenchmarkLiveAccount(b *testing.B) {
 }
 
 // BenchmarkFirstReading lists an account of a million tokens, 20 created a
-// second and no bursts, incrementally under the default rate-limit share:
+// second, no bursts and -live.deletes deletions a second (none by default),
+// in auto mode under the default rate-limit share:
 // how many scrapes and requests the first reading takes, then the share
 // of scrapes up and their cost once it is done.
 //
@@ -58,9 +60,9 @@ func BenchmarkLiveAccount(b *testing.B) {
 func BenchmarkFirstReading(b *testing.B) {
 	for b.Loop() {
 		s := liveSchedule(1_000_000)
-		s.burstEvery, s.initialBursts, s.createRate, s.deleteRate = 0, 0, 20, 0.2
+		s.burstEvery, s.initialBursts, s.createRate, s.deleteRate = 0, 0, 20, *firstDeletes
 		s.neverShare, s.ttls = 0.5, []uint32{86400, 7 * 86400}
-		r := runLive(b, ModeAuto, s, 2, 60)
+		r := runLive(b, ModeAuto, s, 2, *liveScrapes)
 		r.report(b)
 	}
 }
