@@ -23,7 +23,9 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 		if err != nil {
 			return err
 		}
-		rg.known.entries = make([]entry, 0, first.total+first.total/8+pageSize)
+		// Room for the list as page 1 saw it and what a long reading adds
+		// to it, without append's growth by a quarter.
+		rg.known.entries = make([]entry, 0, first.total+first.total/16+pageSize)
 		rg.absorb(first)
 		rg.top = first
 	}
@@ -39,6 +41,7 @@ func (rg *reading) absorb(r *run) {
 	if rg.known.long == nil {
 		rg.known.long = map[uint64]string{}
 	}
+	rg.known.entries = grow(rg.known.entries, len(r.tokens))
 	for _, t := range r.tokens {
 		rg.known.entries = append(rg.known.entries, newEntry(t, rg.known.long))
 	}
