@@ -3,6 +3,7 @@ package listing
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -96,49 +97,47 @@ func full(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
 // atListEnd holds for a run that reached the end of the list.
 func atListEnd(r *run) bool { return r.atEnd && !r.pastEnd }
 
-// collection gathers the tokens of a full listing, each once.
+// collection gathers the tokens of a full listing, 40 bytes each with
+// their values as an incremental listing keeps them, then keeps each once.
 type collection struct {
-	total  int
-	ids    map[uint64]struct{}
-	tokens []apiclient.Token
+	total int
+	known known
 }
 
 func newCollection(total int) *collection {
-	return &collection{
-		total:  total,
-		ids:    make(map[uint64]struct{}, total+total/8),
-		tokens: make([]apiclient.Token, 0, total+total/8),
-	}
+	c := &collection{total: total}
+	c.known.entries = make([]entry, 0, total+total/16+pageSize)
+	c.known.long = map[uint64]string{}
+	return c
 }
 
 func (c *collection) add(tokens []apiclient.Token) {
+	c.known.entries = grow(c.known.entries, len(tokens))
 	for _, t := range tokens {
-		if _, dup := c.ids[t.ID()]; !dup {
-			c.ids[t.ID()] = struct{}{}
-			c.tokens = append(c.tokens, t)
-		}
+		c.known.entries = append(c.known.entries, newEntry(t, c.known.long))
 	}
 }
 
-func (c *collection) len() int { return len(c.tokens) }
+// len is how many distinct tokens the collection holds; it sorts them.
+func (c *collection) len() int {
+	slices.SortFunc(c.known.entries, compareEntries)
+	c.known.entries = slices.CompactFunc(c.known.entries, func(a, b entry) bool { return a.ID() == b.ID() })
+	return len(c.known.entries)
+}
 
 // list drops the tokens that had certainly expired by now, and keeps the
 // values of the keep first in the order of publication among those
 // active now.
 func (c *collection) list(now time.Time, keep, requests int) *TokenList {
-	records := make([]apiclient.Record, 0, len(c.tokens))
-	var active []apiclient.Token
-	for _, t := range c.tokens {
-		if !expiredBy(t.Record, now.Add(-clockMargin)) {
-			records = append(records, t.Record)
-		}
-		if t.ActiveAt(now) {
-			active = append(active, t)
-		}
+	c.len()
+	c.known.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
+	return &TokenList{
+		records:   c.known.records(),
+		count:     c.known.len(),
+		Values:    c.known.firstValues(now.Unix(), keep),
+		Requests:  requests,
+		FetchedAt: now,
 	}
-	list := NewTokenList(records, firstInPublication(active, keep), now)
-	list.Requests = requests
-	return list
 }
 
 // unordered lists an account whose pages are not in createdAt order: it

@@ -177,14 +177,3 @@ func (h *publicationHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return r
 }
-
-// firstInPublication returns the keep tokens of tokens first in the order
-// of publication.
-func firstInPublication(tokens []apiclient.Token, keep int) []apiclient.Token {
-	if keep <= 0 {
-		return nil
-	}
-	sorted := slices.Clone(tokens)
-	slices.SortFunc(sorted, func(a, b apiclient.Token) int { return ComparePublication(a.Record, b.Record) })
-	return sorted[:min(keep, len(sorted))]
-}
