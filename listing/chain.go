@@ -67,8 +67,17 @@ func (rd *reader) climb(ctx context.Context, base *run, done func(*run) bool, es
 
 func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool, estEnd, depth int) ([]*run, error) {
 	chain := []*run{base}
-	for endTries := 0; !done(chain[len(chain)-1]) && !atEndOf(chain); {
-		top := chain[len(chain)-1]
+	_, err := rd.walk(ctx, base, done, estEnd, depth, func(r *run) { chain = append(chain, r) })
+	return chain, err
+}
+
+// walk climbs as climb does, but hands each run of the chain above base to
+// visit as it joins the chain and keeps none of them but the newest, so
+// that reading a million tokens holds one page at a time. It returns the
+// newest run of the chain.
+func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, estEnd, depth int, visit func(*run)) (*run, error) {
+	top := base
+	for endTries := 0; !done(top) && !atListEnd(top); {
 		// The pages of pageSize from the one just above top up to the one
 		// that should end the list.
 		first := (top.start+len(top.tokens))/pageSize + 1
@@ -78,14 +87,14 @@ func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool
 		last = min(last, first+rd.capacity(ctx)-1)
 		runs, err := rd.readSegments(ctx, first, last)
 		if err != nil {
-			return chain, err
+			return top, err
 		}
 		for _, r := range runs {
 			if r.pastEnd {
 				// The list ends between the newest run and r: read a window
 				// that reaches its end from below.
 				if endTries++; endTries > maxEndTries {
-					return chain, fmt.Errorf("%w: the end of the list moved away %d times", ErrInconsistent, maxEndTries)
+					return top, fmt.Errorf("%w: the end of the list moved away %d times", ErrInconsistent, maxEndTries)
 				}
 				// Where the page said the list ends, or, without a total,
 				// further down at each try.
@@ -94,18 +103,20 @@ func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool
 					end = r.total
 				}
 				if r, err = rd.read(ctx, end-firstStep, end-firstStep+pageSize-1); err != nil {
-					return chain, err
+					return top, err
 				}
 				if r.pastEnd || r.empty() {
 					break
 				}
 			}
 			between, err := rd.join(ctx, top, r, depth)
-			chain = append(chain, between...)
-			if err != nil {
-				return chain, err
+			for _, b := range between {
+				visit(b)
 			}
-			chain = append(chain, r)
+			if err != nil {
+				return top, err
+			}
+			visit(r)
 			top = r
 			estEnd = max(estEnd, r.total)
 			if done(r) || r.atEnd {
@@ -113,11 +124,8 @@ func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool
 			}
 		}
 	}
-	return chain, nil
+	return top, nil
 }
-
-// atEndOf reports whether a chain reached the end of the list.
-func atEndOf(chain []*run) bool { return atListEnd(chain[len(chain)-1]) }
 
 // minSegment is the fewest pages a segment reads: each segment's lowest
 // page costs a re-read where it meets the segment below.

@@ -55,9 +55,9 @@ func (e estimate) fits(ctx context.Context, now time.Time, budget int) bool {
 	return true
 }
 
-// full reads the whole list on each scrape: page 1, then windows that
-// overlap by overlap positions up to the end, all at once within the
-// concurrency, each linked to the next by a shared token (see climb).
+// full reads the whole list on each scrape: page 1, then the other pages
+// in segments, each from its last page down, every page joined to the
+// next (see walk), keeping the tokens as they come.
 func full(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
 	first, err := rd.page(ctx, 1, pageSize)
 	if err != nil {
@@ -69,13 +69,13 @@ func full(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
 	seen := newCollection(first.total)
 	stillTotal := true
 	for try := 0; ; try++ {
-		chain, err := rd.climb(ctx, first, atListEnd, first.total)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range chain {
+		seen.add(first.tokens)
+		_, err := rd.walk(ctx, first, atListEnd, first.total, 0, func(r *run) {
 			seen.add(r.tokens)
 			stillTotal = stillTotal && r.total == first.total
+		})
+		if err != nil {
+			return nil, err
 		}
 		// A still list of itemsTotal tokens must show that many: fewer
 		// means pages contradicting each other, such as ties of one

@@ -29,11 +29,8 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 		rg.absorb(first)
 		rg.top = first
 	}
-	chain, err := rd.climb(ctx, rg.top, atListEnd, rg.top.total)
-	for _, r := range chain[1:] {
-		rg.absorb(r)
-	}
-	rg.top = chain[len(chain)-1]
+	top, err := rd.walk(ctx, rg.top, atListEnd, rg.top.total, 0, rg.absorb)
+	rg.top = top
 	return err
 }
 
