@@ -49,8 +49,8 @@ const (
 	// that loses tokens faster than they are found is read whole instead.
 	maxRounds = 8
 	// maxAnchorTries bounds the moves down of a window that must start
-	// below a given second.
-	maxAnchorTries = 4
+	// below a given second: enough to halve ten million positions to 0.
+	maxAnchorTries = 24
 	// auditTokens is how many kept tokens each synced scrape checks
 	// against the list, in rotation: the whole list is checked every
 	// len/auditTokens scrapes at a constant cost of about one request.
@@ -249,7 +249,9 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 		case gone == 0:
 			return nil
 		}
-		if full := estimateFull(inc.known.len(), rd.slowest(), rd.concurrency); searchCost(gone, inc.known.len()) >= full.requests &&
+		// The list as the count found it, which a reading would cost.
+		listed := chain[0].start + len(chain[0].tokens)
+		if full := estimateFull(listed, rd.slowest(), rd.concurrency); searchCost(gone, inc.known.len()) >= full.requests &&
 			full.fits(ctx, rd.now(), rd.left()) {
 			return &unexplained{reasonCheaper, fmt.Sprintf("finding %d gone tokens would cost more than reading all %d", gone, inc.known.len())}
 		}
@@ -323,6 +325,9 @@ func (inc *incremental) anchored(ctx context.Context, rd *reader, lo int, c uint
 		switch {
 		case r.pastEnd && r.total >= 0:
 			lo = min(lo-stride, r.total-pageSize/2)
+		case r.pastEnd:
+			// Past the end, without a total: the list shrank a lot.
+			lo /= 2
 		default:
 			lo -= stride * (1 << try)
 		}

@@ -120,13 +120,16 @@ func (rd *reader) pageUnordered(ctx context.Context, number int) (*run, error) {
 
 func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*run, error) {
 	r := &run{start: (number - 1) * size, size: size}
-	if err := rd.spend(ctx); err != nil {
-		return nil, err
-	}
+	// The slot first: a request that waited for one may have waited
+	// past the scrape's time.
 	select {
 	case rd.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if err := rd.spend(ctx); err != nil {
+		<-rd.slots
+		return nil, err
 	}
 	r.sent = rd.now()
 	p, err := rd.pager.Page(ctx, number, size)
