@@ -6,6 +6,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 )
@@ -38,7 +39,7 @@ func compareEntries(a, b entry) int {
 func newEntry(t apiclient.Token, long map[uint64]string) entry {
 	e := entry{Record: t.Record}
 	if len(t.Value) > valueBytes || len(t.Value) == 0 || t.Value[len(t.Value)-1] == 0 {
-		long[t.ID()] = clone(t.Value)
+		long[t.ID()] = strings.Clone(t.Value)
 		return e
 	}
 	copy(e.value[:], t.Value)

@@ -163,12 +163,9 @@ func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*ru
 			return nil, fmt.Errorf("%w: page %d is not in createdAt order: api.video ignored sortBy", ErrUpstream, number)
 		}
 	}
-	// The values are copied out of the page's one string, so that a run
-	// kept for long does not pin a whole page.
-	r.tokens = make([]apiclient.Token, len(p.Tokens))
-	for i, t := range p.Tokens {
-		r.tokens[i] = apiclient.Token{Value: clone(t.Value), Record: t.Record}
-	}
+	// The values stay substrings of the page's one string: runs live no
+	// longer than a scrape, and what is kept is copied into entries.
+	r.tokens = p.Tokens
 	short := len(r.tokens) < size
 	if short && r.start+len(r.tokens) != r.total {
 		// The page itself says where the list ends; its total lags.
@@ -180,8 +177,6 @@ func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*ru
 	r.atEnd = short || !rd.lagging && r.start+len(r.tokens) >= r.total
 	return r, nil
 }
-
-func clone(s string) string { return string([]byte(s)) }
 
 // spend takes one request from the scrape's budget.
 func (rd *reader) spend(ctx context.Context) error {
