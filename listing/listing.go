@@ -228,6 +228,9 @@ type Lister struct {
 	lastScrape  time.Time
 	backoff     time.Duration
 	backoffTill time.Time
+	// spare is the tokens of the last full listing, which the next one
+	// fills again.
+	spare []entry
 	// incCost is the moving average of the incremental listing's requests
 	// a scrape, which auto weighs against a full listing's.
 	incCost float64
@@ -326,7 +329,7 @@ func (l *Lister) ListUploadTokens(ctx context.Context, keep int) (list *TokenLis
 	case l.anomaly(AnomalyUnsorted):
 		list, err = unordered(ctx, rd, keep)
 	case l.inUse == ModeFull:
-		list, err = full(ctx, rd, keep)
+		list, l.spare, err = full(ctx, rd, keep, l.spare)
 		if _, tooLarge := errors.AsType[*TooLargeError](err); tooLarge && l.opts.Mode == ModeAuto {
 			l.switchTo(ModeIncremental, err)
 			list, err = l.inc.list(ctx, rd, keep)
@@ -373,6 +376,7 @@ func fitsEasily(ctx context.Context, tokens int, rd *reader) bool {
 func (l *Lister) switchTo(m Mode, why error) {
 	level.Info(l.opts.Logger).Log("msg", "switching listing mode", "from", l.inUse, "to", m, "why", why)
 	l.inUse = m
+	l.spare = nil
 	if m == ModeFull {
 		l.inc = l.newIncremental()
 	}
