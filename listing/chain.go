@@ -83,8 +83,10 @@ func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, est
 		first := (top.start+len(top.tokens))/pageSize + 1
 		last := max((estEnd+pageSize-1)/pageSize, first)
 		// No more than the scrape can read: a segment cut short keeps
-		// only its highest pages, which join nothing.
-		last = min(last, first+rd.capacity(ctx)-1)
+		// only its highest pages, which join nothing. And no more than
+		// maxSegment pages a segment at once: a batch's pages are all held
+		// until it is joined, 6.5 KB each.
+		last = min(last, first+rd.capacity(ctx)-1, first+maxSegment*rd.concurrency-1)
 		runs, err := rd.readSegments(ctx, first, last)
 		if err != nil {
 			return top, err
@@ -127,9 +129,13 @@ func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, est
 	return top, nil
 }
 
-// minSegment is the fewest pages a segment reads: each segment's lowest
-// page costs a re-read where it meets the segment below.
-const minSegment = 6
+// minSegment and maxSegment bound the pages a segment reads at once: each
+// segment's lowest page costs a re-read where it meets the segment below,
+// and each page read is held until its batch is joined.
+const (
+	minSegment = 6
+	maxSegment = 128
+)
 
 // readSegments reads pages first to last of pageSize, in as many
 // contiguous segments as the concurrency allows, each from its highest
