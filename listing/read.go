@@ -89,7 +89,8 @@ type reader struct {
 	reserve time.Duration
 	onIssue func(Anomaly)
 	// lagging is set once a page's itemsTotal disagreed with where the
-	// page showed the list to end: totals are then not trusted.
+	// page showed the list to end: totals are then not trusted. mu
+	// guards it.
 	lagging bool
 	// slots bounds the requests in flight to concurrency, however many
 	// goroutines read.
@@ -167,14 +168,18 @@ func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*ru
 	// longer than a scrape, and what is kept is copied into entries.
 	r.tokens = p.Tokens
 	short := len(r.tokens) < size
-	if short && r.start+len(r.tokens) != r.total {
+	lags := short && r.start+len(r.tokens) != r.total
+	if lags {
 		// The page itself says where the list ends; its total lags.
 		rd.onIssue(AnomalyTotalsLag)
-		rd.lagging = true
 	}
+	rd.mu.Lock()
+	rd.lagging = rd.lagging || lags
+	lagging := rd.lagging
+	rd.mu.Unlock()
 	// A full page ends the list when its total says so, unless totals
 	// were seen lagging.
-	r.atEnd = short || !rd.lagging && r.start+len(r.tokens) >= r.total
+	r.atEnd = short || !lagging && r.start+len(r.tokens) >= r.total
 	return r, nil
 }
 
