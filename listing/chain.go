@@ -100,7 +100,7 @@ func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, est
 				}
 				// Where the page said the list ends, or, without a total,
 				// further down at each try.
-				end := top.start + len(top.tokens) - endTries*stride
+				end := top.start + len(top.tokens) - endTries*step
 				if r.total >= 0 {
 					end = r.total
 				}

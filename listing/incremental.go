@@ -324,12 +324,12 @@ func (inc *incremental) anchored(ctx context.Context, rd *reader, lo int, c uint
 		}
 		switch {
 		case r.pastEnd && r.total >= 0:
-			lo = min(lo-stride, r.total-pageSize/2)
+			lo = min(lo-step, r.total-pageSize/2)
 		case r.pastEnd:
 			// Past the end, without a total: the list shrank a lot.
 			lo /= 2
 		default:
-			lo -= stride * (1 << try)
+			lo -= step * (1 << try)
 		}
 	}
 }

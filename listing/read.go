@@ -14,13 +14,9 @@ import (
 const (
 	// pageSize is the largest page api.video serves: the fewest requests.
 	pageSize = apiclient.MaxPageSize
-	// overlap is how many positions two neighbouring windows share. A token
-	// seen by both proves that no token slipped between them (see the
-	// package doc); ten places absorb the deletions and expiries of the
-	// time two reads take on a busy account.
-	overlap = 10
-	// stride is the distance between the starts of neighbouring windows.
-	stride = pageSize - overlap
+	// step is how far a window moves when it must look lower or higher: a
+	// page less a margin, so that one try overlaps the one before.
+	step = pageSize - 10
 	// maxTokens bounds the list a listing accepts, so that a garbled total
 	// cannot plan millions of requests: ten million tokens, 100,000 pages,
 	// 400 MB kept by an incremental listing.
