@@ -322,14 +322,12 @@ func (inc *incremental) anchored(ctx context.Context, rd *reader, lo int, c uint
 		if try == maxAnchorTries {
 			return nil, fmt.Errorf("%w: no window below the tokens created from %s", ErrInconsistent, time.Unix(int64(c), 0).UTC().Format(time.RFC3339))
 		}
-		switch {
-		case r.pastEnd && r.total >= 0:
-			lo = min(lo-step, r.total-pageSize/2)
-		case r.pastEnd:
-			// Past the end, without a total: the list shrank a lot.
-			lo /= 2
-		default:
-			lo -= step * (1 << try)
+		// Down a step, twice as far at each try: a few deletions need one,
+		// a list that shrank a lot is reached in a few more. A page past
+		// the end that gave a total says where to look.
+		lo -= step << try
+		if r.pastEnd && r.total >= 0 {
+			lo = min(lo, r.total-pageSize/2)
 		}
 	}
 }
