@@ -84,6 +84,8 @@ type incremental struct {
 	complete uint32
 	// cursor is where the next audit starts, an index into known.
 	cursor int
+	// hints are the ranges a search cut short left unfinished.
+	hints []span
 	// onReread is told of each reading of the whole list after the first.
 	onReread func(reason string, err error)
 	sleep    func(context.Context, time.Duration) error
@@ -366,11 +368,53 @@ func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 // drops them. It bisects on createdAt seconds: a window read where the
 // tokens of second c begin shows how many kept tokens before c are gone,
 // and a range of seconds with some gone and few tokens is checked whole.
+//
+// A search cut short by the scrape's budget or time leaves the ranges it
+// did not finish as hints: the next search checks them first, so that a
+// large backlog of gone tokens shrinks from scrape to scrape instead of
+// being searched from the top each time.
 func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (int, error) {
 	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}}
-	err := s.split(ctx, 0, inc.known.len(), 0, gone)
+	hints := inc.hints
+	inc.hints = nil
+	var err error
+	for _, h := range hints {
+		lo, hi := inc.known.lower(h.from), len(inc.known.entries)
+		if h.to != 0 {
+			hi = inc.known.lower(h.to)
+		}
+		if err = s.split(ctx, lo, hi, 0, gone); err != nil {
+			break
+		}
+	}
+	if err == nil && len(s.gone) < gone {
+		err = s.split(ctx, 0, inc.known.len(), 0, gone)
+	}
+	if errors.Is(err, errPaused) {
+		inc.hints = s.unfinishedSpans()
+	}
 	dropped := inc.known.remove(func(e *entry) bool { return s.gone[e.ID()] })
 	return dropped, err
+}
+
+// span is a range of createdAt seconds, to exclusive (0: to the end).
+type span struct{ from, to uint32 }
+
+// unfinishedSpans returns the ranges a search did not finish, as seconds,
+// which stay valid as tokens are added and dropped.
+func (s *searcher) unfinishedSpans() []span {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.inc.known.entries
+	spans := make([]span, 0, len(s.unfinished))
+	for _, r := range s.unfinished {
+		sp := span{from: e[r[0]].Created}
+		if r[1] < len(e) {
+			sp.to = e[r[1]].Created
+		}
+		spans = append(spans, sp)
+	}
+	return spans
 }
 
 // searcher is one search; its ranges are searched concurrently.
@@ -380,6 +424,9 @@ type searcher struct {
 
 	mu   sync.Mutex
 	gone map[uint64]bool
+	// unfinished are the ranges of kept tokens, lo and hi, that the search
+	// could not finish for want of requests or time.
+	unfinished [][2]int
 	// probes are the windows the search read, which may hold a range to
 	// check whole.
 	probes []*run
@@ -394,16 +441,27 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	}
 	mid := s.inc.boundaryNear((lo+hi)/2, lo, hi)
 	if hi-lo <= leafTokens || mid < 0 {
-		return s.check(ctx, lo, hi, goneLo, goneHi)
+		return s.unfinishedIf(s.check(ctx, lo, hi, goneLo, goneHi), lo, hi)
 	}
 	goneMid, err := s.probe(ctx, mid, goneLo, goneHi)
 	if err != nil {
-		return err
+		return s.unfinishedIf(err, lo, hi)
 	}
 	errs := make(chan error, 1)
 	go func() { errs <- recovering(func() error { return s.split(ctx, mid, hi, goneMid, goneHi) })() }()
 	err = s.split(ctx, lo, mid, goneLo, goneMid)
 	return errors.Join(err, <-errs)
+}
+
+// unfinishedIf notes lo..hi as unfinished when err is the scrape running
+// out of requests or time, and returns err.
+func (s *searcher) unfinishedIf(err error, lo, hi int) error {
+	if errors.Is(err, errPaused) {
+		s.mu.Lock()
+		s.unfinished = append(s.unfinished, [2]int{lo, hi})
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // boundaryNear returns the index in (lo, hi) nearest i where a new second
