@@ -2,6 +2,7 @@ package listing
 
 import (
 	"context"
+	"os"
 
 	"flag"
 	"fmt"
@@ -104,7 +105,7 @@ func runLive(b *testing.B, mode Mode, s schedule, seed uint64, steady int) liveR
 	acc := newAccount(s, rng, start)
 	opts := Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep}
 	if *liveVerbose {
-		opts.Logger = log.NewLogfmtLogger(testWriter{b})
+		opts.Logger = log.NewLogfmtLogger(os.Stderr)
 	}
 	l := New(acc, opts)
 	var r liveResult
@@ -127,7 +128,7 @@ func runLive(b *testing.B, mode Mode, s schedule, seed uint64, steady int) liveR
 			}
 		}
 		if *liveVerbose {
-			b.Logf("scrape %d: %d requests, %s, err=%v", i, n, t1.Sub(t0), err)
+			fmt.Fprintf(os.Stderr, "scrape %d: %d requests, %s, err=%v\n", i, n, t1.Sub(t0), err)
 		}
 		switch {
 		case r.firstUp == 0 && err != nil:
