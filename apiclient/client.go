@@ -412,7 +412,7 @@ func (c *Client) try(ctx context.Context, req request, buf *bytes.Buffer) error 
 					return fmt.Errorf("%w (retry after %s does not fit in the scrape deadline)", lastErr, wait)
 				}
 				level.Warn(c.logger).Log("msg", "rate limited by api.video, waiting", "path", req.path, "wait", wait)
-				if err := sleep(ctx, wait); err != nil {
+				if err := Sleep(ctx, wait); err != nil {
 					return fmt.Errorf("%w (while waiting out a 429: %w)", lastErr, err)
 				}
 				continue
@@ -428,7 +428,7 @@ func (c *Client) try(ctx context.Context, req request, buf *bytes.Buffer) error 
 			return lastErr
 		}
 		level.Debug(c.logger).Log("msg", "retrying api.video request", "path", req.path, "err", scrubError(lastErr, req.secrets...), "wait", wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := Sleep(ctx, wait); err != nil {
 			return lastErr
 		}
 	}
@@ -515,7 +515,8 @@ func fitsDeadline(ctx context.Context, d time.Duration) bool {
 	return time.Until(deadline) > d+50*time.Millisecond
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d, or until ctx is done.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -267,7 +267,7 @@ func New(pager Pager, opts Options) *Lister {
 		opts.Now = time.Now
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleep
+		opts.Sleep = apiclient.Sleep
 	}
 	l := &Lister{pager: pager, opts: opts, rereads: map[string]int{}, anomalies: map[Anomaly]bool{}}
 	l.inUse = ModeFull
@@ -292,17 +292,6 @@ func (l *Lister) newIncremental() *incremental {
 			}
 			lvl(l.opts.Logger).Log("msg", "reading the whole list again", "reason", reason, "err", err)
 		},
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

@@ -1,7 +1,6 @@
 package listing
 
 import (
-	"context"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -77,13 +76,6 @@ func TestNewTokenList(t *testing.T) {
 func TestSecondBefore(t *testing.T) {
 	assert.Equal(t, uint32(9), secondBefore(time.Unix(10, 500)))
 	assert.Equal(t, uint32(0), secondBefore(time.Unix(0, 0)))
-}
-
-func TestSleepEndsWithTheContext(t *testing.T) {
-	require.NoError(t, sleep(context.Background(), time.Nanosecond))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	assert.ErrorIs(t, sleep(ctx, time.Hour), context.Canceled)
 }
 
 func TestStatusAndRateLimit(t *testing.T) {
