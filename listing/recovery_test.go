@@ -269,3 +269,43 @@ func TestBackoffDoublesAndEnds(t *testing.T) {
 	l.updateBackoff(now, nil)
 	assert.Zero(t, l.backoff)
 }
+
+// A search cut short by a small share of the rate limit leaves hints, and
+// the scrapes after it finish the search from them: the backlog of gone
+// tokens shrinks to nothing, and the listing comes back exact.
+func TestSearchResumesFromHints(t *testing.T) {
+	s := stillSchedule(3000)
+	s.rateLimitLimit = 60
+	acc := newAccount(s, rand.New(rand.NewPCG(15, 16)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(acc, Options{Mode: ModeIncremental, Concurrency: 2, Now: acc.clock, Sleep: acc.sleep})
+	scrape := func() error {
+		_, err := listOnce(t, l, acc, 10*time.Second)
+		require.NoError(t, acc.sleep(context.Background(), 10*time.Second))
+		return err
+	}
+	for i := 0; scrape() != nil; i++ {
+		require.Less(t, i, 100, "the first reading ends")
+	}
+	acc.mu.Lock()
+	rng := rand.New(rand.NewPCG(17, 18))
+	for range 40 {
+		i := rng.IntN(len(acc.listed))
+		acc.listed[i].gone = acc.now
+		acc.listed = slices.Delete(acc.listed, i, i+1)
+	}
+	acc.mu.Unlock()
+
+	hinted := false
+	for i := 0; ; i++ {
+		err := scrape()
+		hinted = hinted || len(l.inc.hints) > 0
+		if err == nil {
+			break
+		}
+		require.Less(t, i, 100, "the search ends: %v", err)
+	}
+	assert.True(t, hinted, "a search was cut short and left hints")
+	list, err := listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err)
+	requireExact(t, acc, list)
+}
