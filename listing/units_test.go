@@ -1,6 +1,8 @@
 package listing
 
 import (
+	"container/heap"
+	"context"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -124,4 +126,57 @@ func TestAutoSwitchesBackToFull(t *testing.T) {
 	list, err := listOnce(t, l, acc, 10*time.Second)
 	require.NoError(t, err)
 	requireExact(t, acc, list)
+}
+
+func TestPublicationHeapPopsTheLastToPublishFirst(t *testing.T) {
+	h := &publicationHeap{}
+	for _, r := range []apiclient.Record{{Hash: 1, Expires: 50}, {Hash: 2}, {Hash: 3, Expires: 10}} {
+		heap.Push(h, r)
+	}
+	assert.Equal(t, uint64(1), heap.Pop(h).(apiclient.Record).Hash, "the latest expiry goes first")
+	assert.Equal(t, uint64(3), heap.Pop(h).(apiclient.Record).Hash)
+	assert.Equal(t, uint64(2), heap.Pop(h).(apiclient.Record).Hash, "a token that never expires is published first, so popped last")
+}
+
+func TestReadingProgress(t *testing.T) {
+	var rg reading
+	assert.Zero(t, rg.progress(), "nothing read")
+	rg.top = &run{start: 0, tokens: make([]apiclient.Token, 100), total: 400}
+	assert.Equal(t, 0.25, rg.progress())
+	rg.top = &run{start: 380, tokens: make([]apiclient.Token, 20), total: 400}
+	assert.Equal(t, 0.99, rg.progress(), "1 only once the reading is kept")
+}
+
+// Pages that break the documented shape are errors, never short lists.
+func TestMalformedPagesAreErrors(t *testing.T) {
+	tokens := func(n int) []apiclient.Token {
+		out := make([]apiclient.Token, n)
+		for i := range out {
+			out[i] = apiclient.Token{Value: "to", Record: apiclient.Record{Hash: uint64(i + 1), Created: 10}}
+		}
+		return out
+	}
+	for name, page := range map[string]*apiclient.Page{
+		"more tokens than the size":     {Tokens: tokens(101), ItemsTotal: 101},
+		"another page size":             {Tokens: tokens(10), PageSize: 25, ItemsTotal: 10},
+		"more tokens than is plausible": {Tokens: tokens(10), ItemsTotal: maxTokens + 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := New(pagerFunc(func(context.Context, int, int) (*apiclient.Page, error) { return page, nil }), Options{Mode: ModeFull})
+			list, err := l.ListUploadTokens(context.Background(), 10)
+			require.ErrorIs(t, err, apiclient.ErrMalformedResponse)
+			assert.Nil(t, list)
+		})
+	}
+}
+
+// A scrape whose context is already done makes no request.
+func TestNoRequestAfterTheContextEnds(t *testing.T) {
+	calls := 0
+	l := New(pagerFunc(func(context.Context, int, int) (*apiclient.Page, error) { calls++; return &apiclient.Page{}, nil }), Options{Mode: ModeFull})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := l.ListUploadTokens(ctx, 10)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Zero(t, calls)
 }
