@@ -112,8 +112,6 @@ type Config struct {
 	Concurrency int
 	// PageSize requested; MaxPageSize when 0.
 	PageSize int
-	// MaxBodyBytes caps how much of a reply is read; DefaultMaxBodyBytes when 0.
-	MaxBodyBytes int64
 	// Transport for requests; a tuned http.Transport when nil.
 	Transport http.RoundTripper
 	// Registerer, when set, receives apivideo_api_requests_total and
@@ -178,9 +176,6 @@ func New(cfg Config) (*Client, error) {
 	if cfg.PageSize < 1 || cfg.PageSize > MaxPageSize {
 		return nil, fmt.Errorf("apiclient: page size %d is outside 1..%d", cfg.PageSize, MaxPageSize)
 	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "apivideo_exporter"
 	}
@@ -205,7 +200,7 @@ func New(cfg Config) (*Client, error) {
 		userAgent:   cfg.UserAgent,
 		concurrency: cfg.Concurrency,
 		pageSize:    cfg.PageSize,
-		maxBody:     cfg.MaxBodyBytes,
+		maxBody:     DefaultMaxBodyBytes,
 		// No client-wide timeout: every call carries its deadline in its
 		// context. No redirects: one would resend the login body, and the
 		// key in it, to wherever it points.
