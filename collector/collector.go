@@ -242,7 +242,7 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 func (c *Collector) fetch(ctx context.Context) (list *listing.TokenList, release func(), err error) {
 	for retried := false; ; retried = true {
 		c.mu.Lock()
-		if cached := c.fresh(); cached != nil {
+		if cached := c.cachedList(); cached != nil {
 			c.leases++
 			c.mu.Unlock()
 			return cached, c.release, nil
@@ -281,8 +281,9 @@ func (c *Collector) fetch(ctx context.Context) (list *listing.TokenList, release
 	}
 }
 
-// fresh returns the cached listing if it may be used; c.mu is held.
-func (c *Collector) fresh() *listing.TokenList {
+// cachedList returns the cached listing while it may be used, else nil; c.mu
+// is held.
+func (c *Collector) cachedList() *listing.TokenList {
 	if c.cached != nil && c.opts.Now().Sub(c.cached.FetchedAt) < c.opts.CacheTTL {
 		return c.cached
 	}
