@@ -88,17 +88,17 @@ var (
 	withoutExpiryDesc = prometheus.NewDesc("apivideo_upload_tokens_without_expiry",
 		"Active delegated upload tokens that never expire (ttl 0): standing upload credentials.", nil, nil)
 	expiresInDesc = prometheus.NewDesc("apivideo_upload_token_expires_in_seconds",
-		"Seconds until the upload token expires, computed at scrape time; only for the tokens closest to expiry, within --collector.max-token-series after the tokens without expiry.",
+		"Seconds until the upload token expires, for the tokens closest to expiry within --collector.max-token-series.",
 		[]string{"token"}, nil)
 	withoutExpiryCreatedDesc = prometheus.NewDesc("apivideo_upload_token_without_expiry_created_timestamp_seconds",
-		"Unix time the upload token that never expires was created (its createdAt): one series per standing credential, the oldest first within --collector.max-token-series, before any expiring token.",
+		"Unix time the upload token that never expires was created, oldest first within --collector.max-token-series.",
 		[]string{"token"}, nil)
 	expiryHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_expires_in_seconds",
-		"Distribution of the seconds until each expiring upload token expires, computed at scrape time; tokens without expiry are not counted.", nil, nil)
+		"Seconds until each expiring upload token expires.", nil, nil)
 	ttlHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_ttl_seconds",
-		"Distribution of the configured lifetime (ttl: expiresAt less createdAt) of each active expiring upload token; tokens without expiry are not counted. It describes the tokens active now, so a bucket can fall when its tokens expire or are deleted.", nil, nil)
+		"Configured lifetime (ttl) of each active expiring upload token.", nil, nil)
 	createdTotalDesc = prometheus.NewDesc("apivideo_upload_tokens_created_total",
-		"Upload tokens created while the exporter runs: a token counts once, when a successful listing first shows it created after the newest token the previous successful listing showed (both by api.video's createdAt, whatever the exporter's clock says). A token created and gone between two listings is not seen and not counted. Starts at 0: the first successful listing only sets the baseline. Published on failed scrapes too, unchanged.", nil, nil)
+		"Upload tokens that successful listings showed created while the exporter runs.", nil, nil)
 	rateLimitDesc = prometheus.NewDesc("apivideo_ratelimit_limit",
 		"Requests per minute that api.video allows, from the X-RateLimit-Limit header of the latest reply.", nil, nil)
 	rateRemainingDesc = prometheus.NewDesc("apivideo_ratelimit_remaining",
