@@ -54,11 +54,15 @@ const (
 	firstStep = 60
 )
 
+// toListEnd, as the estEnd of a climb, is the end of the list as the
+// newest run read counts it.
+const toListEnd = -1
+
 // climb reads windows upwards from base, each joined to the one below it,
 // until done holds for the newest run or a run reaches the end of the
 // list; estEnd is the position just past the run the caller expects to
-// satisfy done (the end of the list, say), so that the pages up to it are
-// read at once. It returns the chain from base up;
+// satisfy done, or toListEnd, so that the pages up to it are read at once
+// and no further. It returns the chain from base up;
 // when a read fails, the chain up to it, with the error, so that a listing
 // that pauses keeps what it read.
 func (rd *reader) climb(ctx context.Context, base *run, done func(*run) bool, estEnd int) ([]*run, error) {
@@ -77,7 +81,11 @@ func (rd *reader) climbFrom(ctx context.Context, base *run, done func(*run) bool
 // newest run of the chain.
 func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, estEnd, depth int, visit func(*run)) (*run, error) {
 	top := base
-	for endTries := 0; !done(top) && !atListEnd(top); {
+	followTotal := estEnd == toListEnd
+	if followTotal {
+		estEnd = base.total
+	}
+	for batch, endTries := 0, 0; !done(top) && !atListEnd(top); batch++ {
 		// The pages of pageSize from the one just above top up to the one
 		// that should end the list.
 		first := (top.start+len(top.tokens))/pageSize + 1
@@ -87,6 +95,13 @@ func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, est
 		// maxSegment pages a segment at once: a batch's pages are all held
 		// until it is joined, 6.5 KB each.
 		last = min(last, first+rd.capacity(ctx)-1, first+maxSegment*rd.concurrency-1)
+		if batch == 0 && base.received.Before(rd.started) {
+			// base was read scrapes ago, since when the list may have
+			// moved by thousands of positions: one page first, so that
+			// joining it to base finds the gap while requests remain,
+			// instead of a batch spending them on pages that join nothing.
+			last = first
+		}
 		runs, err := rd.readSegments(ctx, first, last)
 		if err != nil {
 			return top, err
@@ -116,11 +131,18 @@ func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, est
 				visit(b)
 			}
 			if err != nil {
+				// The runs between, each joined to the one before, hold
+				// whatever a reading that resumes needs no longer read.
+				if len(between) > 0 {
+					top = between[len(between)-1]
+				}
 				return top, err
 			}
 			visit(r)
 			top = r
-			estEnd = max(estEnd, r.total)
+			if followTotal {
+				estEnd = max(estEnd, r.total)
+			}
 			if done(r) || r.atEnd {
 				break
 			}

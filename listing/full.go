@@ -74,7 +74,7 @@ func full(ctx context.Context, rd *reader, keep int, spare []entry) (*TokenList,
 	stillTotal := true
 	for try := 0; ; try++ {
 		seen.add(first.tokens)
-		_, err := rd.walk(ctx, first, atListEnd, first.total, 0, func(r *run) {
+		_, err := rd.walk(ctx, first, atListEnd, toListEnd, 0, func(r *run) {
 			seen.add(r.tokens)
 			stillTotal = stillTotal && r.total == first.total
 		})

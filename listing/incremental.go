@@ -281,7 +281,7 @@ func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error)
 	if err != nil {
 		return nil, err
 	}
-	chain, err := rd.climb(ctx, base, atListEnd, inc.known.len())
+	chain, err := rd.climb(ctx, base, atListEnd, toListEnd)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +314,7 @@ func secondBefore(t time.Time) uint32 {
 // list or holds a token created before second c.
 func (inc *incremental) anchored(ctx context.Context, rd *reader, lo int, c uint32) (*run, error) {
 	for try := 0; ; try++ {
-		r, err := rd.read(ctx, lo, lo+pageSize-1)
+		r, err := rd.readFrom(ctx, lo)
 		if err != nil {
 			return nil, err
 		}

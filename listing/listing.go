@@ -392,6 +392,7 @@ func (l *Lister) reader(now time.Time) *reader {
 		concurrency: l.opts.Concurrency,
 		slots:       make(chan struct{}, l.opts.Concurrency),
 		onIssue:     l.noteAnomaly,
+		started:     now,
 		lagging:     l.anomaly(AnomalyTotalsLag),
 	}
 	if l.opts.Mode != ModeFull {

@@ -84,6 +84,9 @@ type reader struct {
 	budget  int
 	reserve time.Duration
 	onIssue func(Anomaly)
+	// started is when the scrape began: a run received before it may
+	// have moved since by any number of positions.
+	started time.Time
 	// lagging is set once a page's itemsTotal disagreed with where the
 	// page showed the list to end: totals are then not trusted. mu
 	// guards it.
@@ -249,6 +252,27 @@ func recovering(fn func() error) func() error {
 		}()
 		return fn()
 	}
+}
+
+// readFrom reads the page that holds position lo and reaches furthest
+// above it: a window that must hold what lies just above lo, and is read
+// on upwards when that is not enough.
+func (rd *reader) readFrom(ctx context.Context, lo int) (*run, error) {
+	number, size := windowFrom(lo)
+	return rd.page(ctx, number, size)
+}
+
+// windowFrom returns the page number and size, of at most pageSize, whose
+// page holds position lo and ends furthest above it.
+func windowFrom(lo int) (number, size int) {
+	lo = max(lo, 0)
+	top := -1
+	for s := pageSize; s >= pageSize/2; s-- {
+		if end := (lo/s+1)*s - 1; end > top {
+			number, size, top = lo/s+1, s, end
+		}
+	}
+	return number, size
 }
 
 // window returns a page number and size whose page covers positions lo to

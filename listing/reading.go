@@ -29,7 +29,7 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 		rg.absorb(first)
 		rg.top = first
 	}
-	top, err := rd.walk(ctx, rg.top, atListEnd, rg.top.total, 0, rg.absorb)
+	top, err := rd.walk(ctx, rg.top, atListEnd, toListEnd, 0, rg.absorb)
 	rg.top = top
 	return err
 }
