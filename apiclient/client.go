@@ -119,8 +119,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger for retries and renewals; silent when nil.
 	Logger log.Logger
-	// Now is the clock that decides which tokens have expired; time.Now
-	// when nil.
+	// Now is the clock that decides which tokens have expired and when
+	// the access token is due for renewal; time.Now when nil.
 	Now func() time.Time
 }
 
@@ -212,7 +212,7 @@ func New(cfg Config) (*Client, error) {
 		// Waiting makes sense only on the wall clock.
 		wallClock: wallClock,
 	}
-	c.auth = &authenticator{client: c, key: cfg.Key, sem: make(chan struct{}, 1)}
+	c.auth = &authenticator{client: c, key: cfg.Key, now: cfg.Now, sem: make(chan struct{}, 1)}
 	// One seed per client: token hashes are compared only within it.
 	seed := maphash.MakeSeed()
 	c.decoders.New = func() any { return &pageDecoder{seed: seed} }

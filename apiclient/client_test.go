@@ -119,13 +119,18 @@ func TestLoginIsReusedAcrossListings(t *testing.T) {
 
 func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
 	// Tokens that live 2 s are renewed after three quarters of their life.
-	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second})
+	clock := newManualClock()
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second, Now: clock.Now})
 	defer s.Close()
-	c := newClient(t, s)
-	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
+	c := newClient(t, s, func(cfg *apiclient.Config) { cfg.Now = clock.Now })
+	_, err := listOnClock(c, clock, listCtx(t, 5*time.Second))
 	require.NoError(t, err)
-	time.Sleep(1600 * time.Millisecond)
-	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
+	clock.Advance(1400 * time.Millisecond)
+	_, err = listOnClock(c, clock, listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, 0, s.Stats().Refreshes, "not renewed before three quarters of its life")
+	clock.Advance(200 * time.Millisecond)
+	_, err = listOnClock(c, clock, listCtx(t, 5*time.Second))
 	require.NoError(t, err)
 	st := s.Stats()
 	assert.Equal(t, 1, st.Logins, "renewal goes through /auth/refresh, not a new login")
@@ -477,16 +482,22 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 func TestExpiringTokenRidesOutAFailingAuthEndpoint(t *testing.T) {
 	// Access tokens live 6 s and are due for renewal after 4.5 s; the auth
 	// endpoints then fail, and the current token is used until it expires.
-	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second})
+	clock := newManualClock()
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second, Now: clock.Now})
 	defer s.Close()
-	c := newClient(t, s)
-	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
+	c := newClient(t, s, func(cfg *apiclient.Config) { cfg.Now = clock.Now })
+	_, err := listOnClock(c, clock, listCtx(t, 5*time.Second))
 	require.NoError(t, err)
-	time.Sleep(4600 * time.Millisecond)
+	clock.Advance(4600 * time.Millisecond)
 	s.FailAuth(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503}, 100)
-	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
+	_, err = listOnClock(c, clock, listCtx(t, 5*time.Second))
 	require.NoError(t, err, "the listing used the token that is due for renewal but still valid")
 	assert.Equal(t, 0, s.Stats().Rejected)
+	// Once it has expired, the failing auth endpoint fails the listing.
+	clock.Advance(1500 * time.Millisecond)
+	_, err = listOnClock(c, clock, listCtx(t, 5*time.Second))
+	require.Error(t, err, "no listing with an expired access token")
+	assert.Equal(t, 0, s.Stats().Rejected, "the expired token was not sent")
 }
 
 // TestPaginationIsPassedOnAsAnswered fetches pages whose pagination no

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -266,4 +267,36 @@ func TestKeyFileByteOrderMark(t *testing.T) {
 	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	assert.Equal(t, hostileKey, a.loginBody.Load(), "the key is sent without the byte-order mark")
+}
+
+// An /auth/refresh error that echoes the API key given at login gets the
+// key scrubbed, even a key too plain to look like a secret.
+func TestRefreshErrorsNeverCarryTheKey(t *testing.T) {
+	const plainKey = "plainkey"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/auth/api-key":
+			fmt.Fprintf(w, `{"access_token":%q,"refresh_token":%q,"expires_in":8}`, hostileAccess, hostileRefresh)
+		case "/auth/refresh":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"type":"about:blank","title":"Refresh refused for key %s","status":400}`, plainKey)
+		default:
+			fmt.Fprint(w, `{"data":[],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":0,"itemsTotal":0}}`)
+		}
+	}))
+	defer srv.Close()
+	var logged strings.Builder
+	clock := newManualClock()
+	c, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, Key: apiclient.StaticKey(plainKey), Now: clock.Now,
+		Logger: log.NewLogfmtLogger(log.NewSyncWriter(&logged))})
+	require.NoError(t, err)
+	_, err = listOnClock(c, clock, listCtx(t, 30*time.Second))
+	require.NoError(t, err)
+	clock.Advance(7 * time.Second)
+	_, err = listOnClock(c, clock, listCtx(t, 30*time.Second))
+	require.NoError(t, err, "a failed refresh falls back to a login")
+	assert.Contains(t, logged.String(), "refreshing the access token failed")
+	assert.Contains(t, logged.String(), "Refresh refused for key")
+	assert.NotContains(t, logged.String(), plainKey)
 }
