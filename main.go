@@ -66,7 +66,9 @@ func run(args []string) int {
 	}
 	// With an accounts file, /metrics serves an account of its own only
 	// when a key is given.
-	key, keyErr := apiclient.LoadKey(cfg.keyFile, "APIVIDEO_API_KEY")
+	keyCtx, cancelKey := context.WithTimeout(context.Background(), apiclient.KeyCheckTimeout)
+	key, keyErr := apiclient.LoadKey(keyCtx, cfg.keyFile, "APIVIDEO_API_KEY")
+	cancelKey()
 	if cfg.keyFile == "" && errors.Is(keyErr, apiclient.ErrNoAPIKey) {
 		keyErr = errors.New("no api.video API key: set the APIVIDEO_API_KEY environment variable or pass --apivideo.api-key-file (or run with --demo)")
 	}
@@ -149,7 +151,7 @@ func run(args []string) int {
 			Registerer:          reg,
 			Logger:              log.With(logger, "component", "accounts"),
 		})
-		if err := accountSet.Reload(); err != nil {
+		if err := accountSet.Reload(context.Background()); err != nil {
 			return 1
 		}
 		accountMetrics = append(accountMetrics, accountSet.Gatherer())
@@ -203,8 +205,14 @@ func run(args []string) int {
 				level.Info(logger).Log("msg", "SIGHUP received: nothing to reload without --config.file")
 				continue
 			}
-			// Reload logs its outcome.
-			_ = accountSet.Reload()
+			// Off the signal loop, so that a key file on a hung mount never
+			// delays a SIGTERM; Reload logs its outcome, and one that
+			// finds another running says so.
+			go func() {
+				if err := accountSet.Reload(context.Background()); errors.Is(err, accounts.ErrReloadInProgress) {
+					level.Warn(logger).Log("msg", "SIGHUP received during a reload: ignored", "err", err)
+				}
+			}()
 		case err := <-serveErr:
 			if !errors.Is(err, http.ErrServerClosed) {
 				level.Error(logger).Log("msg", "serving HTTP", "err", err)

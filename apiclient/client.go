@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/apivideo-exporter/apivideo_exporter/internal/boundedfile"
 )
 
 const (
@@ -59,15 +62,44 @@ func StaticKey(key string) KeySource {
 	return func(context.Context) (string, error) { return key, nil }
 }
 
-// FileKey returns a KeySource that reads the key from path on every call.
+const (
+	// MaxKeyFileBytes bounds an API key file: a key is about 44 characters.
+	MaxKeyFileBytes = 4096
+	// KeyCheckTimeout bounds the check of a key file at start or reload,
+	// which no scrape's deadline bounds.
+	KeyCheckTimeout = 5 * time.Second
+)
+
+// FileKey returns a KeySource that reads the key from path on every call,
+// within the call's deadline: a file that is not regular (a FIFO, a
+// device) or larger than MaxKeyFileBytes is refused, and a read that
+// blocks (a hung mount) fails that call only.
 func FileKey(path string) KeySource {
-	return func(context.Context) (string, error) {
-		b, err := os.ReadFile(path)
+	file := boundedfile.New(path, MaxKeyFileBytes)
+	return func(ctx context.Context) (string, error) {
+		b, err := file.Read(ctx)
 		if err != nil {
-			return "", fmt.Errorf("reading API key file: %w", err)
+			return "", fmt.Errorf("reading API key file %s: %w", describePath(path), withoutPath(err))
 		}
 		return CleanKey(string(b)), nil
 	}
+}
+
+// describePath names a key file in errors, unless the value looks like a
+// key put where a path belongs: errors reach logs and /-/reload.
+func describePath(path string) string {
+	if strings.ContainsAny(path, `/\.`) {
+		return strconv.Quote(path)
+	}
+	return "(a value that looks like a key rather than a path)"
+}
+
+// withoutPath drops the path that *os.PathError repeats.
+func withoutPath(err error) error {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
 }
 
 // CleanKey trims white space and a UTF-8 byte-order mark, which some
@@ -80,24 +112,37 @@ func CleanKey(s string) string {
 // LoadKey returns where the API key comes from: the file when one is
 // given, read again at every login so that a rotated key is picked up,
 // else the environment variable env, read once. Either is cleaned with
-// CleanKey. It checks the key is there now, so that a missing key fails
-// at start rather than at the first scrape; an empty one is ErrNoAPIKey.
-func LoadKey(file, env string) (KeySource, error) {
+// CleanKey. It checks the key is there now, within ctx, so that a missing
+// key fails at start rather than at the first scrape; an empty one is
+// ErrNoAPIKey.
+func LoadKey(ctx context.Context, file, env string) (KeySource, error) {
 	if file != "" {
 		src := FileKey(file)
-		key, err := src(context.Background())
+		key, err := src(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if key == "" {
-			return nil, fmt.Errorf("%w: API key file %s is empty", ErrNoAPIKey, file)
+			return nil, fmt.Errorf("%w: API key file %s is empty", ErrNoAPIKey, describePath(file))
 		}
 		return src, nil
 	}
 	if key := CleanKey(os.Getenv(env)); key != "" {
 		return StaticKey(key), nil
 	}
-	return nil, fmt.Errorf("%w: environment variable %s is unset or empty", ErrNoAPIKey, env)
+	return nil, fmt.Errorf("%w: environment variable %s is unset or empty", ErrNoAPIKey, describeEnv(env))
+}
+
+// describeEnv names an environment variable in errors, unless the value
+// does not look like a variable's name (upper case, digits, underscores):
+// a key put where the name belongs.
+func describeEnv(name string) string {
+	for _, c := range name {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return "(a value that looks like a key rather than a variable's name)"
+		}
+	}
+	return name
 }
 
 // Config configures a Client. Only Key is required.

@@ -5,10 +5,10 @@ package accounts
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/boundedfile"
 	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
@@ -66,9 +67,15 @@ type accountYAML struct {
 // ErrInvalid marks a file that decodes but whose content is not valid.
 var ErrInvalid = errors.New("invalid accounts file")
 
-// Load reads and checks the accounts file at path.
-func Load(path string, defaults Defaults) ([]Settings, error) {
-	data, err := os.ReadFile(path)
+// maxFileBytes bounds the accounts file: a thousand accounts take about
+// 200 KB.
+const maxFileBytes = 1 << 20
+
+// Load reads and checks the accounts file at path, within ctx: a file
+// that is not regular, larger than maxFileBytes, or whose read blocks is
+// an error.
+func Load(ctx context.Context, path string, defaults Defaults) ([]Settings, error) {
+	data, err := boundedfile.Read(ctx, path, maxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading accounts file: %w", err)
 	}

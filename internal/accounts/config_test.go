@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -171,11 +172,11 @@ func TestParse(t *testing.T) {
 func TestLoadNamesTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "accounts.yml")
 	require.NoError(t, os.WriteFile(path, []byte("accounts:\n  a:\n    bogus: 1\n"), 0o600))
-	_, err := Load(path, testDefaults)
+	_, err := Load(context.Background(), path, testDefaults)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path+": yaml: unmarshal errors:\n  line 3: field bogus not found")
 
-	_, err = Load(filepath.Join(t.TempDir(), "missing.yml"), testDefaults)
+	_, err = Load(context.Background(), filepath.Join(t.TempDir(), "missing.yml"), testDefaults)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -97,13 +98,26 @@ func New(path string, opts Options) *Set {
 	return s
 }
 
-// Reload reads the accounts file again. On error the accounts in use stay
-// as they were. An account whose settings did not change keeps its client,
-// and so its login and cache; a changed one gets a fresh client.
-func (s *Set) Reload() error {
-	s.reloadMu.Lock()
+// ErrReloadInProgress is a reload asked for while another runs.
+var ErrReloadInProgress = errors.New("a reload of the accounts file is in progress")
+
+// reloadTimeout bounds a reload: reading the accounts file and checking
+// each key file, any of which may sit on a mount that hangs.
+const reloadTimeout = 10 * time.Second
+
+// Reload reads the accounts file again, within ctx and reloadTimeout. On
+// error the accounts in use stay as they were. An account whose settings
+// did not change keeps its client, and so its login and cache; a changed
+// one gets a fresh client. One reload runs at a time: another asked for
+// meanwhile returns ErrReloadInProgress at once.
+func (s *Set) Reload(ctx context.Context) error {
+	if !s.reloadMu.TryLock() {
+		return ErrReloadInProgress
+	}
 	defer s.reloadMu.Unlock()
-	err := s.reload()
+	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	err := s.reload(ctx)
 	if err != nil {
 		s.reloadOK.Set(0)
 		level.Error(s.opts.Logger).Log("msg", "loading the accounts file failed", "file", s.path, "err", err, "accounts_in_use", strings.Join(s.Names(), ","))
@@ -114,8 +128,8 @@ func (s *Set) Reload() error {
 	return nil
 }
 
-func (s *Set) reload() error {
-	settings, err := Load(s.path, s.opts.Defaults)
+func (s *Set) reload(ctx context.Context) error {
+	settings, err := Load(ctx, s.path, s.opts.Defaults)
 	if err != nil {
 		return err
 	}
@@ -133,7 +147,7 @@ func (s *Set) reload() error {
 		}
 		// A client built here and dropped on a later error has made no
 		// request yet: there is nothing to close.
-		a, err := s.build(st)
+		a, err := s.build(ctx, st)
 		if err != nil {
 			return fmt.Errorf("account %q: %w", st.Name, err)
 		}
@@ -184,11 +198,11 @@ func (s *Set) register(a *Account, add bool) {
 }
 
 // build makes the client and collector of an account.
-func (s *Set) build(st Settings) (*Account, error) {
+func (s *Set) build(ctx context.Context, st Settings) (*Account, error) {
 	// The key is checked now, so that a typo fails the load rather than
 	// every probe; a key file is read again at each login, so that a
 	// rotated key is picked up without a reload.
-	key, err := apiclient.LoadKey(st.KeyFile, st.KeyEnv)
+	key, err := apiclient.LoadKey(ctx, st.KeyFile, st.KeyEnv)
 	if err != nil {
 		if st.KeyFile == "" {
 			return nil, fmt.Errorf("api_key_env: %w", err)
@@ -258,8 +272,10 @@ func (s *Set) Names() []string {
 // account label.
 func (s *Set) Gatherer() prometheus.Gatherer { return s.labelled }
 
-// ReloadHandler reloads the accounts file on POST, answering 500 with the
-// reason when the file is broken.
+// ReloadHandler reloads the accounts file on POST. It answers 500 when the
+// file is broken, with the reason in the log only: the reason may quote
+// the file, and whoever reaches the port is not necessarily its reader.
+// It answers 503 while another reload runs.
 func (s *Set) ReloadHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -267,11 +283,14 @@ func (s *Set) ReloadHandler() http.Handler {
 			http.Error(w, "reload with POST", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := s.Reload(); err != nil {
-			http.Error(w, "failed to reload the accounts file: "+err.Error(), http.StatusInternalServerError)
-			return
+		switch err := s.Reload(r.Context()); {
+		case errors.Is(err, ErrReloadInProgress):
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		case err != nil:
+			http.Error(w, "failed to reload the accounts file: the reason is in the exporter's log", http.StatusInternalServerError)
+		default:
+			fmt.Fprintln(w, "Reloaded")
 		}
-		fmt.Fprintln(w, "Reloaded")
 	})
 }
 

@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +48,12 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
 func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -75,7 +83,7 @@ func newTestSet(t *testing.T, file string, maxProbes int) *testSet {
 		Registerer:          ts.reg,
 		Logger:              log.NewLogfmtLogger(ts.logs),
 	})
-	require.NoError(t, ts.Reload())
+	require.NoError(t, ts.Reload(context.Background()))
 	mux := http.NewServeMux()
 	mux.Handle("/probe", ts.ProbeHandler(headerTimeout, nil))
 	mux.Handle("/-/reload", ts.ReloadHandler())
@@ -427,18 +435,26 @@ func TestReload(t *testing.T) {
 	t.Run("broken file", func(t *testing.T) {
 		before := testutil.ToFloat64(ts.reloadOKTime)
 		for _, broken := range []struct{ file, why string }{
-			{"accounts:\n" + account("kept", "    listing: sometimes\n"), `listing must be one of auto, full, incremental, got "sometimes"`},
+			{"accounts:\n" + account("kept", "    listing: sometimes\n"), `listing must be one of auto, full, incremental, got \"sometimes\"`},
 			{"accounts:\n" + account("kept", "    listen: full\n"), "field listen not found"},
 			{"accounts:\n  kept:\n    api_key_file: /nonexistent/key\n", "reading API key file"},
 			{"accounts: [", "yaml:"},
+			{"accounts:\n  kept:\n    api_key_file: " + secretLookingKey + "\n", "looks like a key rather than a path"},
+			{"accounts:\n  kept:\n    api_key_file: /dev/zero\n", "not a regular file"},
+			{"accounts:\n  kept:\n    api_key_file: " + fifo(t) + "\n", "not a regular file"},
+			{"# " + strings.Repeat("x", 1<<20) + "\naccounts: {}\n", "file too large"},
 		} {
 			ts.write(t, broken.file)
+			ts.logs.Reset()
 			resp, err := http.Post(ts.srv.URL+"/-/reload", "", nil)
 			require.NoError(t, err)
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
-			assert.Contains(t, string(body), broken.why)
+			// The reason is logged, never answered: it may quote the file.
+			assert.Equal(t, "failed to reload the accounts file: the reason is in the exporter's log\n", string(body))
+			assert.Contains(t, ts.logs.String(), broken.why)
+			assert.NotContains(t, ts.logs.String(), secretLookingKey)
 			assert.Contains(t, ts.logs.String(), `msg="loading the accounts file failed"`)
 			assert.Contains(t, ts.logs.String(), `accounts_in_use=added,changed,kept`)
 			assert.Equal(t, 0.0, testutil.ToFloat64(ts.reloadOK))
@@ -453,8 +469,16 @@ func TestReload(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 
+		// One reload at a time: another is refused at once, not queued.
+		ts.reloadMu.Lock()
+		resp, err = http.Post(ts.srv.URL+"/-/reload", "", nil)
+		ts.reloadMu.Unlock()
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
 		ts.write(t, "accounts:\n"+account("kept", ""))
-		require.NoError(t, ts.Reload())
+		require.NoError(t, ts.Reload(context.Background()))
 		assert.Equal(t, 1.0, testutil.ToFloat64(ts.reloadOK))
 		assert.Equal(t, []string{"kept"}, ts.Names())
 	})
@@ -488,7 +512,7 @@ func TestIncrementalAccount(t *testing.T) {
 	assert.Equal(t, map[string]float64{"full": 1, "incremental": 0}, listingModes(t, mfs))
 
 	ts.write(t, file("    listing: incremental\n"))
-	require.NoError(t, ts.Reload())
+	require.NoError(t, ts.Reload(context.Background()))
 	mfs = ts.metrics(t, "full", 5)
 	assert.Equal(t, 9.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
 	assert.Equal(t, map[string]float64{"full": 0, "incremental": 1}, listingModes(t, mfs))
@@ -507,4 +531,15 @@ func TestEnvKeyIsCleaned(t *testing.T) {
 	mfs := ts.metrics(t, "bom", 0)
 	assert.Equal(t, 1.0, gauge(t, mfs, "apivideo_up"))
 	assert.Equal(t, 4.0, gauge(t, mfs, "apivideo_upload_tokens_active"))
+}
+
+// secretLookingKey is an API key put where a path belongs.
+const secretLookingKey = "x8Hk2LmQ9pZr4TvW7yBn3CdF6gJs1aUe"
+
+// fifo returns a named pipe that nothing writes to: reading it would block.
+func fifo(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "key.fifo")
+	require.NoError(t, syscall.Mkfifo(p, 0o600))
+	return p
 }
