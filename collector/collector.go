@@ -154,6 +154,9 @@ type flight struct {
 	// waiting counts the scrapes waiting for the listing: each gets a
 	// lease on it when it succeeds.
 	waiting int
+	// shared is the listing's deadline, which each scrape that joins moves
+	// to its own when that is later; nil for a listing without one.
+	shared *sharedDeadline
 }
 
 // New returns a Collector reading from src.
@@ -235,10 +238,11 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 // with release once done with the listing: from the cache when it is
 // fresh, else from the one listing in flight, which the first scrape to
 // arrive starts and every concurrent scrape shares. The shared listing
-// runs to its starter's deadline even if that scrape goes away; each
-// scrape waits no longer than its own. A scrape that joined a listing
-// which ran out of its starter's shorter time fetches once more under its
-// own.
+// runs to the latest deadline of the scrapes that joined it, even if they
+// go away, so that a client announcing a tiny scrape timeout cannot fail
+// the scrapes that join its listing; each scrape waits no longer than its
+// own deadline. A scrape that joined a listing which still ran out of time
+// fetches once more under its own.
 func (c *Collector) fetch(ctx context.Context) (list *listing.TokenList, release func(), err error) {
 	for retried := false; ; retried = true {
 		c.mu.Lock()
@@ -250,6 +254,8 @@ func (c *Collector) fetch(ctx context.Context) (list *listing.TokenList, release
 		f, started := c.listing, false
 		if f == nil {
 			f, started = c.start(ctx), true
+		} else if deadline, ok := ctx.Deadline(); ok && f.shared != nil {
+			f.shared.extend(deadline)
 		}
 		f.waiting++
 		c.mu.Unlock()
@@ -297,12 +303,14 @@ func (c *Collector) start(ctx context.Context) *flight {
 	// The new listing reuses the last one's records: from now on no
 	// scrape may take the last listing up.
 	c.cached = nil
-	lctx, cancel := context.WithoutCancel(ctx), func() {}
+	var lctx context.Context = context.WithoutCancel(ctx)
+	stop := func() {}
 	if deadline, ok := ctx.Deadline(); ok {
-		lctx, cancel = context.WithDeadline(lctx, deadline)
+		shared := newSharedDeadline(ctx, deadline)
+		f.shared, lctx, stop = shared, shared, shared.stop
 	}
 	go func() {
-		defer cancel()
+		defer stop()
 		list, err := c.list(lctx)
 		c.mu.Lock()
 		defer c.mu.Unlock()

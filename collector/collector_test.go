@@ -233,7 +233,7 @@ func TestConcurrentScrapesShareOneFetch(t *testing.T) {
 	assert.Equal(t, int32(50), ups.Load(), "every scrape got the result")
 }
 
-func TestJoinerWithALongerDeadlineFetchesAgain(t *testing.T) {
+func TestJoinerWithALongerDeadlineExtendsTheSharedListing(t *testing.T) {
 	src := &stubSource{list: sampleList(), delay: 300 * time.Millisecond}
 	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
 	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -243,13 +243,48 @@ func TestJoinerWithALongerDeadlineFetchesAgain(t *testing.T) {
 
 	shortUp := make(chan float64, 1)
 	go func() { shortUp <- testutil.ToFloat64(onlyUp{c.WithContext(short)}) }()
-	for src.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	// The long scrape joins the fetch the short one started.
+	require.Eventually(t, func() bool { return src.calls.Load() > 0 }, 5*time.Second, time.Millisecond)
+	// The long scrape joins the listing the short one started, which then
+	// runs to the long one's deadline.
 	assert.Equal(t, 1.0, testutil.ToFloat64(onlyUp{c.WithContext(long)}))
 	assert.Equal(t, 0.0, <-shortUp)
-	assert.Equal(t, int32(2), src.calls.Load(), "the shared fetch ran out of time, the long scrape fetched once more")
+	assert.Equal(t, int32(1), src.calls.Load(), "one listing, run to the longer deadline")
+}
+
+// Clients that loop on scrapes with very short timeouts keep starting
+// listings with little time; a scrape with a normal timeout that joins one
+// still gets its own time, and is up.
+func TestShortDeadlinesCannotFailOtherScrapes(t *testing.T) {
+	src := &stubSource{list: sampleList(), delay: 200 * time.Millisecond}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
+	stop := make(chan struct{})
+	var attackers sync.WaitGroup
+	for range 4 {
+		attackers.Add(1)
+		go func() {
+			defer attackers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+				testutil.ToFloat64(onlyUp{c.WithContext(ctx)})
+				cancel()
+			}
+		}()
+	}
+	up := 0
+	const scrapes = 10
+	for range scrapes {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		up += int(testutil.ToFloat64(onlyUp{c.WithContext(ctx)}))
+		cancel()
+	}
+	close(stop)
+	attackers.Wait()
+	assert.Equal(t, scrapes, up, "scrapes up among those with a normal timeout")
 }
 
 func TestSharedFetchAgainstFakeAPI(t *testing.T) {
