@@ -149,7 +149,7 @@ func run(args []string) int {
 			MaxConcurrentProbes: cfg.maxProbes,
 			UserAgent:           userAgent,
 			Registerer:          reg,
-			Logger:              log.With(logger, "component", "accounts"),
+			Logger:              logger,
 		})
 		if err := accountSet.Reload(context.Background()); err != nil {
 			return 1

@@ -202,7 +202,7 @@ func (a *authenticator) grant(ctx context.Context, path string, payload map[stri
 		return "", err
 	}
 	buf := a.client.bodies.Get().(*bytes.Buffer)
-	defer a.client.bodies.Put(buf)
+	defer a.client.putBody(buf)
 	issued := a.now()
 	if err := a.client.do(ctx, request{method: http.MethodPost, path: path, body: body, secrets: secrets}, buf); err != nil {
 		return "", err

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -192,6 +193,9 @@ type Client struct {
 	// idle is the transport under the instrumentation, which alone can
 	// close its idle connections.
 	idle interface{ CloseIdleConnections() }
+	// inFlight counts the requests under way; closed is set by Close.
+	inFlight atomic.Int64
+	closed   atomic.Bool
 
 	rlMu      sync.Mutex
 	rateLimit RateLimit
@@ -330,9 +334,35 @@ func instrument(reg prometheus.Registerer, next http.RoundTripper) http.RoundTri
 		promhttp.InstrumentRoundTripperDuration(duration, next))
 }
 
-// CloseIdleConnections closes the connections kept open for later requests,
-// for a client that is no longer used.
-func (c *Client) CloseIdleConnections() {
+// Close closes the connections kept open for later requests, for a client
+// that is no longer used: those idle now, and those in use as soon as
+// their last request ends, rather than after the idle timeout.
+func (c *Client) Close() {
+	c.closed.Store(true)
+	c.closeIdle()
+}
+
+// requestDone ends a request; the last one of a closed client closes the
+// connections it leaves idle.
+func (c *Client) requestDone() {
+	if c.inFlight.Add(-1) == 0 && c.closed.Load() {
+		c.closeIdle()
+	}
+}
+
+// maxPooledBody is the largest reply buffer kept for reuse: a page of 100
+// tokens takes about 20 KB, and a reply near the body cap must not keep
+// megabytes per request slot for good.
+const maxPooledBody = 256 << 10
+
+// putBody returns a reply buffer to the pool, unless a large reply grew it.
+func (c *Client) putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBody {
+		c.bodies.Put(buf)
+	}
+}
+
+func (c *Client) closeIdle() {
 	if c.idle != nil {
 		c.idle.CloseIdleConnections()
 	}
@@ -493,6 +523,8 @@ func (c *Client) send(ctx context.Context, req request, buf *bytes.Buffer) (int,
 	if req.bearer != "" {
 		hreq.Header.Set("Authorization", "Bearer "+req.bearer)
 	}
+	c.inFlight.Add(1)
+	defer c.requestDone()
 	resp, err := c.http.Do(hreq)
 	if err != nil {
 		// Go's client may quote what the server sent, such as a

@@ -25,7 +25,7 @@ func (c *Client) Page(ctx context.Context, number, size int) (*Page, error) {
 		return nil, fmt.Errorf("page %d of size %d: out of range", number, size)
 	}
 	buf := c.bodies.Get().(*bytes.Buffer)
-	defer c.bodies.Put(buf)
+	defer c.putBody(buf)
 	path := fmt.Sprintf("/upload-tokens?currentPage=%d&pageSize=%d&%s", number, size, listOrder)
 	for relogged := false; ; relogged = true {
 		bearer, err := c.auth.token(ctx)

@@ -140,7 +140,7 @@ func BenchmarkListLatency(b *testing.B) {
 		for _, conc := range []int{1, 2, 4, 8, 16} {
 			b.Run(fmt.Sprintf("pages=%d/concurrency=%d", pages, conc), func(b *testing.B) {
 				c := newClient(b, s)
-				defer c.CloseIdleConnections()
+				defer c.Close()
 				l := listing.New(c, listing.Options{Mode: listing.ModeFull, Concurrency: conc})
 				ctx := listCtx(b, 5*time.Minute)
 				// Log in and open the connections outside the timer: a

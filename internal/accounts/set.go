@@ -34,7 +34,9 @@ type Options struct {
 	UserAgent           string
 	// Registerer receives the reload metrics.
 	Registerer prometheus.Registerer
-	Logger     log.Logger
+	// Logger receives the Set's lines, as component=accounts, and each
+	// account's, as account=NAME with the component of their own.
+	Logger log.Logger
 	// Transport, when set, carries every account's requests (tests).
 	Transport http.RoundTripper
 }
@@ -68,6 +70,9 @@ type Set struct {
 	mu       sync.RWMutex
 	accounts map[string]*Account
 }
+
+// logger is for the Set's own lines.
+func (s *Set) logger() log.Logger { return log.With(s.opts.Logger, "component", "accounts") }
 
 // New returns an empty Set for the accounts file at path; Reload loads it.
 func New(path string, opts Options) *Set {
@@ -120,7 +125,7 @@ func (s *Set) Reload(ctx context.Context) error {
 	err := s.reload(ctx)
 	if err != nil {
 		s.reloadOK.Set(0)
-		level.Error(s.opts.Logger).Log("msg", "loading the accounts file failed", "file", s.path, "err", err, "accounts_in_use", strings.Join(s.Names(), ","))
+		level.Error(s.logger()).Log("msg", "loading the accounts file failed", "file", s.path, "err", err, "accounts_in_use", strings.Join(s.Names(), ","))
 		return err
 	}
 	s.reloadOK.Set(1)
@@ -164,7 +169,7 @@ func (s *Set) reload(ctx context.Context) error {
 			continue
 		}
 		s.register(a, false)
-		a.client.CloseIdleConnections()
+		a.client.Close()
 		if _, ok := next[name]; !ok {
 			removed = append(removed, name)
 		}
@@ -178,7 +183,7 @@ func (s *Set) reload(ctx context.Context) error {
 	s.accounts = next
 	s.mu.Unlock()
 	slices.Sort(removed)
-	level.Info(s.opts.Logger).Log("msg", "loaded the accounts file", "file", s.path,
+	level.Info(s.logger()).Log("msg", "loaded the accounts file", "file", s.path,
 		"added", strings.Join(added, ","), "changed", strings.Join(changed, ","),
 		"removed", strings.Join(removed, ","), "unchanged", strings.Join(kept, ","))
 	return nil
@@ -237,7 +242,7 @@ func (s *Set) build(ctx context.Context, st Settings) (*Account, error) {
 		RateLimitShare: s.opts.RateLimitShare,
 		Logger:         log.With(logger, "component", "listing"),
 	})
-	src := slotted{Lister: lister, slots: s.slots, logger: logger}
+	src := slotted{Lister: lister, slots: s.slots, logger: log.With(logger, "component", "accounts")}
 	tokens := collector.New(src, collector.Options{
 		TokenLabel:     s.opts.TokenLabel,
 		MaxTokenSeries: s.opts.MaxTokenSeries,
