@@ -22,8 +22,8 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/accounts"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
-	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 const (
@@ -68,18 +68,16 @@ func newHostileServer(t testing.TB, login, list http.HandlerFunc) *hostileServer
 	return s
 }
 
-// hostileScrape serves /metrics as run() wires it against api and scrapes it
-// once with Prometheus' headers and the given timeout.
+// hostileScrape serves /metrics with the account wired as every account is
+// (accounts.Wire) against api, and scrapes it once with Prometheus'
+// headers and the given timeout.
 func hostileScrape(t testing.TB, api string, mode collector.LabelMode, timeout time.Duration, logs io.Writer) (int, string) {
 	reg := newRegistry()
 	logger := log.NewLogfmtLogger(logs)
-	client, err := apiclient.New(apiclient.Config{BaseURL: api, Key: apiclient.StaticKey(hostileKey), Registerer: reg,
-		Logger: log.With(logger, "component", "apiclient")})
+	wired, err := accounts.Wire(accounts.Settings{URL: api, Concurrency: apiclient.DefaultConcurrency, Timeout: timeout, Listing: "auto"},
+		apiclient.StaticKey(hostileKey), accounts.Wiring{TokenLabel: mode, MaxTokenSeries: 100, Registerer: reg, Logger: logger})
 	require.NoError(t, err)
-	lister := listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency, Logger: log.With(logger, "component", "listing")})
-	tokens := collector.New(lister, collector.Options{TokenLabel: mode, MaxTokenSeries: 100, Timeout: timeout,
-		Logger: log.With(logger, "component", "collector")})
-	exporter := httptest.NewServer(metricsHandler(reg, tokens, 0, timeout, 40, logger))
+	exporter := httptest.NewServer(metricsHandler(reg, wired.Tokens, 0, timeout, 40, logger))
 	defer exporter.Close()
 	req, err := http.NewRequest(http.MethodGet, exporter.URL, nil)
 	require.NoError(t, err)

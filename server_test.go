@@ -22,9 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
-	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/accounts"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
-	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 func serverTestHandler() http.Handler {
@@ -152,10 +151,10 @@ func TestScrapesInFlightAreLimited(t *testing.T) {
 		hostilePage(hostileGoodItems...)(w, r)
 	})
 	reg := newRegistry()
-	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(hostileKey)})
+	wired, err := accounts.Wire(accounts.Settings{URL: s.URL, Concurrency: apiclient.DefaultConcurrency, Timeout: 10 * time.Second, Listing: "auto"},
+		apiclient.StaticKey(hostileKey), accounts.Wiring{MaxTokenSeries: 10})
 	require.NoError(t, err)
-	tokens := collector.New(listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency}), collector.Options{MaxTokenSeries: 10})
-	exporter := httptest.NewServer(metricsHandler(reg, tokens, 0, 10*time.Second, 2, log.NewNopLogger()))
+	exporter := httptest.NewServer(metricsHandler(reg, wired.Tokens, 0, 10*time.Second, 2, log.NewNopLogger()))
 	defer exporter.Close()
 
 	codes := make(chan int, 2)

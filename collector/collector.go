@@ -144,6 +144,11 @@ type Collector struct {
 	created creations
 	// panics counts the listings that panicked.
 	panics atomic.Uint64
+
+	// life is the parent of every listing's context; Close cancels it, so
+	// that no listing outlives the collector.
+	life     context.Context
+	shutdown context.CancelFunc
 }
 
 // flight is a listing that the scrapes waiting for it share.
@@ -170,8 +175,13 @@ func New(src Source, opts Options) *Collector {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	return &Collector{src: src, opts: opts}
+	life, shutdown := context.WithCancel(context.Background())
+	return &Collector{src: src, opts: opts, life: life, shutdown: shutdown}
 }
+
+// Close ends the listing in progress, if any, and fails the scrapes that
+// come after: the collector is no longer served.
+func (c *Collector) Close() { c.shutdown() }
 
 // Describe sends every descriptor the collector may emit.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -303,10 +313,11 @@ func (c *Collector) start(ctx context.Context) *flight {
 	// The new listing reuses the last one's records: from now on no
 	// scrape may take the last listing up.
 	c.cached = nil
-	var lctx context.Context = context.WithoutCancel(ctx)
-	stop := func() {}
+	// The listing keeps the scrape's values, not its cancellation: it
+	// ends at the shared deadline, or when the collector is closed.
+	lctx, stop := mergeValues(c.life, ctx), func() {}
 	if deadline, ok := ctx.Deadline(); ok {
-		shared := newSharedDeadline(ctx, deadline)
+		shared := newSharedDeadline(lctx, deadline)
 		f.shared, lctx, stop = shared, shared, shared.stop
 	}
 	go func() {

@@ -472,3 +472,21 @@ func TestListingPanicIsRecovered(t *testing.T) {
 	assert.Equal(t, 1.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
 	assert.Equal(t, 1.0, families["apivideo_listing_panics_total"].GetMetric()[0].GetCounter().GetValue())
 }
+
+// Close ends the listing in progress: no listing outlives the collector.
+func TestCloseEndsTheListingInProgress(t *testing.T) {
+	src := &stubSource{list: sampleList(), delay: time.Minute}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	up := make(chan float64, 1)
+	go func() { up <- testutil.ToFloat64(onlyUp{c.WithContext(ctx)}) }()
+	require.Eventually(t, func() bool { return src.calls.Load() > 0 }, 5*time.Second, time.Millisecond)
+	c.Close()
+	select {
+	case v := <-up:
+		assert.Equal(t, 0.0, v)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the listing went on after Close")
+	}
+}

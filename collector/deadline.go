@@ -21,10 +21,9 @@ type sharedDeadline struct {
 	passed bool
 }
 
-// newSharedDeadline returns a context with parent's values, not its
-// cancellation, that ends at end.
+// newSharedDeadline returns a context that ends at end, or with parent.
 func newSharedDeadline(parent context.Context, end time.Time) *sharedDeadline {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	ctx, cancel := context.WithCancel(parent)
 	d := &sharedDeadline{Context: ctx, cancel: cancel, end: end}
 	d.timer = time.AfterFunc(time.Until(end), d.expire)
 	return d
@@ -77,3 +76,16 @@ func (d *sharedDeadline) Err() error {
 	}
 	return nil
 }
+
+// mergeValues returns a context cancelled with life that carries the
+// values of values.
+func mergeValues(life, values context.Context) context.Context {
+	return valuesOf{Context: life, values: values}
+}
+
+type valuesOf struct {
+	context.Context
+	values context.Context
+}
+
+func (v valuesOf) Value(key any) any { return v.values.Value(key) }

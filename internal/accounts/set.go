@@ -23,22 +23,16 @@ import (
 type Options struct {
 	// Defaults fill in the settings an account leaves out.
 	Defaults Defaults
-	// TokenLabel and MaxTokenSeries apply to every account's collector.
-	TokenLabel     collector.LabelMode
-	MaxTokenSeries int
-	// RateLimitShare is the most of each account's rate limit its
-	// listings may spend, in auto and incremental listing.
-	RateLimitShare float64
+	// Wiring applies to every account; its Registerer, Logger and Source
+	// are the Set's own for each account.
+	Wiring Wiring
 	// MaxConcurrentProbes caps how many accounts read api.video at once.
 	MaxConcurrentProbes int
-	UserAgent           string
 	// Registerer receives the reload metrics.
 	Registerer prometheus.Registerer
 	// Logger receives the Set's lines, as component=accounts, and each
 	// account's, as account=NAME with the component of their own.
 	Logger log.Logger
-	// Transport, when set, carries every account's requests (tests).
-	Transport http.RoundTripper
 }
 
 // Account is one live account: its own client, login, rate-limit gauges and
@@ -216,41 +210,30 @@ func (s *Set) build(ctx context.Context, st Settings) (*Account, error) {
 	}
 	logger := log.With(s.opts.Logger, "account", st.Name)
 	var metrics recorder
-	client, err := apiclient.New(apiclient.Config{
-		BaseURL:     st.URL,
-		Key:         key,
-		UserAgent:   s.opts.UserAgent,
-		Concurrency: st.Concurrency,
-		Transport:   s.opts.Transport,
-		Registerer:  &metrics,
-		Logger:      log.With(logger, "component", "apiclient"),
-	})
+	w := s.opts.Wiring
+	w.Registerer, w.Logger = &metrics, logger
+	w.Source = func(l *listing.Lister) collector.Source {
+		return slotted{Lister: l, slots: s.slots, logger: log.With(logger, "component", "accounts")}
+	}
+	wired, err := Wire(st, key, w)
 	if err != nil {
 		return nil, err
 	}
 	requests := prometheus.NewRegistry()
 	requests.MustRegister(metrics...)
-	var mode listing.Mode
-	if err := mode.UnmarshalText([]byte(st.Listing)); err != nil {
-		return nil, err
-	}
-	// The kept state lives in the account's own Lister, so that a changed
-	// account starts afresh and an unchanged one keeps it.
-	lister := listing.New(client, listing.Options{
-		Mode:           mode,
-		Concurrency:    st.Concurrency,
-		RateLimitShare: s.opts.RateLimitShare,
-		Logger:         log.With(logger, "component", "listing"),
-	})
-	src := slotted{Lister: lister, slots: s.slots, logger: log.With(logger, "component", "accounts")}
-	tokens := collector.New(src, collector.Options{
-		TokenLabel:     s.opts.TokenLabel,
-		MaxTokenSeries: s.opts.MaxTokenSeries,
-		Timeout:        st.Timeout,
-		CacheTTL:       st.CacheTTL,
-		Logger:         log.With(logger, "component", "collector"),
-	})
+	client, tokens := wired.Client, wired.Tokens
 	return &Account{Settings: st, client: client, tokens: tokens, requestMetrics: metrics, requests: requests}, nil
+}
+
+// Close ends the listings in progress of every account and the clients'
+// connections, at shutdown.
+func (s *Set) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.accounts {
+		a.tokens.Close()
+		a.client.Close()
+	}
 }
 
 // Get returns the live account called name.

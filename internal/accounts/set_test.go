@@ -77,8 +77,7 @@ func newTestSet(t *testing.T, file string, maxProbes int) *testSet {
 	ts := &testSet{path: path, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	ts.Set = New(path, Options{
 		Defaults:            testDefaults,
-		TokenLabel:          collector.LabelRedacted,
-		MaxTokenSeries:      10,
+		Wiring:              Wiring{TokenLabel: collector.LabelRedacted, MaxTokenSeries: 10},
 		MaxConcurrentProbes: maxProbes,
 		Registerer:          ts.reg,
 		Logger:              log.NewLogfmtLogger(ts.logs),
