@@ -37,8 +37,14 @@ const (
 	MaxPageSize = 100
 	// DefaultConcurrency is how many pages are fetched at once by default.
 	DefaultConcurrency = 8
-	// DefaultMaxBodyBytes caps a reply: a full page of 100 tokens is about 15 KiB.
-	DefaultMaxBodyBytes = 4 << 20
+	// DefaultMaxBodyBytes caps a reply: a full page of 100 tokens is about
+	// 15 KiB.
+	DefaultMaxBodyBytes = 1 << 20
+	// maxBodiesInFlight bounds the replies read at once across every
+	// client of the process, so that replies near the cap take at most
+	// maxBodiesInFlight × DefaultMaxBodyBytes, however many accounts and
+	// requests are under way.
+	maxBodiesInFlight = 16
 	// MaxResponseHeaderBytes caps the headers of a reply, which the body
 	// cap does not cover; api.video's are under 2 KiB.
 	MaxResponseHeaderBytes = 64 << 10
@@ -350,6 +356,10 @@ func (c *Client) requestDone() {
 	}
 }
 
+// bodiesInFlight holds a slot for each reply being read (see
+// maxBodiesInFlight).
+var bodiesInFlight = make(chan struct{}, maxBodiesInFlight)
+
 // maxPooledBody is the largest reply buffer kept for reuse: a page of 100
 // tokens takes about 20 KB, and a reply near the body cap must not keep
 // megabytes per request slot for good.
@@ -533,6 +543,12 @@ func (c *Client) send(ctx context.Context, req request, buf *bytes.Buffer) (int,
 	}
 	defer resp.Body.Close()
 	c.recordRateLimit(resp.Header)
+	select {
+	case bodiesInFlight <- struct{}{}:
+		defer func() { <-bodiesInFlight }()
+	case <-ctx.Done():
+		return 0, nil, fmt.Errorf("waiting to read the reply: %w", ctx.Err())
+	}
 	buf.Reset()
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {

@@ -79,3 +79,28 @@ func TestLargeReplyBuffersAreNotPooled(t *testing.T) {
 		assert.NotSame(t, big, c.bodies.Get().(*bytes.Buffer))
 	}
 }
+
+// Replies are read at most maxBodiesInFlight at once, across clients: a
+// request that finds every slot taken waits, within its deadline.
+func TestRepliesReadAtOnceAreBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"access_token":"a","refresh_token":"r","expires_in":3600,"data":[],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":0,"itemsTotal":0}}`)
+	}))
+	defer srv.Close()
+	c, err := New(Config{BaseURL: srv.URL, Key: StaticKey("key")})
+	require.NoError(t, err)
+	_, err = c.Page(context.Background(), 1, 100)
+	require.NoError(t, err)
+	for range maxBodiesInFlight {
+		bodiesInFlight <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = c.Page(ctx, 1, 100)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the reply waited for a slot to the deadline")
+	for range maxBodiesInFlight {
+		<-bodiesInFlight
+	}
+	_, err = c.Page(context.Background(), 1, 100)
+	require.NoError(t, err)
+}
