@@ -86,6 +86,8 @@ type incremental struct {
 	cursor int
 	// hints are the ranges a search cut short left unfinished.
 	hints []span
+	// audited is set once this scrape's audit is done.
+	audited bool
 	// onReread is told of each reading of the whole list after the first.
 	onReread func(reason string, err error)
 	sleep    func(context.Context, time.Duration) error
@@ -96,6 +98,7 @@ func (inc *incremental) list(ctx context.Context, rd *reader, keep int) (*TokenL
 	if inc.state == stateSynced {
 		inc.state = stateReconciling
 	}
+	inc.audited = false
 	now := rd.now()
 	inc.known.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
 	started := inc.state == stateEmpty
@@ -134,7 +137,11 @@ func (inc *incremental) rereadNow(ctx context.Context, rd *reader) error {
 	if err := rg.advance(ctx, rd); err != nil {
 		return fmt.Errorf("%w: a reading of the whole list did not end within the scrape: %w", ErrBehind, err)
 	}
-	inc.known, inc.complete = rg.result(rd.now())
+	k, complete, err := rg.result(rd.now())
+	if err != nil {
+		return err
+	}
+	inc.known, inc.complete = k, complete
 	inc.state = stateReconciling
 	return nil
 }
@@ -158,8 +165,13 @@ func (inc *incremental) step(ctx context.Context, rd *reader, startedThisScrape 
 			}
 			return false, fmt.Errorf("%w: %w", ErrSyncing, err)
 		}
-		inc.known, inc.complete = inc.reading.result(rd.now())
+		k, complete, err := inc.reading.result(rd.now())
 		inc.reading = nil
+		if err != nil {
+			inc.state = stateEmpty
+			return false, err
+		}
+		inc.known, inc.complete = k, complete
 		inc.state = stateReconciling
 		// A reading done within this scrape holds every token that stayed
 		// in the list during it, and each token it holds was there when
@@ -180,12 +192,26 @@ func (inc *incremental) step(ctx context.Context, rd *reader, startedThisScrape 
 		inc.state = stateSynced
 		return false, nil
 	case stateSynced:
+		if inc.audited {
+			// One audit a scrape: the count after it found the kept
+			// tokens in the list.
+			return true, nil
+		}
+		inc.audited = true
 		// The count already proved the kept tokens: an audit that cannot
 		// finish changes nothing, one that finds the kept tokens wrong
 		// starts a reading.
 		var u *unexplained
-		if err := inc.audit(ctx, rd); errors.As(err, &u) {
+		dropped, err := inc.audit(ctx, rd)
+		if errors.As(err, &u) {
 			return false, err
+		}
+		if dropped > 0 {
+			// The count found every kept token, the audit found some
+			// gone: deleted since, or pages that contradict each other.
+			// Count again before publishing.
+			inc.state = stateReconciling
+			return false, nil
 		}
 		return true, nil
 	}
@@ -590,11 +616,12 @@ func (inc *incremental) seen(chain []*run, lo, hi int) (map[uint64]bool, error) 
 }
 
 // audit checks the next auditTokens kept tokens against the list and drops
-// those gone: every kept token is checked in turn, whatever the count said.
-func (inc *incremental) audit(ctx context.Context, rd *reader) error {
+// those gone, and returns how many: every kept token is checked in turn,
+// whatever the count said.
+func (inc *incremental) audit(ctx context.Context, rd *reader) (int, error) {
 	n := inc.known.len()
 	if n == 0 {
-		return nil
+		return 0, nil
 	}
 	if inc.cursor >= n {
 		inc.cursor = 0
@@ -606,9 +633,9 @@ func (inc *incremental) audit(ctx context.Context, rd *reader) error {
 	}
 	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}}
 	if err := s.check(ctx, lo, hi, 0, 0); err != nil {
-		return err
+		return 0, err
 	}
-	inc.known.remove(func(e *entry) bool { return s.gone[e.ID()] })
+	dropped := inc.known.remove(func(e *entry) bool { return s.gone[e.ID()] })
 	inc.cursor = hi - len(s.gone)
-	return nil
+	return dropped, nil
 }

@@ -2,6 +2,7 @@ package listing
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -13,6 +14,11 @@ type reading struct {
 	known known
 	// top is the newest run read: the next one links to it.
 	top *run
+	// total is the itemsTotal of page 1, and still whether every page
+	// read since gave the same: a still list must show that many
+	// distinct tokens.
+	total int
+	still bool
 }
 
 // advance reads on from where the reading stopped, up to the end of the
@@ -26,6 +32,7 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 		// Room for the list as page 1 saw it and what a long reading adds
 		// to it, without append's growth by a quarter.
 		rg.known.entries = make([]entry, 0, first.total+first.total/16+pageSize)
+		rg.total, rg.still = first.total, true
 		rg.absorb(first)
 		rg.top = first
 	}
@@ -35,6 +42,7 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 }
 
 func (rg *reading) absorb(r *run) {
+	rg.still = rg.still && r.total == rg.total
 	if rg.known.long == nil {
 		rg.known.long = map[uint64]string{}
 	}
@@ -46,14 +54,20 @@ func (rg *reading) absorb(r *run) {
 
 // result returns the tokens read, each once, without those expired by now,
 // and the newest second through which they hold every token of the list.
-func (rg *reading) result(now time.Time) (known, uint32) {
+// A list that stood still while it was read, yet showed fewer distinct
+// tokens than it counts, contradicts itself (ties of one second in another
+// order on each request, pages repeated): that is ErrInconsistent.
+func (rg *reading) result(now time.Time) (known, uint32, error) {
 	k := rg.known
 	slices.SortFunc(k.entries, compareEntries)
 	k.entries = slices.CompactFunc(k.entries, func(a, b entry) bool { return a.ID() == b.ID() })
+	if rg.still && len(k.entries) < rg.total {
+		return known{}, 0, fmt.Errorf("%w: %d distinct tokens on pages that all say the list holds %d", ErrInconsistent, len(k.entries), rg.total)
+	}
 	k.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
 	// A token created before the newest run was asked for sorts below
 	// that run's newest token, and the chain covers everything below it.
-	return k, secondBefore(rg.top.sent.Add(-clockMargin))
+	return k, secondBefore(rg.top.sent.Add(-clockMargin)), nil
 }
 
 // progress is the share of the list read, from 0 to 1.

