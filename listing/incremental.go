@@ -260,7 +260,14 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 		}
 		if len(chain) > 1 {
 			// New tokens spanned several reads: the count needs one read
-			// that sees them all at one instant, which the next round makes.
+			// that sees them all at one instant, which the next round makes
+			// from above the newest complete second. Tokens of a second not
+			// over yet (a burst under way) stay above it: wait until it is.
+			if wait := untilComplete(chain[len(chain)-1].last(), rd.now()); wait > 0 {
+				if err := inc.sleep(ctx, wait); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		gone, wait := inc.count(chain[0])
@@ -325,6 +332,12 @@ func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error)
 		inc.complete = c
 	}
 	return chain, nil
+}
+
+// untilComplete is how long from now until second c is certainly over, so
+// that secondBefore counts it complete; 0 when it already is.
+func untilComplete(c uint32, now time.Time) time.Duration {
+	return max(time.Unix(int64(c)+1, 0).Add(clockMargin+time.Millisecond).Sub(now), 0)
 }
 
 // secondBefore is the last whole second that ended by t.

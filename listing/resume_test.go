@@ -2,6 +2,7 @@ package listing
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -69,5 +70,34 @@ func TestWindowFromHoldsItsPositionAndReachesAbove(t *testing.T) {
 		require.LessOrEqual(t, start, lo)
 		require.GreaterOrEqual(t, start+size-1, lo+pageSize/2-1, "window of position %d: page %d of %d", lo, number, size)
 		require.LessOrEqual(t, size, pageSize)
+	}
+}
+
+// A burst of more than a page of tokens in the second a scrape starts
+// keeps the end of the list from fitting in one read until that second is
+// over: the incremental listing waits for it instead of giving up.
+func TestBurstInTheCurrentSecond(t *testing.T) {
+	for _, burst := range []int{150, 450} {
+		t.Run(fmt.Sprint(burst), func(t *testing.T) {
+			acc := newAccount(stillSchedule(2000), rand.New(rand.NewPCG(7, 8)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+			l := New(acc, Options{Mode: ModeIncremental, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
+			_, err := listOnce(t, l, acc, 10*time.Second)
+			require.NoError(t, err)
+			_ = acc.sleep(context.Background(), 5*time.Second)
+			now := acc.clock()
+			for range burst {
+				acc.create(now, false)
+			}
+			acc.sortListed()
+			t0 := acc.clock()
+			list, err := listOnce(t, l, acc, 10*time.Second)
+			require.NoError(t, err)
+			require.NoError(t, acc.checkWindow(list, t0, acc.clock(), 10))
+			requireExact(t, acc, list)
+			// The burst's pages, a read to count and the audit: no rounds
+			// spent on a count that cannot be made, no reading of the
+			// whole list (59 and 113 requests when it gave up waiting).
+			assert.LessOrEqual(t, list.Requests, 2*(burst/100)+10, "requests")
+		})
 	}
 }
