@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,9 +23,7 @@ func TestRead(t *testing.T) {
 		return p
 	}
 	fifo := filepath.Join(dir, "fifo")
-	if runtime.GOOS != "windows" {
-		require.NoError(t, syscall.Mkfifo(fifo, 0o600))
-	}
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
 	for _, tc := range []struct {
 		name    string
 		path    string
