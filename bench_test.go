@@ -25,6 +25,7 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 func BenchmarkMetricsHandler(b *testing.B) {
@@ -44,7 +45,7 @@ func BenchmarkMetricsHandler(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tokensCollector := collector.New(client, collector.Options{
+			tokensCollector := collector.New(listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency}), collector.Options{
 				TokenLabel:     collector.LabelRedacted,
 				MaxTokenSeries: collector.DefaultMaxTokenSeries,
 				Timeout:        10 * time.Second,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // Limits of the flags' values, stated in --help and checked by validate;
@@ -46,10 +47,11 @@ type config struct {
 	apiTimeout  time.Duration
 	concurrency int
 	cacheTTL    time.Duration
-	// listing is full or incremental; resyncInterval and rateLimitShare
-	// apply to incremental.
+	// listing is one of listing.ModeNames; rateLimitShare applies to auto
+	// and incremental. resyncInterval is accepted for old command lines.
 	listing        string
 	resyncInterval time.Duration
+	resyncSet      bool
 	rateLimitShare float64
 
 	tokenLabel      collector.LabelMode
@@ -92,12 +94,12 @@ func newApp(cfg *config) *kingpin.Application {
 		Envar("APIVIDEO_CONCURRENCY").Default(strconv.Itoa(apiclient.DefaultConcurrency)).SetValue(intValue{&cfg.concurrency})
 	app.Flag("apivideo.cache-ttl", "Reuse the last successful listing for scrapes within this time (0: fetch on every scrape). Seconds until expiry are still computed at scrape time.").
 		Envar("APIVIDEO_CACHE_TTL").Default("0s").DurationVar(&cfg.cacheTTL)
-	listingModes := apiclient.ListingModes()
-	app.Flag("apivideo.listing", "How scrapes list the tokens: full (every page on each scrape) or incremental (keep the tokens between scrapes and read only what changed; for large accounts). One of: ["+strings.Join(listingModes, ", ")+"]").
+	listingModes := listing.ModeNames()
+	app.Flag("apivideo.listing", "How scrapes list the tokens: auto (full while a full listing fits the scrape's time and share of the rate limit, else incremental), full (every page on each scrape) or incremental (keep the tokens between scrapes and read only what changed). One of: ["+strings.Join(listingModes, ", ")+"]").
 		Envar("APIVIDEO_LISTING").Default(listingModes[0]).EnumVar(&cfg.listing, listingModes...)
-	app.Flag("apivideo.resync-interval", fmt.Sprintf("In incremental listing, how often the whole list is read again, a duration between %s and %s.", minResync, maxResync)).
-		Envar("APIVIDEO_RESYNC_INTERVAL").Default("10m").DurationVar(&cfg.resyncInterval)
-	app.Flag("apivideo.ratelimit-share", "In incremental listing, the most of X-RateLimit-Remaining one scrape may spend, above 0 and at most 1.").
+	app.Flag("apivideo.resync-interval", fmt.Sprintf("Deprecated and ignored: the incremental listing checks a page of its kept tokens against api.video on every scrape instead of reading the whole list again periodically. Still accepted, between %s and %s.", minResync, maxResync)).
+		Envar("APIVIDEO_RESYNC_INTERVAL").Default("10m").IsSetByUser(&cfg.resyncSet).DurationVar(&cfg.resyncInterval)
+	app.Flag("apivideo.ratelimit-share", "In auto and incremental listing, the most of api.video's rate limit the scrapes may spend, above 0 and at most 1.").
 		Envar("APIVIDEO_RATELIMIT_SHARE").Default("0.5").Float64Var(&cfg.rateLimitShare)
 
 	app.Flag("collector.token-label", "What the token label of per-token series holds: redacted (a prefix), full (the whole token, a credential) or none (no per-token series). One of: ["+strings.Join(collector.LabelModeNames(), ", ")+"]").

@@ -42,7 +42,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	assert.Equal(t, 10*time.Second, cfg.apiTimeout)
 	assert.Equal(t, apiclient.DefaultConcurrency, cfg.concurrency)
 	assert.Zero(t, cfg.cacheTTL)
-	assert.Equal(t, "full", cfg.listing)
+	assert.Equal(t, "auto", cfg.listing)
 	assert.Equal(t, 10*time.Minute, cfg.resyncInterval)
 	assert.Equal(t, 0.5, cfg.rateLimitShare)
 	assert.Equal(t, collector.LabelRedacted, cfg.tokenLabel)
@@ -73,7 +73,7 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, &config{
 		web: cfg.web, metricsPath: "/m", maxRequests: 5, timeoutOffset: 1.5,
 		apiURL: "https://sandbox.api.video", keyFile: "/k", apiTimeout: time.Minute, concurrency: 4, cacheTTL: 30 * time.Second,
-		listing: "incremental", resyncInterval: time.Hour, rateLimitShare: 0.25,
+		listing: "incremental", resyncInterval: time.Hour, resyncSet: true, rateLimitShare: 0.25,
 		tokenLabel: collector.LabelNone, maxSeries: 10, deprecatedNames: true,
 		logLevel: "debug", logFormat: "json", demo: true,
 		configFile: "/accounts.yml", maxProbes: 4,
@@ -117,7 +117,7 @@ func TestParseErrorsNameTheFlag(t *testing.T) {
 		{"--collector.token-label=partial", `--collector.token-label: invalid value "partial": unknown token label mode "partial": want one of redacted, full, none`},
 		{"--log.level=verbose", `--log.level: invalid value "verbose": enum value must be one of debug,info,warn,error`},
 		{"--log.format=xml", `--log.format: invalid value "xml": enum value must be one of logfmt,json`},
-		{"--apivideo.listing=partial", `--apivideo.listing (or APIVIDEO_LISTING): invalid value "partial": enum value must be one of full,incremental`},
+		{"--apivideo.listing=partial", `--apivideo.listing (or APIVIDEO_LISTING): invalid value "partial": enum value must be one of auto,full,incremental`},
 		{"--apivideo.resync-interval=10", `--apivideo.resync-interval (or APIVIDEO_RESYNC_INTERVAL): invalid value "10": time: missing unit`},
 		{"--apivideo.ratelimit-share=half", `--apivideo.ratelimit-share (or APIVIDEO_RATELIMIT_SHARE): invalid value "half": invalid syntax`},
 		{"--no-such-flag", "unknown long flag '--no-such-flag'"},
@@ -242,7 +242,7 @@ func TestHelpStatesAllowedValues(t *testing.T) {
 		"collector.max-token-series": "(0-100000)",
 		"web.timeout-offset":         "(0-300)",
 		"web.max-requests":           "0 or more (0: no limit)",
-		"apivideo.listing":           "One of: [full, incremental]",
+		"apivideo.listing":           "One of: [auto, full, incremental]",
 		"apivideo.resync-interval":   "between 1m0s and 24h0m0s",
 		"apivideo.ratelimit-share":   "above 0 and at most 1",
 		"probe.max-concurrent":       "(1-1024)",

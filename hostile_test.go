@@ -22,6 +22,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/accounts"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
@@ -67,17 +68,16 @@ func newHostileServer(t testing.TB, login, list http.HandlerFunc) *hostileServer
 	return s
 }
 
-// hostileScrape serves /metrics as run() wires it against api and scrapes it
-// once with Prometheus' headers and the given timeout.
+// hostileScrape serves /metrics with the account wired as every account is
+// (accounts.Wire) against api, and scrapes it once with Prometheus'
+// headers and the given timeout.
 func hostileScrape(t testing.TB, api string, mode collector.LabelMode, timeout time.Duration, logs io.Writer) (int, string) {
 	reg := newRegistry()
 	logger := log.NewLogfmtLogger(logs)
-	client, err := apiclient.New(apiclient.Config{BaseURL: api, Key: apiclient.StaticKey(hostileKey), Registerer: reg,
-		Logger: log.With(logger, "component", "apiclient")})
+	wired, err := accounts.Wire(accounts.Settings{URL: api, Concurrency: apiclient.DefaultConcurrency, Timeout: timeout, Listing: "auto"},
+		apiclient.StaticKey(hostileKey), accounts.Wiring{TokenLabel: mode, MaxTokenSeries: 100, Registerer: reg, Logger: logger})
 	require.NoError(t, err)
-	tokens := collector.New(client, collector.Options{TokenLabel: mode, MaxTokenSeries: 100, Timeout: timeout,
-		Logger: log.With(logger, "component", "collector")})
-	exporter := httptest.NewServer(metricsHandler(reg, tokens, 0, timeout, 40, logger))
+	exporter := httptest.NewServer(metricsHandler(reg, wired.Tokens, 0, timeout, 40, logger))
 	defer exporter.Close()
 	req, err := http.NewRequest(http.MethodGet, exporter.URL, nil)
 	require.NoError(t, err)
@@ -201,7 +201,7 @@ func TestHostileReplies(t *testing.T) {
 			list: hostilePagesOf(250), up: 1, active: 250,
 			check: func(t *testing.T, s *hostileServer, _ map[string][]float64, _ string) {
 				assert.EqualValues(t, 0, s.refreshes.Load(), "no refresh before every page")
-				assert.EqualValues(t, 3+1+1, s.lists.Load(), "three pages, page 1 and the end again")
+				assert.EqualValues(t, 3+1, s.lists.Load(), "three pages, and a re-read where pages 2 and 3 meet page 1")
 			}},
 		{name: "Retry-After 1e10 on a 429", list: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", "10000000000")
@@ -325,17 +325,19 @@ func TestHostileReplies(t *testing.T) {
 	}
 }
 
-// hostilePagesOf answers every page of a listing of n tokens that never expire.
+// hostilePagesOf answers every page of a listing of n tokens that never
+// expire, in pages of the size asked for.
 func hostilePagesOf(n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		number := 1
+		number, size := 1, 25
 		fmt.Sscan(r.URL.Query().Get("currentPage"), &number)
-		count := max(0, min(100, n-(number-1)*100))
+		fmt.Sscan(r.URL.Query().Get("pageSize"), &size)
+		count := max(0, min(size, n-(number-1)*size))
 		items := make([]string, count)
 		for i := range items {
-			items[i] = fmt.Sprintf(`{"token":"to%022d","ttl":0}`, (number-1)*100+i)
+			items[i] = fmt.Sprintf(`{"token":"to%022d","ttl":0}`, (number-1)*size+i)
 		}
-		fmt.Fprintf(w, `{"data":[%s],"pagination":{"currentPage":%d,"pageSize":100,"pagesTotal":%d,"itemsTotal":%d}}`,
-			strings.Join(items, ","), number, (n+99)/100, n)
+		fmt.Fprintf(w, `{"data":[%s],"pagination":{"currentPage":%d,"pageSize":%d,"pagesTotal":%d,"itemsTotal":%d}}`,
+			strings.Join(items, ","), number, size, (n+size-1)/size, n)
 	}
 }

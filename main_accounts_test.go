@@ -142,20 +142,20 @@ func TestAccountsFileBrokenAtStart(t *testing.T) {
 
 // startWithHangingAccount starts the exporter, with args, on one account
 // named "hanging" whose API takes a minute to answer.
-func startWithHangingAccount(t *testing.T, seed uint64, args ...string) *testsupport.Exporter {
+func startWithHangingAccount(t *testing.T, seed uint64, args ...string) (*testsupport.Exporter, *fakeapi.Server) {
 	t.Helper()
 	hanging := fakeapi.NewServer(fakeapi.Options{Tokens: 3, Seed: seed})
 	hanging.SetLatency(time.Minute)
 	t.Cleanup(hanging.Close)
 	path := filepath.Join(t.TempDir(), "accounts.yml")
 	writeAccounts(t, path, map[string]*fakeapi.Server{"hanging": hanging})
-	return testsupport.StartExporter(t, nil, append([]string{"--config.file=" + path}, args...)...)
+	return testsupport.StartExporter(t, nil, append([]string{"--config.file=" + path}, args...)...), hanging
 }
 
 // A probe of a hanging account answers apivideo_up 0 within the scrape
 // timeout Prometheus announces, less --web.timeout-offset.
 func TestProbeScrapeTimeoutHeader(t *testing.T) {
-	p := startWithHangingAccount(t, 35, "--web.timeout-offset=0.5")
+	p, _ := startWithHangingAccount(t, 35, "--web.timeout-offset=0.5")
 
 	start := time.Now()
 	code, _, body := get(t, p.URL+"/probe?account=hanging", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})
@@ -164,19 +164,25 @@ func TestProbeScrapeTimeoutHeader(t *testing.T) {
 	assert.Equal(t, 0.0, float64(parseMetrics(t, body)["apivideo_up"].Value))
 	assert.GreaterOrEqual(t, elapsed, 1400*time.Millisecond, "the account's 10s timeout gave way to the header's")
 	assert.Less(t, elapsed, 2*time.Second, "answered before Prometheus gives up")
+	// Each line names its component once, an account's lines their account.
+	for _, line := range strings.Split(strings.TrimSpace(p.Log()), "\n") {
+		assert.LessOrEqual(t, strings.Count(line, "component="), 1, line)
+	}
+	assert.Contains(t, p.Log(), "account=hanging component=collector")
 }
 
 // --web.max-requests bounds the probes served at once too: past it, a
 // probe gets 503 at once instead of queueing.
 func TestProbesInFlightAreLimited(t *testing.T) {
-	p := startWithHangingAccount(t, 36, "--web.max-requests=1")
+	p, hanging := startWithHangingAccount(t, 36, "--web.max-requests=1")
 
 	done := make(chan int, 1)
 	go func() {
 		code, _, _ := get(t, p.URL+"/probe?account=hanging", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"3"}})
 		done <- code
 	}()
-	time.Sleep(500 * time.Millisecond) // the first probe waits on api.video
+	// The first probe waits on api.video.
+	require.Eventually(t, func() bool { return hanging.Stats().Received > 0 }, 10*time.Second, 5*time.Millisecond)
 	require.Empty(t, done, "the first probe is still in flight")
 	start := time.Now()
 	code, _, body := get(t, p.URL+"/probe?account=hanging", nil)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	stdlog "log"
 	"math"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/scrape"
 )
 
 const (
@@ -25,15 +25,29 @@ const (
 	// maxRequestHeaderBytes bounds a request's headers; a scrape's are
 	// under 1 KiB.
 	maxRequestHeaderBytes = 64 << 10
+	// readTimeout bounds reading a whole request, body included: no
+	// handler takes a body, so a client that dribbles one is cut off.
+	readTimeout = 15 * time.Second
+	// writeTimeout bounds writing a response, for the handlers that set no
+	// deadline of their own; a scrape sets its own (see scrape.Handler).
+	writeTimeout = 30 * time.Second
+	// maxStreams bounds the HTTP/2 streams of one connection, so that one
+	// connection cannot take every --web.max-requests slot; Prometheus
+	// uses one at a time.
+	maxStreams = 8
 )
 
 // newServer bounds what a client can hold: header size, time to send the
-// headers, idle keep-alive connections. Its own errors (TLS handshakes
+// request and to take the response, HTTP/2 streams, idle keep-alive
+// connections. Its own errors (TLS handshakes
 // that fail, for one) go to logger.
 func newServer(h http.Handler, idle time.Duration, logger log.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxStreams},
 		IdleTimeout:       idle,
 		MaxHeaderBytes:    maxRequestHeaderBytes,
 		ErrorLog:          stdlog.New(serverErrorWriter{logger}, "", 0),
@@ -65,16 +79,10 @@ func metricsHandler(reg *prometheus.Registry, tokens *collector.Collector, offse
 		EnableOpenMetrics: true,
 		Registry:          reg,
 	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r.Header, offset, limit))
-		defer cancel()
-		scrape := prometheus.NewRegistry()
-		if tokens != nil {
-			scrape.MustRegister(tokens.WithContext(ctx))
-		}
-		// The scrape is gathered first so that the request counters include it.
-		promhttp.HandlerFor(prometheus.Gatherers{scrape, reg}, opts).ServeHTTP(w, r)
-	})
+	target := scrape.Target{Tokens: tokens, Limit: limit, Gatherers: prometheus.Gatherers{reg}}
+	h := scrape.Handler(func(*http.Request) (scrape.Target, error) { return target, nil }, func(r *http.Request, limit time.Duration) time.Duration {
+		return scrapeTimeout(r.Header, offset, limit)
+	}, opts)
 	return promhttp.InstrumentMetricHandler(reg, limitRequests(h, maxRequests))
 }
 

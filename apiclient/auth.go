@@ -38,6 +38,7 @@ const (
 type authenticator struct {
 	client *Client
 	key    KeySource
+	now    func() time.Time
 	sem    chan struct{}
 
 	mu      sync.Mutex
@@ -45,6 +46,8 @@ type authenticator struct {
 	refresh string
 	renewAt time.Time
 	expiry  time.Time
+	// loginKey is the key of the last login that succeeded.
+	loginKey string
 }
 
 type tokenReply struct {
@@ -112,8 +115,8 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 	a.mu.Lock()
 	current, expiry := a.access, a.expiry
 	a.mu.Unlock()
-	if current != "" && ctx.Err() == nil && time.Now().Before(expiry) {
-		level.Warn(a.client.logger).Log("msg", "renewing the api.video access token failed, using the current one until it expires", "expires_in", time.Until(expiry).Round(time.Second), "err", scrubError(err, current))
+	if current != "" && ctx.Err() == nil && a.now().Before(expiry) {
+		level.Warn(a.client.logger).Log("msg", "renewing the api.video access token failed, using the current one until it expires", "expires_in", expiry.Sub(a.now()).Round(time.Second), "err", scrubError(err, current))
 		return current, nil
 	}
 	return "", err
@@ -123,10 +126,12 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 // one, else (or when that fails) by logging in with the key.
 func (a *authenticator) renew(ctx context.Context) (string, error) {
 	a.mu.Lock()
-	refresh := a.refresh
+	refresh, loginKey := a.refresh, a.loginKey
 	a.mu.Unlock()
 	if refresh != "" {
-		t, err := a.grant(ctx, "/auth/refresh", map[string]string{"refreshToken": refresh}, refresh)
+		// An upstream that echoes the key it was given at login gets it
+		// scrubbed from refresh errors too.
+		t, err := a.grant(ctx, "/auth/refresh", map[string]string{"refreshToken": refresh}, refresh, loginKey)
 		if err == nil {
 			return t, nil
 		}
@@ -143,6 +148,11 @@ func (a *authenticator) renew(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("logging in to api.video: %w", ErrNoAPIKey)
 	}
 	t, err := a.grant(ctx, "/auth/api-key", map[string]string{"apiKey": key}, key)
+	if err == nil {
+		a.mu.Lock()
+		a.loginKey = key
+		a.mu.Unlock()
+	}
 	var apiErr *APIError
 	switch {
 	case err == nil:
@@ -167,7 +177,7 @@ func (e rejectedKeyError) Unwrap() []error { return []error{ErrUnauthorized, e.e
 func (a *authenticator) cached() (string, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.access != "" && time.Now().Before(a.renewAt) {
+	if a.access != "" && a.now().Before(a.renewAt) {
 		return a.access, true
 	}
 	return "", false
@@ -184,17 +194,17 @@ func (a *authenticator) invalidate(token string) {
 	}
 }
 
-// grant posts payload, which carries secret, to path and keeps the tokens
-// of the reply.
-func (a *authenticator) grant(ctx context.Context, path string, payload map[string]string, secret string) (string, error) {
+// grant posts payload, which carries secrets, to path and keeps the
+// tokens of the reply.
+func (a *authenticator) grant(ctx context.Context, path string, payload map[string]string, secrets ...string) (string, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return "", err
 	}
 	buf := a.client.bodies.Get().(*bytes.Buffer)
-	defer a.client.bodies.Put(buf)
-	issued := time.Now()
-	if err := a.client.do(ctx, request{method: http.MethodPost, path: path, body: body, secrets: []string{secret}}, buf); err != nil {
+	defer a.client.putBody(buf)
+	issued := a.now()
+	if err := a.client.do(ctx, request{method: http.MethodPost, path: path, body: body, secrets: secrets}, buf); err != nil {
 		return "", err
 	}
 	var reply tokenReply

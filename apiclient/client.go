@@ -16,14 +16,18 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/apivideo-exporter/apivideo_exporter/internal/boundedfile"
 )
 
 const (
@@ -33,8 +37,14 @@ const (
 	MaxPageSize = 100
 	// DefaultConcurrency is how many pages are fetched at once by default.
 	DefaultConcurrency = 8
-	// DefaultMaxBodyBytes caps a reply: a full page of 100 tokens is about 15 KiB.
-	DefaultMaxBodyBytes = 4 << 20
+	// DefaultMaxBodyBytes caps a reply: a full page of 100 tokens is about
+	// 15 KiB.
+	DefaultMaxBodyBytes = 1 << 20
+	// maxBodiesInFlight bounds the replies read at once across every
+	// client of the process, so that replies near the cap take at most
+	// maxBodiesInFlight × DefaultMaxBodyBytes, however many accounts and
+	// requests are under way.
+	maxBodiesInFlight = 16
 	// MaxResponseHeaderBytes caps the headers of a reply, which the body
 	// cap does not cover; api.video's are under 2 KiB.
 	MaxResponseHeaderBytes = 64 << 10
@@ -59,15 +69,44 @@ func StaticKey(key string) KeySource {
 	return func(context.Context) (string, error) { return key, nil }
 }
 
-// FileKey returns a KeySource that reads the key from path on every call.
+const (
+	// MaxKeyFileBytes bounds an API key file: a key is about 44 characters.
+	MaxKeyFileBytes = 4096
+	// KeyCheckTimeout bounds the check of a key file at start or reload,
+	// which no scrape's deadline bounds.
+	KeyCheckTimeout = 5 * time.Second
+)
+
+// FileKey returns a KeySource that reads the key from path on every call,
+// within the call's deadline: a file that is not regular (a FIFO, a
+// device) or larger than MaxKeyFileBytes is refused, and a read that
+// blocks (a hung mount) fails that call only.
 func FileKey(path string) KeySource {
-	return func(context.Context) (string, error) {
-		b, err := os.ReadFile(path)
+	file := boundedfile.New(path, MaxKeyFileBytes)
+	return func(ctx context.Context) (string, error) {
+		b, err := file.Read(ctx)
 		if err != nil {
-			return "", fmt.Errorf("reading API key file: %w", err)
+			return "", fmt.Errorf("reading API key file %s: %w", describePath(path), withoutPath(err))
 		}
 		return CleanKey(string(b)), nil
 	}
+}
+
+// describePath names a key file in errors, unless the value looks like a
+// key put where a path belongs: errors reach logs and /-/reload.
+func describePath(path string) string {
+	if strings.ContainsAny(path, `/\.`) {
+		return strconv.Quote(path)
+	}
+	return "(a value that looks like a key rather than a path)"
+}
+
+// withoutPath drops the path that *os.PathError repeats.
+func withoutPath(err error) error {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
 }
 
 // CleanKey trims white space and a UTF-8 byte-order mark, which some
@@ -80,24 +119,37 @@ func CleanKey(s string) string {
 // LoadKey returns where the API key comes from: the file when one is
 // given, read again at every login so that a rotated key is picked up,
 // else the environment variable env, read once. Either is cleaned with
-// CleanKey. It checks the key is there now, so that a missing key fails
-// at start rather than at the first scrape; an empty one is ErrNoAPIKey.
-func LoadKey(file, env string) (KeySource, error) {
+// CleanKey. It checks the key is there now, within ctx, so that a missing
+// key fails at start rather than at the first scrape; an empty one is
+// ErrNoAPIKey.
+func LoadKey(ctx context.Context, file, env string) (KeySource, error) {
 	if file != "" {
 		src := FileKey(file)
-		key, err := src(context.Background())
+		key, err := src(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if key == "" {
-			return nil, fmt.Errorf("%w: API key file %s is empty", ErrNoAPIKey, file)
+			return nil, fmt.Errorf("%w: API key file %s is empty", ErrNoAPIKey, describePath(file))
 		}
 		return src, nil
 	}
 	if key := CleanKey(os.Getenv(env)); key != "" {
 		return StaticKey(key), nil
 	}
-	return nil, fmt.Errorf("%w: environment variable %s is unset or empty", ErrNoAPIKey, env)
+	return nil, fmt.Errorf("%w: environment variable %s is unset or empty", ErrNoAPIKey, describeEnv(env))
+}
+
+// describeEnv names an environment variable in errors, unless the value
+// does not look like a variable's name (upper case, digits, underscores):
+// a key put where the name belongs.
+func describeEnv(name string) string {
+	for _, c := range name {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return "(a value that looks like a key rather than a variable's name)"
+		}
+	}
+	return name
 }
 
 // Config configures a Client. Only Key is required.
@@ -112,8 +164,6 @@ type Config struct {
 	Concurrency int
 	// PageSize requested; MaxPageSize when 0.
 	PageSize int
-	// MaxBodyBytes caps how much of a reply is read; DefaultMaxBodyBytes when 0.
-	MaxBodyBytes int64
 	// Transport for requests; a tuned http.Transport when nil.
 	Transport http.RoundTripper
 	// Registerer, when set, receives apivideo_api_requests_total and
@@ -121,8 +171,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger for retries and renewals; silent when nil.
 	Logger log.Logger
-	// Now is the clock that decides which tokens have expired; time.Now
-	// when nil.
+	// Now is the clock that decides which tokens have expired and when
+	// the access token is due for renewal; time.Now when nil.
 	Now func() time.Time
 }
 
@@ -149,16 +199,13 @@ type Client struct {
 	// idle is the transport under the instrumentation, which alone can
 	// close its idle connections.
 	idle interface{ CloseIdleConnections() }
+	// inFlight counts the requests under way; closed is set by Close.
+	inFlight atomic.Int64
+	closed   atomic.Bool
 
 	rlMu      sync.Mutex
 	rateLimit RateLimit
 	rlKnown   bool
-
-	// spare is the Records of the list the last listing returned: valid
-	// until the next listing, which fills them again rather than making
-	// a million-token slice per scrape.
-	spareMu sync.Mutex
-	spare   []Record
 }
 
 // New returns a Client for cfg.
@@ -184,9 +231,6 @@ func New(cfg Config) (*Client, error) {
 	if cfg.PageSize < 1 || cfg.PageSize > MaxPageSize {
 		return nil, fmt.Errorf("apiclient: page size %d is outside 1..%d", cfg.PageSize, MaxPageSize)
 	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "apivideo_exporter"
 	}
@@ -211,7 +255,7 @@ func New(cfg Config) (*Client, error) {
 		userAgent:   cfg.UserAgent,
 		concurrency: cfg.Concurrency,
 		pageSize:    cfg.PageSize,
-		maxBody:     cfg.MaxBodyBytes,
+		maxBody:     DefaultMaxBodyBytes,
 		// No client-wide timeout: every call carries its deadline in its
 		// context. No redirects: one would resend the login body, and the
 		// key in it, to wherever it points.
@@ -223,7 +267,7 @@ func New(cfg Config) (*Client, error) {
 		// Waiting makes sense only on the wall clock.
 		wallClock: wallClock,
 	}
-	c.auth = &authenticator{client: c, key: cfg.Key, sem: make(chan struct{}, 1)}
+	c.auth = &authenticator{client: c, key: cfg.Key, now: cfg.Now, sem: make(chan struct{}, 1)}
 	// One seed per client: token hashes are compared only within it.
 	seed := maphash.MakeSeed()
 	c.decoders.New = func() any { return &pageDecoder{seed: seed} }
@@ -296,9 +340,39 @@ func instrument(reg prometheus.Registerer, next http.RoundTripper) http.RoundTri
 		promhttp.InstrumentRoundTripperDuration(duration, next))
 }
 
-// CloseIdleConnections closes the connections kept open for later requests,
-// for a client that is no longer used.
-func (c *Client) CloseIdleConnections() {
+// Close closes the connections kept open for later requests, for a client
+// that is no longer used: those idle now, and those in use as soon as
+// their last request ends, rather than after the idle timeout.
+func (c *Client) Close() {
+	c.closed.Store(true)
+	c.closeIdle()
+}
+
+// requestDone ends a request; the last one of a closed client closes the
+// connections it leaves idle.
+func (c *Client) requestDone() {
+	if c.inFlight.Add(-1) == 0 && c.closed.Load() {
+		c.closeIdle()
+	}
+}
+
+// bodiesInFlight holds a slot for each reply being read (see
+// maxBodiesInFlight).
+var bodiesInFlight = make(chan struct{}, maxBodiesInFlight)
+
+// maxPooledBody is the largest reply buffer kept for reuse: a page of 100
+// tokens takes about 20 KB, and a reply near the body cap must not keep
+// megabytes per request slot for good.
+const maxPooledBody = 256 << 10
+
+// putBody returns a reply buffer to the pool, unless a large reply grew it.
+func (c *Client) putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBody {
+		c.bodies.Put(buf)
+	}
+}
+
+func (c *Client) closeIdle() {
 	if c.idle != nil {
 		c.idle.CloseIdleConnections()
 	}
@@ -418,7 +492,7 @@ func (c *Client) try(ctx context.Context, req request, buf *bytes.Buffer) error 
 					return fmt.Errorf("%w (retry after %s does not fit in the scrape deadline)", lastErr, wait)
 				}
 				level.Warn(c.logger).Log("msg", "rate limited by api.video, waiting", "path", req.path, "wait", wait)
-				if err := sleep(ctx, wait); err != nil {
+				if err := Sleep(ctx, wait); err != nil {
 					return fmt.Errorf("%w (while waiting out a 429: %w)", lastErr, err)
 				}
 				continue
@@ -434,7 +508,7 @@ func (c *Client) try(ctx context.Context, req request, buf *bytes.Buffer) error 
 			return lastErr
 		}
 		level.Debug(c.logger).Log("msg", "retrying api.video request", "path", req.path, "err", scrubError(lastErr, req.secrets...), "wait", wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := Sleep(ctx, wait); err != nil {
 			return lastErr
 		}
 	}
@@ -459,6 +533,8 @@ func (c *Client) send(ctx context.Context, req request, buf *bytes.Buffer) (int,
 	if req.bearer != "" {
 		hreq.Header.Set("Authorization", "Bearer "+req.bearer)
 	}
+	c.inFlight.Add(1)
+	defer c.requestDone()
 	resp, err := c.http.Do(hreq)
 	if err != nil {
 		// Go's client may quote what the server sent, such as a
@@ -467,6 +543,12 @@ func (c *Client) send(ctx context.Context, req request, buf *bytes.Buffer) (int,
 	}
 	defer resp.Body.Close()
 	c.recordRateLimit(resp.Header)
+	select {
+	case bodiesInFlight <- struct{}{}:
+		defer func() { <-bodiesInFlight }()
+	case <-ctx.Done():
+		return 0, nil, fmt.Errorf("waiting to read the reply: %w", ctx.Err())
+	}
 	buf.Reset()
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
@@ -521,7 +603,8 @@ func fitsDeadline(ctx context.Context, d time.Duration) bool {
 	return time.Until(deadline) > d+50*time.Millisecond
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d, or until ctx is done.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 func newClient(t *testing.T, s *fakeapi.Server, mutate ...func(*apiclient.Config)) *apiclient.Client {
@@ -45,22 +47,22 @@ const keepAll = 1 << 20
 
 // requireMatchesFake asserts that list holds exactly the fake's tokens with
 // the fake's creation and expiry times, each once.
-func requireMatchesFake(t *testing.T, s *fakeapi.Server, list *apiclient.TokenList) {
+func requireMatchesFake(t *testing.T, s *fakeapi.Server, list *listing.TokenList) {
 	t.Helper()
 	requireMatches(t, s.Tokens(), list)
 }
 
-func requireMatches(t *testing.T, want []fakeapi.TokenInfo, list *apiclient.TokenList) {
+func requireMatches(t *testing.T, want []fakeapi.TokenInfo, list *listing.TokenList) {
 	t.Helper()
 	got := map[string]apiclient.Record{}
 	for _, tok := range list.Values {
 		got[tok.Value] = tok.Record
 	}
 	hashes := map[uint64]bool{}
-	for _, r := range list.Records {
+	for r := range list.Records() {
 		hashes[r.Hash] = true
 	}
-	require.Equal(t, len(want), len(list.Records), "every token once")
+	require.Equal(t, len(want), list.Len(), "every token once")
 	require.Equal(t, len(want), len(got), "every value kept once")
 	for _, w := range want {
 		g, ok := got[w.Token]
@@ -71,42 +73,29 @@ func requireMatches(t *testing.T, want []fakeapi.TokenInfo, list *apiclient.Toke
 	}
 }
 
-func TestListUploadTokensPages(t *testing.T) {
-	for _, tc := range []struct {
-		name          string
-		tokens        int
-		withoutExpiry int
-		wantRequests  int
-	}{
-		// Page 1, the other pages, page 1 again, one re-read where two of
-		// the (up to 8) segments of at least 6 pages meet, and the end of
-		// the list again.
-		{"empty account", 0, 0, 1},
-		{"one token", 1, 0, 1},
-		{"one full page", 100, 10, 1},
-		{"just over a page", 101, 1, 2 + 1 + 1},
-		{"several pages", 257, 43, 3 + 1 + 1},
-		{"all without expiry", 250, 250, 3 + 1 + 1},
-		{"thirteen pages: two segments", 1300, 20, 13 + 1 + 1 + 1},
-		{"hundred pages", 10000, 100, 100 + 1 + 7 + 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := fakeapi.NewServer(fakeapi.Options{Tokens: tc.tokens, WithoutExpiry: tc.withoutExpiry, Seed: 7})
-			defer s.Close()
-			list, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
-			require.NoError(t, err)
-			requireMatchesFake(t, s, list)
-			without := 0
-			for _, r := range list.Records {
-				if r.NeverExpires() {
-					without++
-				}
-			}
-			assert.Equal(t, tc.withoutExpiry, without)
-			assert.Equal(t, tc.wantRequests, s.Stats().ListRequests)
-			assert.Equal(t, tc.wantRequests, list.Requests)
-			assert.Equal(t, 1, s.Stats().Logins)
-		})
+// requirePageMatches asserts that p is page number, of pages of size, of
+// the fake's tokens oldest first, with their creation and expiry times and
+// the pagination of the whole list.
+func requirePageMatches(t *testing.T, s *fakeapi.Server, number, size int, p *apiclient.Page) {
+	t.Helper()
+	all := s.Tokens()
+	lo, hi := min((number-1)*size, len(all)), min(number*size, len(all))
+	requireTokensMatch(t, all[lo:hi], p.Tokens)
+	assert.Equal(t, number, p.CurrentPage)
+	assert.Equal(t, size, p.PageSize)
+	assert.Equal(t, max((len(all)+size-1)/size, 1), p.PagesTotal)
+	assert.Equal(t, len(all), p.ItemsTotal)
+}
+
+// requireTokensMatch asserts that got holds the tokens of want, in the
+// same order, with their creation and expiry times.
+func requireTokensMatch(t *testing.T, want []fakeapi.TokenInfo, got []apiclient.Token) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i, w := range want {
+		require.Equal(t, w.Token, got[i].Value, "token %d", i)
+		require.True(t, w.CreatedAt.Equal(got[i].CreatedAt()), "creation of token %d: want %v, got %v", i, w.CreatedAt, got[i].CreatedAt())
+		require.True(t, w.ExpiresAt().Equal(got[i].ExpiresAt()), "expiry of token %d: want %v, got %v", i, w.ExpiresAt(), got[i].ExpiresAt())
 	}
 }
 
@@ -114,24 +103,34 @@ func TestLoginIsReusedAcrossListings(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, Seed: 1})
 	defer s.Close()
 	c := newClient(t, s)
+	pages := 0
 	for range 5 {
-		_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+		list, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 		require.NoError(t, err)
+		requireMatchesFake(t, s, list)
+		pages += list.Requests
 	}
 	st := s.Stats()
 	assert.Equal(t, 1, st.Logins)
-	assert.Equal(t, 5*5, st.ListRequests, "three pages, page 1 and the last page again, five times")
+	assert.Equal(t, 0, st.Refreshes)
+	assert.Equal(t, 0, st.Rejected, "no page was refused for want of a valid access token")
+	assert.Equal(t, pages, st.ListRequests, "one request for each page the five listings asked for, none sent again")
 }
 
 func TestAccessTokenIsRenewedBeforeItExpires(t *testing.T) {
 	// Tokens that live 2 s are renewed after three quarters of their life.
-	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second})
+	clock := newManualClock()
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 2 * time.Second, Now: clock.Now})
 	defer s.Close()
-	c := newClient(t, s)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	c := newClient(t, s, func(cfg *apiclient.Config) { cfg.Now = clock.Now })
+	_, err := listOnClock(c, clock, listCtx(t, 5*time.Second))
 	require.NoError(t, err)
-	time.Sleep(1600 * time.Millisecond)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	clock.Advance(1400 * time.Millisecond)
+	_, err = listOnClock(c, clock, listCtx(t, 5*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, 0, s.Stats().Refreshes, "not renewed before three quarters of its life")
+	clock.Advance(200 * time.Millisecond)
+	_, err = listOnClock(c, clock, listCtx(t, 5*time.Second))
 	require.NoError(t, err)
 	st := s.Stats()
 	assert.Equal(t, 1, st.Logins, "renewal goes through /auth/refresh, not a new login")
@@ -148,13 +147,20 @@ func TestAccessTokenRevokedBetweenPages(t *testing.T) {
 			s.ExpireAccessTokens() // page 1 is already authorised; pages 2 and 3 are not
 		}
 	})
-	c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = 1 })
-	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
-	require.NoError(t, err)
-	requireMatchesFake(t, s, list)
+	c := newClient(t, s)
+	ctx := listCtx(t, 5*time.Second)
+	var got []apiclient.Token
+	for number := 1; number <= 3; number++ {
+		p, err := c.Page(ctx, number, apiclient.MaxPageSize)
+		require.NoError(t, err, "page %d", number)
+		requirePageMatches(t, s, number, apiclient.MaxPageSize, p)
+		got = append(got, p.Tokens...)
+	}
+	requireTokensMatch(t, s.Tokens(), got)
 	st := s.Stats()
 	assert.Equal(t, 2, st.Logins, "one fresh login after the 401")
-	assert.Equal(t, 1, st.Rejected)
+	assert.Equal(t, 1, st.Rejected, "only page 2's first request was refused")
+	assert.Equal(t, 3, st.ListRequests, "each page served once: page 2 was asked for again after the login")
 }
 
 func TestWrongKey(t *testing.T) {
@@ -162,7 +168,7 @@ func TestWrongKey(t *testing.T) {
 	defer s.Close()
 	const wrong = "wrong-key-must-not-be-printed"
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey(wrong) })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized)
 	var apiErr *apiclient.APIError
@@ -179,7 +185,7 @@ func TestEmptyKey(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{})
 	defer s.Close()
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.StaticKey("") })
-	_, err := c.ListUploadTokens(listCtx(t, time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrNoAPIKey)
 }
 
@@ -189,7 +195,7 @@ func TestKeyFileRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "key")
 	require.NoError(t, os.WriteFile(path, []byte("first-key\n"), 0o600))
 	c := newClient(t, s, func(c *apiclient.Config) { c.Key = apiclient.FileKey(path) })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 
 	// The key is rotated: api.video now accepts only the new one, the old
@@ -197,30 +203,35 @@ func TestKeyFileRotation(t *testing.T) {
 	s.SetAPIKey("second-key")
 	s.ExpireAccessTokens()
 	require.NoError(t, os.WriteFile(path, []byte("second-key\n"), 0o600))
-	list, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	list, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
-	assert.Len(t, list.Records, 5)
+	assert.Equal(t, 5, list.Len())
 	assert.Equal(t, 2, s.Stats().Logins)
 }
 
+// TestFaults fetches a page that fails in one way or another: the client
+// retries what may pass on a second try, gives up on what will not, and
+// returns either the page as the fake holds it or an error that says what
+// went wrong, never a partial page. The next listing recovers.
 func TestFaults(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		page      int
-		faults    []fakeapi.Fault
-		timeout   time.Duration
-		wantErr   error
-		wantAs    bool // the error is an *APIError
-		maxTime   time.Duration
-		wantPages int // requests of the faulty page
+		name       string
+		page       int
+		faults     []fakeapi.Fault
+		timeout    time.Duration
+		wantErr    error
+		wantAs     bool // the error is an *APIError
+		wantStatus int  // the *APIError's status, when it matters
+		maxTime    time.Duration
+		wantPages  int // requests of the faulty page
 	}{
 		{name: "500 then success", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 500}}, timeout: 5 * time.Second, wantPages: 2},
-		{name: "503 twice then success", page: 3, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 503}, {Kind: fakeapi.FaultStatus, Status: 503}}, timeout: 5 * time.Second, wantPages: 3 + 1},
+		{name: "503 twice then success", page: 3, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 503}, {Kind: fakeapi.FaultStatus, Status: 503}}, timeout: 5 * time.Second, wantPages: 3},
 		{name: "connection reset mid-body", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultReset}}, timeout: 5 * time.Second, wantPages: 2},
 		{name: "429 whose wait fits", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 1}}, timeout: 5 * time.Second, wantPages: 2},
-		{name: "429 whose wait does not fit", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 30}}, timeout: 3 * time.Second, wantErr: apiclient.ErrRateLimited, wantAs: true, maxTime: time.Second, wantPages: 1},
-		{name: "404 is not retried", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 404}}, timeout: 5 * time.Second, wantErr: &apiclient.APIError{}, wantAs: true, wantPages: 1},
-		{name: "a page past the end that cannot be", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 400}}, timeout: 5 * time.Second, wantErr: apiclient.ErrInconsistentListing, wantPages: 1},
+		{name: "429 whose wait does not fit", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultRateLimited, RetryAfter: 30}}, timeout: 3 * time.Second, wantErr: apiclient.ErrRateLimited, wantAs: true, wantStatus: 429, maxTime: time.Second, wantPages: 1},
+		{name: "404 is not retried", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 404}}, timeout: 5 * time.Second, wantErr: &apiclient.APIError{}, wantAs: true, wantStatus: 404, wantPages: 1},
+		{name: "400 is not retried", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultStatus, Status: 400}}, timeout: 5 * time.Second, wantErr: &apiclient.APIError{}, wantAs: true, wantStatus: 400, wantPages: 1},
 		{name: "malformed body", page: 3, faults: []fakeapi.Fault{{Kind: fakeapi.FaultMalformed}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
 		{name: "truncated body", page: 1, faults: []fakeapi.Fault{{Kind: fakeapi.FaultTruncated}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
 		{name: "no pagination", page: 2, faults: []fakeapi.Fault{{Kind: fakeapi.FaultWrongShape}}, timeout: 5 * time.Second, wantErr: apiclient.ErrMalformedResponse, wantPages: 1},
@@ -233,7 +244,7 @@ func TestFaults(t *testing.T) {
 			s.FailPage(tc.page, tc.faults...)
 			c := newClient(t, s)
 			start := time.Now()
-			list, err := c.ListUploadTokens(listCtx(t, tc.timeout), keepAll)
+			p, err := c.Page(listCtx(t, tc.timeout), tc.page, apiclient.MaxPageSize)
 			elapsed := time.Since(start)
 			if tc.maxTime > 0 {
 				assert.Less(t, elapsed, tc.maxTime)
@@ -241,13 +252,14 @@ func TestFaults(t *testing.T) {
 			assert.Equal(t, tc.wantPages, s.PageRequests()[tc.page], "requests of the faulty page")
 			if tc.wantErr == nil {
 				require.NoError(t, err)
-				requireMatchesFake(t, s, list)
+				requirePageMatches(t, s, tc.page, apiclient.MaxPageSize, p)
 			} else {
 				require.Error(t, err)
-				assert.Nil(t, list, "no partial listing")
+				assert.Nil(t, p, "no partial page")
 				if tc.wantAs {
 					var apiErr *apiclient.APIError
-					assert.ErrorAs(t, err, &apiErr)
+					require.ErrorAs(t, err, &apiErr)
+					assert.Equal(t, tc.wantStatus, apiErr.StatusCode)
 				} else {
 					assert.ErrorIs(t, err, tc.wantErr)
 				}
@@ -255,8 +267,11 @@ func TestFaults(t *testing.T) {
 					assert.ErrorIs(t, err, apiclient.ErrRateLimited)
 				}
 			}
+			// Only 404 and 400 are what a page past the end of the list
+			// gets; no other fault may pass for the end of the list.
+			assert.Equal(t, tc.wantStatus == 404 || tc.wantStatus == 400, apiclient.PastEnd(err), "PastEnd")
 			// After every fault the next listing recovers.
-			list, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+			list, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 			require.NoError(t, err)
 			requireMatchesFake(t, s, list)
 		})
@@ -269,28 +284,11 @@ func TestRetriesGiveUp(t *testing.T) {
 	for range 10 {
 		s.FailPage(1, fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 502})
 	}
-	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
+	_, err := listTokens(newClient(t, s), listCtx(t, 10*time.Second), keepAll)
 	var apiErr *apiclient.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, 502, apiErr.StatusCode)
 	assert.Equal(t, 4, s.PageRequests()[1], "a bounded number of attempts")
-}
-
-func TestPagesAreFetchedConcurrently(t *testing.T) {
-	for _, concurrency := range []int{1, 4, apiclient.DefaultConcurrency} {
-		t.Run(fmt.Sprint(concurrency), func(t *testing.T) {
-			s := fakeapi.NewServer(fakeapi.Options{Tokens: 5000, Seed: 2, Latency: 20 * time.Millisecond})
-			defer s.Close()
-			c := newClient(t, s, func(c *apiclient.Config) { c.Concurrency = concurrency })
-			list, err := c.ListUploadTokens(listCtx(t, 10*time.Second), keepAll)
-			require.NoError(t, err)
-			assert.Len(t, list.Records, 5000)
-			st := s.Stats()
-			segments := min(concurrency, 9)
-			assert.Equal(t, 50+1+segments-1+1, st.ListRequests, "every page, page 1 again, a re-read where segments meet, the end again")
-			assert.Equal(t, concurrency, st.MaxInFlight, "pages 2..n in flight at once, never more than the limit")
-		})
-	}
 }
 
 func TestRateLimitHeaders(t *testing.T) {
@@ -299,7 +297,7 @@ func TestRateLimitHeaders(t *testing.T) {
 	c := newClient(t, s)
 	_, known := c.RateLimit()
 	assert.False(t, known)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	rl, known := c.RateLimit()
 	require.True(t, known)
@@ -308,15 +306,25 @@ func TestRateLimitHeaders(t *testing.T) {
 }
 
 func TestEnforcedRateLimitIsNotHammered(t *testing.T) {
-	// A budget of 3 requests a minute: login and two pages pass, the third
-	// page gets a 429 whose wait (up to a minute) cannot fit.
+	// A budget of 3 requests a minute: the login and pages 1 and 2 pass,
+	// page 3 gets a 429 whose wait (up to a minute) cannot fit.
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 300, RateLimit: 3, EnforceRateLimit: true})
 	defer s.Close()
+	c := newClient(t, s)
+	ctx := listCtx(t, 3*time.Second)
+	for number := 1; number <= 2; number++ {
+		p, err := c.Page(ctx, number, apiclient.MaxPageSize)
+		require.NoError(t, err, "page %d", number)
+		requirePageMatches(t, s, number, apiclient.MaxPageSize, p)
+	}
 	start := time.Now()
-	_, err := newClient(t, s).ListUploadTokens(listCtx(t, 3*time.Second), keepAll)
+	p, err := c.Page(ctx, 3, apiclient.MaxPageSize)
 	assert.ErrorIs(t, err, apiclient.ErrRateLimited)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the 429 was not waited out until the deadline")
 	assert.Less(t, time.Since(start), time.Second, "fails at once instead of waiting")
+	assert.Nil(t, p)
 	assert.Equal(t, 1, s.Stats().RateLimited, "one 429, no hammering")
+	assert.Equal(t, 2, s.Stats().ListRequests, "pages 1 and 2 served, page 3 refused")
 }
 
 func TestUserAgent(t *testing.T) {
@@ -330,7 +338,7 @@ func TestUserAgent(t *testing.T) {
 			return defaultTransport.RoundTrip(r)
 		})
 	})
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	assert.Equal(t, "apivideo_exporter/1.2.3", got.Load())
 }
@@ -404,12 +412,16 @@ func TestRequestsAreCountedByStatusCode(t *testing.T) {
 	s.FailPage(2, fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503})
 	reg := prometheus.NewRegistry()
 	c := newClient(t, s, func(c *apiclient.Config) { c.Registerer = reg })
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
-	require.NoError(t, err)
+	ctx := listCtx(t, 5*time.Second)
+	for number := 1; number <= 3; number++ {
+		_, err := c.Page(ctx, number, apiclient.MaxPageSize)
+		require.NoError(t, err, "page %d", number)
+	}
+	// The login and three pages answered 200; page 2 first answered 503.
 	want := `
 # HELP apivideo_api_requests_total Requests made to the api.video API, by HTTP status code.
 # TYPE apivideo_api_requests_total counter
-apivideo_api_requests_total{code="200"} 6
+apivideo_api_requests_total{code="200"} 4
 apivideo_api_requests_total{code="401"} 0
 apivideo_api_requests_total{code="429"} 0
 apivideo_api_requests_total{code="500"} 0
@@ -440,7 +452,7 @@ func TestLoginIsCancelledWithTheContext(t *testing.T) {
 	start := time.Now()
 	for range 2 {
 		go func() {
-			_, err := c.ListUploadTokens(listCtx(t, 300*time.Millisecond), keepAll)
+			_, err := listTokens(c, listCtx(t, 300*time.Millisecond), keepAll)
 			errs <- err
 		}()
 	}
@@ -460,7 +472,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	defer redirecting.Close()
 	c, err := apiclient.New(apiclient.Config{BaseURL: redirecting.URL, Key: apiclient.StaticKey("k")})
 	require.NoError(t, err)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	var apiErr *apiclient.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, http.StatusTemporaryRedirect, apiErr.StatusCode)
@@ -470,41 +482,76 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 func TestExpiringTokenRidesOutAFailingAuthEndpoint(t *testing.T) {
 	// Access tokens live 6 s and are due for renewal after 4.5 s; the auth
 	// endpoints then fail, and the current token is used until it expires.
-	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second})
+	clock := newManualClock()
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 10, AccessTokenTTL: 6 * time.Second, Now: clock.Now})
 	defer s.Close()
-	c := newClient(t, s)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	c := newClient(t, s, func(cfg *apiclient.Config) { cfg.Now = clock.Now })
+	_, err := listOnClock(c, clock, listCtx(t, 5*time.Second))
 	require.NoError(t, err)
-	time.Sleep(4600 * time.Millisecond)
+	clock.Advance(4600 * time.Millisecond)
 	s.FailAuth(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 503}, 100)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listOnClock(c, clock, listCtx(t, 5*time.Second))
 	require.NoError(t, err, "the listing used the token that is due for renewal but still valid")
 	assert.Equal(t, 0, s.Stats().Rejected)
+	// Once it has expired, the failing auth endpoint fails the listing.
+	clock.Advance(1500 * time.Millisecond)
+	_, err = listOnClock(c, clock, listCtx(t, 5*time.Second))
+	require.Error(t, err, "no listing with an expired access token")
+	assert.Equal(t, 0, s.Stats().Rejected, "the expired token was not sent")
 }
 
-func TestImplausiblePaginationIsRejected(t *testing.T) {
+// TestPaginationIsPassedOnAsAnswered fetches pages whose pagination no
+// list of api.video can have: the client hands it on as answered, for the
+// listing, which knows what it asked for, to judge; it rejects only what
+// is not a count, without retrying it.
+func TestPaginationIsPassedOnAsAnswered(t *testing.T) {
 	for _, tc := range []struct {
 		name, pagination string
+		want             *apiclient.Page // nil: rejected as malformed
 	}{
-		{"page size above 100", `{"currentPage":1,"pageSize":100000,"pagesTotal":1,"itemsTotal":0}`},
-		{"too many pages", `{"currentPage":1,"pageSize":100,"pagesTotal":20000,"itemsTotal":0}`},
-		{"pages cannot hold the items", `{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1000000000}`},
-		{"items total that overflows", `{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":9223372036854775807}`},
-		{"more pages than the items need", `{"currentPage":1,"pageSize":100,"pagesTotal":50,"itemsTotal":10}`},
+		{"page size above 100", `{"currentPage":1,"pageSize":100000,"pagesTotal":1,"itemsTotal":0}`,
+			&apiclient.Page{CurrentPage: 1, PageSize: 100000, PagesTotal: 1}},
+		{"too many pages", `{"currentPage":1,"pageSize":100,"pagesTotal":20000,"itemsTotal":0}`,
+			&apiclient.Page{CurrentPage: 1, PageSize: 100, PagesTotal: 20000}},
+		{"pages cannot hold the items", `{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1000000000}`,
+			&apiclient.Page{CurrentPage: 1, PageSize: 100, PagesTotal: 1, ItemsTotal: 1000000000}},
+		{"largest items total", fmt.Sprintf(`{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":%d}`, math.MaxInt),
+			&apiclient.Page{CurrentPage: 1, PageSize: 100, PagesTotal: 1, ItemsTotal: math.MaxInt}},
+		{"more pages than the items need", `{"currentPage":1,"pageSize":100,"pagesTotal":50,"itemsTotal":10}`,
+			&apiclient.Page{CurrentPage: 1, PageSize: 100, PagesTotal: 50, ItemsTotal: 10}},
+		{"items total that overflows", `{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":99999999999999999999}`, nil},
+		{"negative pages total", `{"currentPage":1,"pageSize":100,"pagesTotal":-1,"itemsTotal":0}`, nil},
+		{"negative current page", `{"currentPage":-1,"pageSize":100,"pagesTotal":1,"itemsTotal":0}`, nil},
+		{"fractional page size", `{"currentPage":1,"pageSize":99.5,"pagesTotal":1,"itemsTotal":0}`, nil},
+		{"items total as a string", `{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":"10"}`, nil},
+		{"no pages total", `{"currentPage":1,"pageSize":100,"itemsTotal":0}`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var lists atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/auth/api-key" {
 					fmt.Fprint(w, `{"access_token":"a","refresh_token":"r","expires_in":3600}`)
 					return
 				}
+				lists.Add(1)
 				fmt.Fprintf(w, `{"data":[],"pagination":%s}`, tc.pagination)
 			}))
 			defer srv.Close()
 			c, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, Key: apiclient.StaticKey("k")})
 			require.NoError(t, err)
-			_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
-			assert.ErrorIs(t, err, apiclient.ErrMalformedResponse)
+			p, err := c.Page(listCtx(t, 5*time.Second), 1, apiclient.MaxPageSize)
+			assert.EqualValues(t, 1, lists.Load(), "one request")
+			if tc.want == nil {
+				assert.ErrorIs(t, err, apiclient.ErrMalformedResponse)
+				assert.Nil(t, p)
+				return
+			}
+			require.NoError(t, err)
+			assert.Empty(t, p.Tokens)
+			assert.Equal(t, tc.want.CurrentPage, p.CurrentPage)
+			assert.Equal(t, tc.want.PageSize, p.PageSize)
+			assert.Equal(t, tc.want.PagesTotal, p.PagesTotal)
+			assert.Equal(t, tc.want.ItemsTotal, p.ItemsTotal)
 		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -73,7 +74,8 @@ func (a *hostileAPI) client(t *testing.T) *apiclient.Client {
 	return c
 }
 
-// pagesOf250 answers every page of a listing of 250 tokens that never expire.
+// pagesOf250 answers every page of 100 of a list of 250 tokens that never
+// expire, whatever page size was asked for.
 func pagesOf250(w http.ResponseWriter, r *http.Request) {
 	page := 1
 	fmt.Sscan(r.URL.Query().Get("currentPage"), &page)
@@ -93,14 +95,21 @@ func TestHugeExpiresInIsClamped(t *testing.T) {
 				fmt.Fprintf(w, `{"access_token":%q,"refresh_token":%q,"expires_in":%s}`, hostileAccess, hostileRefresh, expiresIn)
 			}, pagesOf250)
 			c := a.client(t)
+			ctx := listCtx(t, 5*time.Second)
 			for range 3 {
-				list, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
-				require.NoError(t, err)
-				require.Len(t, list.Records, 250)
+				seen := map[string]bool{}
+				for number := 1; number <= 3; number++ {
+					p, err := c.Page(ctx, number, apiclient.MaxPageSize)
+					require.NoError(t, err, "page %d", number)
+					for _, tok := range p.Tokens {
+						seen[tok.Value] = true
+					}
+				}
+				require.Len(t, seen, 250)
 			}
 			assert.EqualValues(t, 1, a.logins.Load())
 			assert.EqualValues(t, 0, a.refreshes.Load(), "no renewal before every page")
-			assert.EqualValues(t, 3*5, a.lists.Load(), "three listings of three pages, page 1 and the end again")
+			assert.EqualValues(t, 3*3, a.lists.Load(), "three rounds of three pages, each asked for once")
 		})
 	}
 }
@@ -109,7 +118,7 @@ func TestNegativeExpiresInIsAnError(t *testing.T) {
 	a := newHostileAPI(t, func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, `{"access_token":%q,"expires_in":-5}`, hostileAccess)
 	}, nil)
-	_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrMalformedResponse)
 	assert.NotContains(t, err.Error(), hostileAccess)
 }
@@ -125,7 +134,7 @@ func TestHugeRetryAfterFailsAtOnce(t *testing.T) {
 					fmt.Fprint(w, `{"type":"https://docs.api.video/reference/too-many-requests","title":"Too many requests.","status":429}`)
 				})
 				start := time.Now()
-				_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+				_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 				assert.ErrorIs(t, err, apiclient.ErrRateLimited)
 				assert.Less(t, time.Since(start), time.Second, "no wait, no retry")
 				assert.EqualValues(t, 1, a.lists.Load(), "one request, not four")
@@ -142,14 +151,14 @@ func TestRateLimitHeadersOutOfRangeAreDropped(t *testing.T) {
 		fmt.Fprintf(w, `{"data":[{"token":%q,"ttl":0}],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":1,"itemsTotal":1}}`, hostileToken)
 	})
 	c := a.client(t)
-	_, err := c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	rl, known := c.RateLimit()
 	require.True(t, known)
 	assert.Equal(t, 500, rl.Limit)
 
 	limit = "99999999999999999999"
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	_, known = c.RateLimit()
 	assert.False(t, known, "an out-of-range limit makes the gauges unknown, not wrapped")
@@ -200,7 +209,7 @@ func TestReplyTextNeverCarriesSecrets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newHostileAPI(t, tc.login, tc.list)
-			_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+			_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 			require.Error(t, err)
 			msg := err.Error()
 			for _, secret := range []string{hostileKey, hostileAccess, hostileRefresh, hostileToken} {
@@ -217,7 +226,7 @@ func TestProblemTypeAndStatusAreKept(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, `{"type":"https://docs.api.video/reference/authentication-failed","title":"The API key is invalid.","status":400}`)
 	}, nil)
-	_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 	assert.ErrorIs(t, err, apiclient.ErrUnauthorized)
 	assert.Contains(t, err.Error(), "400 Bad Request [https://docs.api.video/reference/authentication-failed]: The API key is invalid.")
 }
@@ -232,7 +241,7 @@ func TestResponseHeadersAreCapped(t *testing.T) {
 		}
 		fmt.Fprint(w, `{"data":[],"pagination":{"pagesTotal":0,"itemsTotal":0}}`)
 	})
-	_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "headers exceeded")
 }
@@ -241,7 +250,7 @@ func TestLoginRedirectIsNotARejectedKey(t *testing.T) {
 	a := newHostileAPI(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "https://elsewhere.example/login", http.StatusFound)
 	}, nil)
-	_, err := a.client(t).ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err := listTokens(a.client(t), listCtx(t, 5*time.Second), keepAll)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, apiclient.ErrUnexpectedReply)
 	assert.NotErrorIs(t, err, apiclient.ErrUnauthorized)
@@ -255,7 +264,39 @@ func TestKeyFileByteOrderMark(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("\uFEFF"+hostileKey+"\r\n"), 0o600))
 	c, err := apiclient.New(apiclient.Config{BaseURL: a.URL, Key: apiclient.FileKey(path)})
 	require.NoError(t, err)
-	_, err = c.ListUploadTokens(listCtx(t, 5*time.Second), keepAll)
+	_, err = listTokens(c, listCtx(t, 5*time.Second), keepAll)
 	require.NoError(t, err)
 	assert.Equal(t, hostileKey, a.loginBody.Load(), "the key is sent without the byte-order mark")
+}
+
+// An /auth/refresh error that echoes the API key given at login gets the
+// key scrubbed, even a key too plain to look like a secret.
+func TestRefreshErrorsNeverCarryTheKey(t *testing.T) {
+	const plainKey = "plainkey"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/auth/api-key":
+			fmt.Fprintf(w, `{"access_token":%q,"refresh_token":%q,"expires_in":8}`, hostileAccess, hostileRefresh)
+		case "/auth/refresh":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"type":"about:blank","title":"Refresh refused for key %s","status":400}`, plainKey)
+		default:
+			fmt.Fprint(w, `{"data":[],"pagination":{"currentPage":1,"pageSize":100,"pagesTotal":0,"itemsTotal":0}}`)
+		}
+	}))
+	defer srv.Close()
+	var logged strings.Builder
+	clock := newManualClock()
+	c, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, Key: apiclient.StaticKey(plainKey), Now: clock.Now,
+		Logger: log.NewLogfmtLogger(log.NewSyncWriter(&logged))})
+	require.NoError(t, err)
+	_, err = listOnClock(c, clock, listCtx(t, 30*time.Second))
+	require.NoError(t, err)
+	clock.Advance(7 * time.Second)
+	_, err = listOnClock(c, clock, listCtx(t, 30*time.Second))
+	require.NoError(t, err, "a failed refresh falls back to a login")
+	assert.Contains(t, logged.String(), "refreshing the access token failed")
+	assert.Contains(t, logged.String(), "Refresh refused for key")
+	assert.NotContains(t, logged.String(), plainKey)
 }

@@ -40,9 +40,9 @@ func TestDecodeTokenRanges(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.False(t, p.tokens[0].NeverExpires())
-			assert.False(t, p.tokens[0].ExpiresAt().Before(EarliestDate))
-			assert.True(t, p.tokens[0].ExpiresAt().Before(LatestDate))
+			assert.False(t, p.Tokens[0].NeverExpires())
+			assert.False(t, p.Tokens[0].ExpiresAt().Before(EarliestDate))
+			assert.True(t, p.Tokens[0].ExpiresAt().Before(LatestDate))
 		})
 	}
 }

@@ -10,14 +10,3 @@ const (
 	// MaxTimeout is the longest time a scrape may spend on api.video.
 	MaxTimeout = 5 * time.Minute
 )
-
-// The ways of listing an account's tokens, as --apivideo.listing and an
-// account's listing setting name them: every page on each scrape, or
-// incrementally (see Incremental).
-const (
-	ListingFull        = "full"
-	ListingIncremental = "incremental"
-)
-
-// ListingModes returns the listing modes, the default first.
-func ListingModes() []string { return []string{ListingFull, ListingIncremental} }

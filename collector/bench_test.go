@@ -31,6 +31,7 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // errorCounter counts the log lines the collector writes: any is a failed scrape.
@@ -62,7 +63,7 @@ func benchCollect(b *testing.B, url, key string, tokens int) {
 		b.Fatal(err)
 	}
 	var errs errorCounter
-	c := collector.New(client, collector.Options{
+	c := collector.New(listing.New(client, listing.Options{Mode: listing.ModeFull, Concurrency: apiclient.DefaultConcurrency}), collector.Options{
 		TokenLabel:     collector.LabelRedacted,
 		MaxTokenSeries: collector.DefaultMaxTokenSeries,
 		Timeout:        time.Minute,

@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -17,16 +19,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // Source lists the account's tokens, keeping the values of the keep tokens
-// first in the order of publication (apiclient.Before: tokens without
-// expiry, oldest first, then the tokens closest to expiry);
-// *apiclient.Client is one. A Collector calls it once at a time, and only
+// first in the order of publication (listing.ComparePublication: tokens
+// without expiry, oldest first, then the tokens closest to expiry);
+// *listing.Lister is one. A Collector calls it once at a time, and only
 // when no scrape still reads the list it returned last, so that a Source
-// may reuse that list's records (see apiclient.TokenList).
+// may reuse that list's records (see listing.TokenList).
 type Source interface {
-	ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error)
+	ListUploadTokens(ctx context.Context, keep int) (*listing.TokenList, error)
 }
 
 // RateLimitSource reports the rate-limit headers of the latest reply;
@@ -35,10 +38,16 @@ type RateLimitSource interface {
 	RateLimit() (apiclient.RateLimit, bool)
 }
 
-// ProgressSource reports how much of a first reading of the account is
-// done; *apiclient.Incremental is one.
-type ProgressSource interface {
-	SyncProgress() float64
+// StatusSource reports the listing mode in use, the progress of a reading
+// of the whole list, re-reads and upstream anomalies; *listing.Lister is
+// one.
+type StatusSource interface {
+	Status() listing.Status
+}
+
+// Resetter drops a Source's kept state after a listing panicked.
+type Resetter interface {
+	Reset()
 }
 
 // Options configure a Collector.
@@ -82,40 +91,50 @@ var (
 	withoutExpiryDesc = prometheus.NewDesc("apivideo_upload_tokens_without_expiry",
 		"Active delegated upload tokens that never expire (ttl 0): standing upload credentials.", nil, nil)
 	expiresInDesc = prometheus.NewDesc("apivideo_upload_token_expires_in_seconds",
-		"Seconds until the upload token expires, computed at scrape time; only for the tokens closest to expiry, within --collector.max-token-series after the tokens without expiry.",
+		"Seconds until the upload token expires, for the tokens closest to expiry within --collector.max-token-series.",
 		[]string{"token"}, nil)
 	withoutExpiryCreatedDesc = prometheus.NewDesc("apivideo_upload_token_without_expiry_created_timestamp_seconds",
-		"Unix time the upload token that never expires was created (its createdAt): one series per standing credential, the oldest first within --collector.max-token-series, before any expiring token.",
+		"Unix time the upload token that never expires was created, oldest first within --collector.max-token-series.",
 		[]string{"token"}, nil)
 	expiryHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_expiry_seconds",
-		"Distribution of the seconds until each expiring upload token expires, computed at scrape time; tokens without expiry are not counted.", nil, nil)
+		"Seconds until each expiring upload token expires.", nil, nil)
 	ttlHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_ttl_seconds",
-		"Distribution of the configured lifetime (ttl: expiresAt less createdAt) of each active expiring upload token; tokens without expiry are not counted. It describes the tokens active now, so a bucket can fall when its tokens expire or are deleted.", nil, nil)
+		"Configured lifetime (ttl) of each active expiring upload token.", nil, nil)
 	createdTotalDesc = prometheus.NewDesc("apivideo_upload_tokens_created_total",
-		"Upload tokens created while the exporter runs: a token counts once, when a successful listing first shows it created after the newest token the previous successful listing showed (both by api.video's createdAt, whatever the exporter's clock says). A token created and gone between two listings is not seen and not counted. Starts at 0: the first successful listing only sets the baseline. Published on failed scrapes too, unchanged.", nil, nil)
+		"Upload tokens that successful listings showed created while the exporter runs.", nil, nil)
 	rateLimitDesc = prometheus.NewDesc("apivideo_ratelimit_limit",
 		"Requests per minute that api.video allows, from the X-RateLimit-Limit header of the latest reply.", nil, nil)
 	rateRemainingDesc = prometheus.NewDesc("apivideo_ratelimit_remaining",
 		"Requests left in the current minute, from the X-RateLimit-Remaining header of the latest reply.", nil, nil)
 	syncProgressDesc = prometheus.NewDesc("apivideo_sync_progress_ratio",
-		"Share of the first reading of the account's tokens done, from 0 to 1, in --apivideo.listing=incremental; apivideo_up stays 0 until it is 1.", nil, nil)
+		"Share of a reading of the whole token list that spans scrapes done, from 0 to 1.", nil, nil)
+	listingModeDesc = prometheus.NewDesc("apivideo_listing_mode",
+		"1 for the listing mode in use, full or incremental, else 0.", []string{"mode"}, nil)
+	rereadsDesc = prometheus.NewDesc("apivideo_listing_rereads_total",
+		"Readings of the whole token list that the incremental listing's kept state could not avoid, by reason.", []string{"reason"}, nil)
+	anomalyDesc = prometheus.NewDesc("apivideo_upstream_anomaly",
+		"1 once api.video's list replies were seen to depart from the documented contract this way, else 0.", []string{"anomaly"}, nil)
+	panicsDesc = prometheus.NewDesc("apivideo_listing_panics_total",
+		"Listings that panicked, each ending its scrape at apivideo_up 0 and starting the next listing clean.", nil, nil)
 	listingRequestsDesc = prometheus.NewDesc("apivideo_listing_requests",
 		"List requests the latest successful listing made.", nil, nil)
+)
 
-	// The names of 0.1, published beside the new ones with
-	// Options.DeprecatedNames until 0.3.0 removes them, so that dashboards
-	// and alerts can move over one release.
+// The names of 0.1, published beside the new ones with
+// Options.DeprecatedNames until 0.3.0 removes them, so that dashboards and
+// alerts can move over within one release.
+var (
 	deprecatedExpiryHistogramDesc = prometheus.NewDesc("apivideo_upload_tokens_expires_in_seconds",
-		"Deprecated: the same as apivideo_upload_tokens_expiry_seconds, the name it had until 0.2.0; removed in 0.3.0.", nil, nil)
+		"Deprecated: apivideo_upload_tokens_expiry_seconds under its name before 0.2.0; removed in 0.3.0.", nil, nil)
 	deprecatedSyncProgressDesc = prometheus.NewDesc("apivideo_sync_progress",
-		"Deprecated: the same as apivideo_sync_progress_ratio, the name it had until 0.2.0; removed in 0.3.0.", nil, nil)
+		"Deprecated: apivideo_sync_progress_ratio under its name before 0.2.0; removed in 0.3.0.", nil, nil)
 )
 
 // Collector is a prometheus.Collector for the account's upload tokens.
 // Concurrent scrapes share one listing.
 //
 // A listing's records are reused by the next listing (see
-// apiclient.TokenList), so a scrape holds a lease on the listing it
+// listing.TokenList), so a scrape holds a lease on the listing it
 // publishes, taken before it can see the listing, and the next listing
 // starts only once every lease on the last one is given back.
 type Collector struct {
@@ -128,7 +147,7 @@ type Collector struct {
 	listing *flight
 	// cached is the last listing, kept for CacheTTL while no other
 	// listing has started.
-	cached *apiclient.TokenList
+	cached *listing.TokenList
 	// leases counts the scrapes publishing the last listing; drained,
 	// when set, is closed when that falls to 0.
 	leases  int
@@ -136,16 +155,26 @@ type Collector struct {
 
 	// created counts the tokens the listings show being created.
 	created creations
+	// panics counts the listings that panicked.
+	panics atomic.Uint64
+
+	// life is the parent of every listing's context; Close cancels it, so
+	// that no listing outlives the collector.
+	life     context.Context
+	shutdown context.CancelFunc
 }
 
 // flight is a listing that the scrapes waiting for it share.
 type flight struct {
 	done chan struct{} // closed when list and err are set
-	list *apiclient.TokenList
+	list *listing.TokenList
 	err  error
 	// waiting counts the scrapes waiting for the listing: each gets a
 	// lease on it when it succeeds.
 	waiting int
+	// shared is the listing's deadline, which each scrape that joins moves
+	// to its own when that is later; nil for a listing without one.
+	shared *sharedDeadline
 }
 
 // New returns a Collector reading from src.
@@ -159,14 +188,20 @@ func New(src Source, opts Options) *Collector {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	return &Collector{src: src, opts: opts}
+	life, shutdown := context.WithCancel(context.Background())
+	return &Collector{src: src, opts: opts, life: life, shutdown: shutdown}
 }
+
+// Close ends the listing in progress, if any, and fails the scrapes that
+// come after: the collector is no longer served.
+func (c *Collector) Close() { c.shutdown() }
 
 // Describe sends every descriptor the collector may emit.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{upDesc, durationDesc, activeDesc, withoutExpiryDesc,
 		expiresInDesc, withoutExpiryCreatedDesc, expiryHistogramDesc, ttlHistogramDesc, createdTotalDesc,
-		rateLimitDesc, rateRemainingDesc, syncProgressDesc, listingRequestsDesc} {
+		rateLimitDesc, rateRemainingDesc, syncProgressDesc, listingRequestsDesc, listingModeDesc, rereadsDesc,
+		anomalyDesc, panicsDesc} {
 		ch <- d
 	}
 	if c.opts.DeprecatedNames {
@@ -212,13 +247,10 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(rateRemainingDesc, prometheus.GaugeValue, float64(r.Remaining))
 		}
 	}
-	if p, ok := c.src.(ProgressSource); ok {
-		progress := p.SyncProgress()
-		ch <- prometheus.MustNewConstMetric(syncProgressDesc, prometheus.GaugeValue, progress)
-		if c.opts.DeprecatedNames {
-			ch <- prometheus.MustNewConstMetric(deprecatedSyncProgressDesc, prometheus.GaugeValue, progress)
-		}
+	if s, ok := c.src.(StatusSource); ok {
+		emitStatus(s.Status(), c.opts.DeprecatedNames, ch)
 	}
+	ch <- prometheus.MustNewConstMetric(panicsDesc, prometheus.CounterValue, float64(c.panics.Load()))
 	// The counter is the exporter's own tally, true whether or not this
 	// scrape could read api.video: a counter that vanished with every
 	// failed scrape would break rate() and the dashboards around it.
@@ -233,14 +265,15 @@ func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 // with release once done with the listing: from the cache when it is
 // fresh, else from the one listing in flight, which the first scrape to
 // arrive starts and every concurrent scrape shares. The shared listing
-// runs to its starter's deadline even if that scrape goes away; each
-// scrape waits no longer than its own. A scrape that joined a listing
-// which ran out of its starter's shorter time fetches once more under its
-// own.
-func (c *Collector) fetch(ctx context.Context) (list *apiclient.TokenList, release func(), err error) {
+// runs to the latest deadline of the scrapes that joined it, even if they
+// go away, so that a client announcing a tiny scrape timeout cannot fail
+// the scrapes that join its listing; each scrape waits no longer than its
+// own deadline. A scrape that joined a listing which still ran out of time
+// fetches once more under its own.
+func (c *Collector) fetch(ctx context.Context) (list *listing.TokenList, release func(), err error) {
 	for retried := false; ; retried = true {
 		c.mu.Lock()
-		if cached := c.fresh(); cached != nil {
+		if cached := c.cachedList(); cached != nil {
 			c.leases++
 			c.mu.Unlock()
 			return cached, c.release, nil
@@ -248,6 +281,8 @@ func (c *Collector) fetch(ctx context.Context) (list *apiclient.TokenList, relea
 		f, started := c.listing, false
 		if f == nil {
 			f, started = c.start(ctx), true
+		} else if deadline, ok := ctx.Deadline(); ok && f.shared != nil {
+			f.shared.extend(deadline)
 		}
 		f.waiting++
 		c.mu.Unlock()
@@ -279,8 +314,9 @@ func (c *Collector) fetch(ctx context.Context) (list *apiclient.TokenList, relea
 	}
 }
 
-// fresh returns the cached listing if it may be used; c.mu is held.
-func (c *Collector) fresh() *apiclient.TokenList {
+// cachedList returns the cached listing while it may be used, else nil; c.mu
+// is held.
+func (c *Collector) cachedList() *listing.TokenList {
 	if c.cached != nil && c.opts.Now().Sub(c.cached.FetchedAt) < c.opts.CacheTTL {
 		return c.cached
 	}
@@ -294,12 +330,15 @@ func (c *Collector) start(ctx context.Context) *flight {
 	// The new listing reuses the last one's records: from now on no
 	// scrape may take the last listing up.
 	c.cached = nil
-	lctx, cancel := context.WithoutCancel(ctx), func() {}
+	// The listing keeps the scrape's values, not its cancellation: it
+	// ends at the shared deadline, or when the collector is closed.
+	lctx, stop := mergeValues(c.life, ctx), func() {}
 	if deadline, ok := ctx.Deadline(); ok {
-		lctx, cancel = context.WithDeadline(lctx, deadline)
+		shared := newSharedDeadline(lctx, deadline)
+		f.shared, lctx, stop = shared, shared, shared.stop
 	}
 	go func() {
-		defer cancel()
+		defer stop()
 		list, err := c.list(lctx)
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -317,7 +356,7 @@ func (c *Collector) start(ctx context.Context) *flight {
 }
 
 // list makes a listing once every scrape publishing the last one is done.
-func (c *Collector) list(ctx context.Context) (*apiclient.TokenList, error) {
+func (c *Collector) list(ctx context.Context) (*listing.TokenList, error) {
 	var drained chan struct{}
 	c.mu.Lock()
 	if c.leases > 0 {
@@ -332,14 +371,33 @@ func (c *Collector) list(ctx context.Context) (*apiclient.TokenList, error) {
 			return nil, fmt.Errorf("waiting for the scrapes publishing the last listing: %w", ctx.Err())
 		}
 	}
-	list, err := c.src.ListUploadTokens(ctx, c.keep())
+	list, err := c.listRecovering(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Once a listing, here rather than at each scrape, so that a cached
 	// listing is not counted again.
-	c.created.observe(list.Records)
+	c.created.observe(list.Records())
 	return list, nil
+}
+
+// listRecovering asks the source for a listing. A listing that panics is
+// an error like any other for the scrape: it is logged with its stack,
+// counted, and the source starts again from a clean state.
+func (c *Collector) listRecovering(ctx context.Context) (list *listing.TokenList, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &listing.PanicError{Value: v, Stack: debug.Stack()}
+		}
+		if p, ok := errors.AsType[*listing.PanicError](err); ok {
+			c.panics.Add(1)
+			level.Error(c.opts.Logger).Log("msg", "listing panicked; starting again from a clean state", "panic", fmt.Sprint(p.Value), "stack", string(p.Stack))
+			if r, ok := c.src.(Resetter); ok {
+				r.Reset()
+			}
+		}
+	}()
+	return c.src.ListUploadTokens(ctx, c.keep())
 }
 
 // release gives back a lease on the last listing.
@@ -367,7 +425,7 @@ func (c *Collector) keep() int {
 
 // publish publishes a listing, then gives back the scrape's lease on it,
 // even if publishing panics (the registry recovers from that).
-func (c *Collector) publish(list *apiclient.TokenList, release func(), ch chan<- prometheus.Metric) {
+func (c *Collector) publish(list *listing.TokenList, release func(), ch chan<- prometheus.Metric) {
 	defer release()
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(listingRequestsDesc, prometheus.GaugeValue, float64(list.Requests))
@@ -377,11 +435,11 @@ func (c *Collector) publish(list *apiclient.TokenList, release func(), ch chan<-
 // emitTokens publishes the counts, the histograms and the per-token
 // series. Seconds until expiry are computed now, so that a cached listing
 // still gives exact values.
-func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.Metric) {
+func (c *Collector) emitTokens(list *listing.TokenList, ch chan<- prometheus.Metric) {
 	now := c.opts.Now()
 	expiresIn, ttl := newHistogram(), newHistogram()
 	var withoutExpiry uint64
-	for _, r := range list.Records {
+	for r := range list.Records() {
 		if r.NeverExpires() {
 			withoutExpiry++
 			continue
@@ -411,7 +469,7 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 		}
 	}
 	slices.SortFunc(published, func(a, b apiclient.Token) int {
-		return cmp.Or(apiclient.Before(a.Record, b.Record), strings.Compare(a.Value, b.Value))
+		return cmp.Or(listing.ComparePublication(a.Record, b.Record), strings.Compare(a.Value, b.Value))
 	})
 	published = published[:min(len(published), c.keep())]
 	values := make([]string, len(published))
@@ -439,6 +497,32 @@ func (c *Collector) emitTokens(list *apiclient.TokenList, ch chan<- prometheus.M
 		level.Warn(c.opts.Logger).Log("msg", "dropped per-token series whose token cannot be a label value (not valid UTF-8, or repeated)",
 			"dropped", dropped, "token_label", c.opts.TokenLabel)
 	}
+}
+
+// emitStatus publishes the listing's mode, progress, re-reads and the
+// anomalies seen, every label value always, so that rates and alerts see
+// a series from the start.
+func emitStatus(s listing.Status, deprecatedNames bool, ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(syncProgressDesc, prometheus.GaugeValue, s.SyncProgress)
+	if deprecatedNames {
+		ch <- prometheus.MustNewConstMetric(deprecatedSyncProgressDesc, prometheus.GaugeValue, s.SyncProgress)
+	}
+	for _, m := range []listing.Mode{listing.ModeFull, listing.ModeIncremental} {
+		ch <- prometheus.MustNewConstMetric(listingModeDesc, prometheus.GaugeValue, boolValue(s.Mode == m), m.String())
+	}
+	for _, reason := range listing.Reasons() {
+		ch <- prometheus.MustNewConstMetric(rereadsDesc, prometheus.CounterValue, float64(s.Rereads[reason]), reason)
+	}
+	for _, a := range listing.Anomalies() {
+		ch <- prometheus.MustNewConstMetric(anomalyDesc, prometheus.GaugeValue, boolValue(s.Anomalies[a]), string(a))
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // histogram accumulates a const histogram over expiryBuckets.

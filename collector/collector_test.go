@@ -25,6 +25,7 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -34,14 +35,14 @@ var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 // stubSource returns a fixed listing, or an error, after an optional delay,
 // and counts its calls.
 type stubSource struct {
-	list  *apiclient.TokenList
+	list  *listing.TokenList
 	err   error
 	delay time.Duration
 	calls atomic.Int32
 	rl    *apiclient.RateLimit
 }
 
-func (s *stubSource) ListUploadTokens(ctx context.Context, _ int) (*apiclient.TokenList, error) {
+func (s *stubSource) ListUploadTokens(ctx context.Context, _ int) (*listing.TokenList, error) {
 	s.calls.Add(1)
 	if s.delay > 0 {
 		select {
@@ -79,18 +80,20 @@ func standing(value string, age time.Duration) apiclient.Token {
 }
 
 // listOf is a listing of tokens that kept every value.
-func listOf(tokens ...apiclient.Token) *apiclient.TokenList {
-	list := &apiclient.TokenList{FetchedAt: now, Requests: 1, Values: tokens}
+func listOf(tokens ...apiclient.Token) *listing.TokenList {
+	var records []apiclient.Record
 	for _, t := range tokens {
-		list.Records = append(list.Records, t.Record)
+		records = append(records, t.Record)
 	}
+	list := listing.NewTokenList(records, tokens, now)
+	list.Requests = 1
 	return list
 }
 
 // sampleList has tokens without expiry, one of them created 40 days ago,
 // tokens across the histograms' range, two tokens that share nine
 // characters and two that share twelve.
-func sampleList() *apiclient.TokenList {
+func sampleList() *listing.TokenList {
 	return listOf(
 		tok("to37YfoPDRR2pcDKa6LsUE0M", time.Hour),
 		standing("to1W3ZS9PdUBZWzzTEZr1B79", 40*24*time.Hour),
@@ -181,9 +184,10 @@ func TestFailedScrapePublishesNoCounts(t *testing.T) {
 	src := &stubSource{err: fmt.Errorf("GET /upload-tokens: %w", apiclient.ErrMalformedResponse)}
 	c := collector.New(src, collector.Options{MaxTokenSeries: 1000, Logger: log.NewLogfmtLogger(&logs)})
 	families := gather(t, c)
-	// The counter of created tokens is the exporter's own tally, not a
-	// count of the account: it stays, unchanged.
-	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_created_total"}, names(families))
+	// The counters of created tokens and of panics are the exporter's own
+	// tallies, not counts of the account: they stay, unchanged.
+	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_created_total",
+		"apivideo_listing_panics_total"}, names(families))
 	assert.Equal(t, 0.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
 	assert.Equal(t, 0.0, families["apivideo_upload_tokens_created_total"].GetMetric()[0].GetCounter().GetValue())
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
@@ -194,7 +198,7 @@ func TestFailedScrapePublishesNoCounts(t *testing.T) {
 	// Rate-limit headroom is still shown: a 429 is when it matters most.
 	src.rl = &apiclient.RateLimit{Limit: 500, Remaining: 0}
 	assert.ElementsMatch(t, []string{"apivideo_up", "apivideo_scrape_duration_seconds", "apivideo_upload_tokens_created_total",
-		"apivideo_ratelimit_limit", "apivideo_ratelimit_remaining"}, names(gather(t, c)))
+		"apivideo_listing_panics_total", "apivideo_ratelimit_limit", "apivideo_ratelimit_remaining"}, names(gather(t, c)))
 }
 
 func TestScrapeHonoursTheContextDeadline(t *testing.T) {
@@ -229,7 +233,7 @@ func TestConcurrentScrapesShareOneFetch(t *testing.T) {
 	assert.Equal(t, int32(50), ups.Load(), "every scrape got the result")
 }
 
-func TestJoinerWithALongerDeadlineFetchesAgain(t *testing.T) {
+func TestJoinerWithALongerDeadlineExtendsTheSharedListing(t *testing.T) {
 	src := &stubSource{list: sampleList(), delay: 300 * time.Millisecond}
 	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
 	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -239,13 +243,48 @@ func TestJoinerWithALongerDeadlineFetchesAgain(t *testing.T) {
 
 	shortUp := make(chan float64, 1)
 	go func() { shortUp <- testutil.ToFloat64(onlyUp{c.WithContext(short)}) }()
-	for src.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	// The long scrape joins the fetch the short one started.
+	require.Eventually(t, func() bool { return src.calls.Load() > 0 }, 5*time.Second, time.Millisecond)
+	// The long scrape joins the listing the short one started, which then
+	// runs to the long one's deadline.
 	assert.Equal(t, 1.0, testutil.ToFloat64(onlyUp{c.WithContext(long)}))
 	assert.Equal(t, 0.0, <-shortUp)
-	assert.Equal(t, int32(2), src.calls.Load(), "the shared fetch ran out of time, the long scrape fetched once more")
+	assert.Equal(t, int32(1), src.calls.Load(), "one listing, run to the longer deadline")
+}
+
+// Clients that loop on scrapes with very short timeouts keep starting
+// listings with little time; a scrape with a normal timeout that joins one
+// still gets its own time, and is up.
+func TestShortDeadlinesCannotFailOtherScrapes(t *testing.T) {
+	src := &stubSource{list: sampleList(), delay: 200 * time.Millisecond}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
+	stop := make(chan struct{})
+	var attackers sync.WaitGroup
+	for range 4 {
+		attackers.Add(1)
+		go func() {
+			defer attackers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+				testutil.ToFloat64(onlyUp{c.WithContext(ctx)})
+				cancel()
+			}
+		}()
+	}
+	up := 0
+	const scrapes = 10
+	for range scrapes {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		up += int(testutil.ToFloat64(onlyUp{c.WithContext(ctx)}))
+		cancel()
+	}
+	close(stop)
+	attackers.Wait()
+	assert.Equal(t, scrapes, up, "scrapes up among those with a normal timeout")
 }
 
 func TestSharedFetchAgainstFakeAPI(t *testing.T) {
@@ -253,7 +292,7 @@ func TestSharedFetchAgainstFakeAPI(t *testing.T) {
 	defer s.Close()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
 	require.NoError(t, err)
-	c := collector.New(client, collector.Options{MaxTokenSeries: 1000})
+	c := collector.New(listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency}), collector.Options{MaxTokenSeries: 1000})
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Add(1)
@@ -264,7 +303,7 @@ func TestSharedFetchAgainstFakeAPI(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.Stats()
-	assert.Equal(t, 10+1+1+1, st.ListRequests, "one listing: ten pages, page 1 again, one re-read where two segments meet, the end again")
+	assert.Equal(t, 10+2, st.ListRequests, "one listing: ten pages, and a re-read where each of the two segments of pages 2 to 10 meets the pages below it")
 	assert.Equal(t, 1, st.Logins)
 }
 
@@ -332,7 +371,7 @@ func TestAgainstFakeAPI(t *testing.T) {
 	defer s.Close()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
 	require.NoError(t, err)
-	c := collector.New(client, collector.Options{MaxTokenSeries: 1000})
+	c := collector.New(listing.New(client, listing.Options{Concurrency: apiclient.DefaultConcurrency}), collector.Options{MaxTokenSeries: 1000})
 	families := gather(t, c)
 	at := time.Now()
 
@@ -395,13 +434,72 @@ func names(families map[string]*dto.MetricFamily) []string {
 	return out
 }
 
-// progressSource is a listing part-way through its first reading.
-type progressSource struct {
+// panickingSource panics on its first listing and lists normally after.
+type panickingSource struct {
+	stubSource
+	panicked, resets int
+}
+
+func (s *panickingSource) ListUploadTokens(ctx context.Context, keep int) (*listing.TokenList, error) {
+	if s.panicked == 0 {
+		s.panicked++
+		var known []int
+		_ = known[3]
+	}
+	return s.stubSource.ListUploadTokens(ctx, keep)
+}
+
+func (s *panickingSource) Reset() { s.resets++ }
+
+// TestListingPanicIsRecovered: a listing that panics ends its scrape at
+// apivideo_up 0 with the stack logged and counted, the source starts
+// again clean, and the next scrape is up.
+func TestListingPanicIsRecovered(t *testing.T) {
+	var logs bytes.Buffer
+	src := &panickingSource{stubSource: stubSource{list: sampleList()}}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000, Logger: log.NewLogfmtLogger(&logs)})
+
+	families := gather(t, c)
+	assert.Equal(t, 0.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, 1.0, families["apivideo_listing_panics_total"].GetMetric()[0].GetCounter().GetValue())
+	assert.NotContains(t, families, "apivideo_upload_tokens_active", "no partial counts")
+	assert.Equal(t, 1, src.resets, "the source starts again from a clean state")
+	assert.Contains(t, logs.String(), "listing panicked")
+	assert.Contains(t, logs.String(), "index out of range", "the panic is logged")
+	assert.Contains(t, logs.String(), "collector_test.go", "with its stack")
+
+	families = gather(t, c)
+	assert.Equal(t, 1.0, families["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, 1.0, families["apivideo_listing_panics_total"].GetMetric()[0].GetCounter().GetValue())
+}
+
+// Close ends the listing in progress: no listing outlives the collector.
+func TestCloseEndsTheListingInProgress(t *testing.T) {
+	src := &stubSource{list: sampleList(), delay: time.Minute}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	up := make(chan float64, 1)
+	go func() { up <- testutil.ToFloat64(onlyUp{c.WithContext(ctx)}) }()
+	require.Eventually(t, func() bool { return src.calls.Load() > 0 }, 5*time.Second, time.Millisecond)
+	c.Close()
+	select {
+	case v := <-up:
+		assert.Equal(t, 0.0, v)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the listing went on after Close")
+	}
+}
+
+// statusSource is a listing part-way through a reading of the whole list.
+type statusSource struct {
 	stubSource
 	progress float64
 }
 
-func (s *progressSource) SyncProgress() float64 { return s.progress }
+func (s *statusSource) Status() listing.Status {
+	return listing.Status{Mode: listing.ModeIncremental, SyncProgress: s.progress}
+}
 
 // The series renamed in 0.2.0 keep their old names, with the same values,
 // only with DeprecatedNames.
@@ -412,7 +510,7 @@ func TestDeprecatedNames(t *testing.T) {
 	}
 	for _, deprecated := range []bool{false, true} {
 		t.Run(fmt.Sprintf("DeprecatedNames=%t", deprecated), func(t *testing.T) {
-			src := &progressSource{stubSource: stubSource{list: sampleList()}, progress: 0.25}
+			src := &statusSource{stubSource: stubSource{list: sampleList()}, progress: 0.25}
 			c := collector.New(src, collector.Options{
 				TokenLabel: collector.LabelRedacted, MaxTokenSeries: 1000,
 				Now: func() time.Time { return now }, DeprecatedNames: deprecated,
@@ -427,10 +525,9 @@ func TestDeprecatedNames(t *testing.T) {
 				require.Contains(t, families, old)
 				assert.Equal(t, families[current].GetType(), families[old].GetType(), old)
 				assert.Equal(t, families[current].GetMetric(), families[old].GetMetric(), "%s carries the values of %s", old, current)
-				assert.Contains(t, families[old].GetHelp(), "Deprecated: the same as "+current)
+				assert.Contains(t, families[old].GetHelp(), "Deprecated: "+current)
 			}
 			assert.Equal(t, 0.25, families["apivideo_sync_progress_ratio"].GetMetric()[0].GetGauge().GetValue())
-			assert.EqualValues(t, 7, families["apivideo_upload_tokens_expiry_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
 		})
 	}
 }

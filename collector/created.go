@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"iter"
 	"slices"
 	"sync"
 
@@ -30,7 +31,7 @@ type creations struct {
 
 // observe counts the tokens of a successful listing created since the
 // previous ones.
-func (c *creations) observe(records []apiclient.Record) {
+func (c *creations) observe(records iter.Seq[apiclient.Record]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var (
@@ -38,7 +39,7 @@ func (c *creations) observe(records []apiclient.Record) {
 		top   uint32
 		atTop []uint64
 	)
-	for _, r := range records {
+	for r := range records {
 		id := r.ID()
 		if r.Created > c.newest || r.Created == c.newest && !c.shown(id) {
 			fresh++

@@ -18,6 +18,7 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // reusingSource lists its listings in turn (the last one over and over)
@@ -40,7 +41,7 @@ type reusingSource struct {
 	holding       atomic.Bool
 }
 
-func (s *reusingSource) ListUploadTokens(context.Context, int) (*apiclient.TokenList, error) {
+func (s *reusingSource) ListUploadTokens(context.Context, int) (*listing.TokenList, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tokens := s.listings[min(int(s.calls.Add(1))-1, len(s.listings)-1)]
@@ -52,7 +53,9 @@ func (s *reusingSource) ListUploadTokens(context.Context, int) (*apiclient.Token
 	if previous > len(s.records) {
 		clear(s.records[len(s.records):previous])
 	}
-	return &apiclient.TokenList{Records: s.records, Values: slices.Clone(tokens), Requests: 1, FetchedAt: s.now()}, nil
+	list := listing.NewTokenList(s.records, slices.Clone(tokens), s.now())
+	list.Requests = 1
+	return list, nil
 }
 
 func (s *reusingSource) RateLimit() (apiclient.RateLimit, bool) {
@@ -284,7 +287,7 @@ type slowSource struct {
 	started atomic.Int32
 }
 
-func (s *slowSource) ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error) {
+func (s *slowSource) ListUploadTokens(ctx context.Context, keep int) (*listing.TokenList, error) {
 	s.started.Add(1)
 	select {
 	case <-time.After(s.delay):

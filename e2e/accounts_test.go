@@ -1,3 +1,5 @@
+//go:build prometheus
+
 package e2e_test
 
 import (

@@ -1,3 +1,5 @@
+//go:build prometheus
+
 package e2e_test
 
 import (
@@ -313,14 +315,25 @@ scrape_configs:
 		}
 	})
 
-	t.Run("README", func(t *testing.T) {
-		readme, err := os.ReadFile(inRoot("README.md"))
+	t.Run("docs", func(t *testing.T) {
+		docs, err := filepath.Glob(inRoot("docs/*.md"))
 		require.NoError(t, err)
-		queries := readmeQueries(string(readme))
-		require.GreaterOrEqual(t, len(queries), 9, "queries found in the README's promql blocks")
-		for _, q := range queries {
-			checkExpr(t, promURL, "README", q)
+		files := append([]string{"README.md", "CONTRIBUTING.md"}, relative(t, root, docs)...)
+		// Queries at least this many in the files that hold them today, so
+		// that a block losing its promql tag, or a file moving, fails here.
+		want := map[string]int{"README.md": 9, "docs/dashboards-and-alerts.md": 11}
+		total := 0
+		for _, name := range files {
+			text, err := os.ReadFile(inRoot(name))
+			require.NoError(t, err)
+			queries := promqlQueries(string(text))
+			assert.GreaterOrEqual(t, len(queries), want[name], "queries found in the promql blocks of %s", name)
+			total += len(queries)
+			for _, q := range queries {
+				checkExpr(t, promURL, name, q)
+			}
 		}
+		assert.GreaterOrEqual(t, total, 20, "queries found in the promql blocks of %s", strings.Join(files, ", "))
 	})
 
 	t.Run("alert rules", func(t *testing.T) {
@@ -376,12 +389,12 @@ scrape_configs:
 	})
 }
 
-// readmeQueries returns the PromQL of the README's promql code blocks: one
-// query a line, # lines being comments.
-func readmeQueries(readme string) []string {
+// promqlQueries returns the PromQL of a Markdown file's promql code
+// blocks: one query a line, # lines being comments.
+func promqlQueries(markdown string) []string {
 	var out []string
 	in := false
-	for _, line := range strings.Split(readme, "\n") {
+	for _, line := range strings.Split(markdown, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "```"):
@@ -389,6 +402,18 @@ func readmeQueries(readme string) []string {
 		case in && line != "" && !strings.HasPrefix(line, "#"):
 			out = append(out, line)
 		}
+	}
+	return out
+}
+
+// relative returns paths relative to root, with forward slashes.
+func relative(t *testing.T, root string, paths []string) []string {
+	t.Helper()
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		rel, err := filepath.Rel(root, p)
+		require.NoError(t, err)
+		out[i] = filepath.ToSlash(rel)
 	}
 	return out
 }

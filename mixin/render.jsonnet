@@ -26,7 +26,7 @@ local rules = |||
   # then group by job alone.
   #
   # Every rule selects %(selector)s; a job named otherwise
-  # needs its own rendering of the mixin (see the README).
+  # needs its own rendering of the mixin (see docs/dashboards-and-alerts.md).
 ||| % { selector: mixin._config.exporterSelector } + yaml(mixin.prometheusAlerts);
 
 local prometheusRule = |||

@@ -37,11 +37,12 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/apimodel"
 	"github.com/apivideo-exporter/apivideo_exporter/internal/fakeapi"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 func main() {
 	tokens := flag.Int("tokens", 10000, "tokens in the account")
-	mode := flag.String("mode", "full", "full or incremental")
+	mode := flag.String("mode", "auto", "auto, full or incremental")
 	scrapes := flag.Int("scrapes", 100, "measured scrapes")
 	interval := flag.Duration("interval", 0, "pause between scrapes")
 	latency := flag.Duration("latency", 100*time.Millisecond, "fake latency per request")
@@ -94,12 +95,11 @@ func run(tokens int, mode string, scrapes int, interval, latency, timeout, delet
 	if err != nil {
 		return err
 	}
-	var source collector.Source = client
-	if mode == "incremental" {
-		source = client.NewIncremental(apiclient.IncrementalOptions{ResyncInterval: 10 * time.Minute, RateLimitShare: 0.5})
-	} else if mode != "full" {
-		return fmt.Errorf("unknown mode %q", mode)
+	var m listing.Mode
+	if err := m.UnmarshalText([]byte(mode)); err != nil {
+		return err
 	}
+	source := listing.New(client, listing.Options{Mode: m, Concurrency: concurrency, Logger: logger})
 	c := collector.New(source, collector.Options{TokenLabel: collector.LabelRedacted, MaxTokenSeries: collector.DefaultMaxTokenSeries, Timeout: timeout})
 
 	var (

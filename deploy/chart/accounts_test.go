@@ -85,7 +85,7 @@ func TestTemplateAccounts(t *testing.T) {
 	key := checkWorkload(t, r)
 	assert.Zero(t, key, "no single-account key unless apiKey.withAccounts")
 	c := r.deployment.Spec.Template.Spec.Containers[0]
-	assert.Subset(t, c.Args, []string{"--apivideo.listing=incremental", "--apivideo.resync-interval=30m", "--apivideo.ratelimit-share=0.25"})
+	assert.Subset(t, c.Args, []string{"--apivideo.listing=incremental", "--apivideo.ratelimit-share=0.25"})
 
 	settings, files := accountsOf(t, r)
 	var names []string

@@ -233,7 +233,7 @@ func TestTemplateDefaults(t *testing.T) {
 	c := r.deployment.Spec.Template.Spec.Containers[0]
 	assert.Equal(t, "registry.example.com/apivideo_exporter:"+releaseVersion(t), c.Image, "tag from appVersion, the VERSION file")
 	// The exporter's own defaults, spelt out.
-	assert.Subset(t, c.Args, []string{"--apivideo.listing=full", "--apivideo.resync-interval=10m", "--apivideo.ratelimit-share=0.5"})
+	assert.Subset(t, c.Args, []string{"--apivideo.listing=auto", "--apivideo.ratelimit-share=0.5"})
 	_, ok := flagValue(c.Args, "config.file")
 	assert.False(t, ok, "no accounts file without accounts")
 	assert.Empty(t, r.deployment.Spec.Template.Annotations, "nothing to roll on")
@@ -352,7 +352,7 @@ func TestValuesRejected(t *testing.T) {
 		{"two discovery paths", []string{"podMonitor.enabled=true", "serviceMonitor.enabled=true"}, "scrape the exporter twice"},
 		{"Go duration with a day", []string{"exporter.timeout=1d"}, "/exporter/timeout"},
 		{"unknown listing", []string{"exporter.listing=incremetal"}, "/exporter/listing"},
-		{"resync interval without unit", []string{"exporter.resyncInterval=600"}, "/exporter/resyncInterval"},
+		{"removed resync interval", []string{"exporter.resyncInterval=10m"}, "additional properties 'resyncInterval' not allowed"},
 		{"rate-limit share of zero", []string{"exporter.ratelimitShare=0"}, "/exporter/ratelimitShare"},
 		{"rate-limit share above one", []string{"exporter.ratelimitShare=1.5"}, "/exporter/ratelimitShare"},
 		{"rate-limit share as a percentage", []string{"exporter.ratelimitShare=50%"}, "/exporter/ratelimitShare"},

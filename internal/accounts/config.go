@@ -5,17 +5,20 @@ package accounts
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/boundedfile"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // namePattern is what an account name may be: it becomes a URL parameter
@@ -64,9 +67,15 @@ type accountYAML struct {
 // ErrInvalid marks a file that decodes but whose content is not valid.
 var ErrInvalid = errors.New("invalid accounts file")
 
-// Load reads and checks the accounts file at path.
-func Load(path string, defaults Defaults) ([]Settings, error) {
-	data, err := os.ReadFile(path)
+// maxFileBytes bounds the accounts file: a thousand accounts take about
+// 200 KB.
+const maxFileBytes = 1 << 20
+
+// Load reads and checks the accounts file at path, within ctx: a file
+// that is not regular, larger than maxFileBytes, or whose read blocks is
+// an error.
+func Load(ctx context.Context, path string, defaults Defaults) ([]Settings, error) {
+	data, err := boundedfile.Read(ctx, path, maxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading accounts file: %w", err)
 	}
@@ -136,7 +145,7 @@ func resolve(name string, a accountYAML, d Defaults) (Settings, error) {
 		s.Listing = a.Listing
 	}
 	if s.Listing == "" {
-		s.Listing = apiclient.ListingFull
+		s.Listing = listing.ModeAuto.String()
 	}
 	if s.URL == "" {
 		s.URL = apiclient.DefaultURL
@@ -166,8 +175,8 @@ func resolve(name string, a accountYAML, d Defaults) (Settings, error) {
 		return Settings{}, errors.New("cache_ttl must not be negative")
 	case s.Timeout <= 0 || s.Timeout > apiclient.MaxTimeout:
 		return Settings{}, fmt.Errorf("timeout must be between 0 and %s", apiclient.MaxTimeout)
-	case s.Listing != apiclient.ListingFull && s.Listing != apiclient.ListingIncremental:
-		return Settings{}, fmt.Errorf("listing must be %s or %s, got %q", apiclient.ListingFull, apiclient.ListingIncremental, s.Listing)
+	case !slices.Contains(listing.ModeNames(), s.Listing):
+		return Settings{}, fmt.Errorf("listing must be one of %s, got %q", strings.Join(listing.ModeNames(), ", "), s.Listing)
 	}
 	return s, nil
 }

@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -43,9 +44,9 @@ func TestParse(t *testing.T) {
     cache_ttl: 0s
 `,
 			want: []Settings{
-				{Name: "no-cache_2", URL: apiclient.DefaultURL, KeyEnv: "K", Concurrency: 8, Timeout: 10 * time.Second, Listing: apiclient.ListingFull},
-				{Name: "production", URL: apiclient.DefaultURL, KeyEnv: "PRODUCTION_KEY", Concurrency: 8, Timeout: 10 * time.Second, Listing: apiclient.ListingFull},
-				{Name: "sandbox", URL: "https://sandbox.api.video", KeyFile: "/etc/apivideo/sandbox/api-key", Concurrency: 2, CacheTTL: 30 * time.Second, Timeout: 5 * time.Second, Listing: apiclient.ListingIncremental},
+				{Name: "no-cache_2", URL: apiclient.DefaultURL, KeyEnv: "K", Concurrency: 8, Timeout: 10 * time.Second, Listing: "auto"},
+				{Name: "production", URL: apiclient.DefaultURL, KeyEnv: "PRODUCTION_KEY", Concurrency: 8, Timeout: 10 * time.Second, Listing: "auto"},
+				{Name: "sandbox", URL: "https://sandbox.api.video", KeyFile: "/etc/apivideo/sandbox/api-key", Concurrency: 2, CacheTTL: 30 * time.Second, Timeout: 5 * time.Second, Listing: "incremental"},
 			},
 		},
 		{
@@ -120,7 +121,7 @@ func TestParse(t *testing.T) {
 		{
 			name:    "unknown listing",
 			yaml:    "accounts:\n  a:\n    api_key_env: K\n    listing: partial\n",
-			wantErr: `line 2: account "a": listing must be full or incremental, got "partial"`,
+			wantErr: `line 2: account "a": listing must be one of auto, full, incremental, got "partial"`,
 			invalid: true,
 		},
 		{
@@ -171,11 +172,11 @@ func TestParse(t *testing.T) {
 func TestLoadNamesTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "accounts.yml")
 	require.NoError(t, os.WriteFile(path, []byte("accounts:\n  a:\n    bogus: 1\n"), 0o600))
-	_, err := Load(path, testDefaults)
+	_, err := Load(context.Background(), path, testDefaults)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path+": yaml: unmarshal errors:\n  line 3: field bogus not found")
 
-	_, err = Load(filepath.Join(t.TempDir(), "missing.yml"), testDefaults)
+	_, err = Load(context.Background(), filepath.Join(t.TempDir(), "missing.yml"), testDefaults)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
@@ -203,7 +204,7 @@ func TestKubernetesExampleParses(t *testing.T) {
 		require.Len(t, got, 2)
 		assert.Equal(t, "/etc/apivideo/production/api-key", got[0].KeyFile)
 		assert.Equal(t, "https://sandbox.api.video", got[1].URL)
-		assert.Equal(t, apiclient.ListingIncremental, got[1].Listing)
+		assert.Equal(t, "incremental", got[1].Listing)
 		found = true
 	}
 	assert.True(t, found, "no ConfigMap in the example")
@@ -211,11 +212,11 @@ func TestKubernetesExampleParses(t *testing.T) {
 
 // Settings an account leaves out come from the flags' values.
 func TestParseDefaults(t *testing.T) {
-	defaults := Defaults{Concurrency: 3, CacheTTL: time.Minute, Timeout: 20 * time.Second, Listing: apiclient.ListingIncremental}
+	defaults := Defaults{Concurrency: 3, CacheTTL: time.Minute, Timeout: 20 * time.Second, Listing: "incremental"}
 	got, err := Parse([]byte("accounts:\n  a:\n    api_key_env: K\n  b:\n    api_key_env: K\n    listing: full\n    cache_ttl: 0s\n"), defaults)
 	require.NoError(t, err)
 	assert.Equal(t, []Settings{
-		{Name: "a", URL: apiclient.DefaultURL, KeyEnv: "K", Concurrency: 3, CacheTTL: time.Minute, Timeout: 20 * time.Second, Listing: apiclient.ListingIncremental},
-		{Name: "b", URL: apiclient.DefaultURL, KeyEnv: "K", Concurrency: 3, Timeout: 20 * time.Second, Listing: apiclient.ListingFull},
+		{Name: "a", URL: apiclient.DefaultURL, KeyEnv: "K", Concurrency: 3, CacheTTL: time.Minute, Timeout: 20 * time.Second, Listing: "incremental"},
+		{Name: "b", URL: apiclient.DefaultURL, KeyEnv: "K", Concurrency: 3, Timeout: 20 * time.Second, Listing: "full"},
 	}, got)
 }

@@ -1,40 +1,49 @@
 package accounts
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"net/http"
-	"time"
+	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-)
 
-// ScrapeTimeout gives the time a probe may take: the scrape timeout the
-// request announces, bounded by the account's own timeout, limit.
-type ScrapeTimeout func(r *http.Request, limit time.Duration) time.Duration
+	"github.com/apivideo-exporter/apivideo_exporter/internal/scrape"
+)
 
 // ProbeHandler serves /probe?account=NAME: the account's token metrics and
 // its api.video request metrics, without an account label (Prometheus sets
-// one by relabelling). An unknown or missing account is a 400.
-func (s *Set) ProbeHandler(timeout ScrapeTimeout, errorLog promhttp.Logger) http.Handler {
+// one by relabelling), within the scrape timeout that timeout gives for
+// the account's own timeout. A malformed query, or a missing, repeated or
+// unknown account, is a 400 that says which.
+func (s *Set) ProbeHandler(timeout scrape.Timeout, errorLog promhttp.Logger) http.Handler {
 	opts := promhttp.HandlerOpts{ErrorLog: errorLog, EnableOpenMetrics: true}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := r.URL.Query().Get("account")
-		if name == "" {
-			http.Error(w, "the account parameter is missing: /probe?account=NAME", http.StatusBadRequest)
-			return
+	return scrape.Handler(func(r *http.Request) (scrape.Target, error) {
+		name, err := accountParam(r.URL.RawQuery)
+		if err != nil {
+			return scrape.Target{}, err
 		}
 		a, ok := s.Get(name)
 		if !ok {
-			http.Error(w, fmt.Sprintf("unknown account %q: not in the accounts file", name), http.StatusBadRequest)
-			return
+			return scrape.Target{}, fmt.Errorf("unknown account %q: not in the accounts file", name)
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), timeout(r, a.Timeout))
-		defer cancel()
-		scrape := prometheus.NewRegistry()
-		scrape.MustRegister(a.tokens.WithContext(ctx))
-		// The scrape is gathered first so that the request counters include it.
-		promhttp.HandlerFor(prometheus.Gatherers{scrape, a.requests}, opts).ServeHTTP(w, r)
-	})
+		return scrape.Target{Tokens: a.tokens, Limit: a.Timeout, Gatherers: prometheus.Gatherers{a.requests}}, nil
+	}, timeout, opts)
+}
+
+// accountParam returns the one account a probe's query names.
+func accountParam(rawQuery string) (string, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", fmt.Errorf("the query string is malformed (%w): /probe?account=NAME, with NAME URL-encoded", err)
+	}
+	switch names := q["account"]; {
+	case len(names) == 0 || names[0] == "":
+		return "", errors.New("the account parameter is missing: /probe?account=NAME")
+	case len(names) > 1:
+		return "", fmt.Errorf("the account parameter is given %d times: /probe takes one account", len(names))
+	default:
+		return names[0], nil
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -15,28 +16,23 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
 // Options configure a Set.
 type Options struct {
 	// Defaults fill in the settings an account leaves out.
 	Defaults Defaults
-	// TokenLabel and MaxTokenSeries apply to every account's collector.
-	TokenLabel     collector.LabelMode
-	MaxTokenSeries int
-	// DeprecatedNames also publishes the series renamed in 0.2.0 under
-	// their old names.
-	DeprecatedNames bool
-	// Incremental configures the accounts listed incrementally.
-	Incremental apiclient.IncrementalOptions
+	// Wiring applies to every account; its Registerer, Logger and Source
+	// are the Set's own for each account.
+	Wiring Wiring
 	// MaxConcurrentProbes caps how many accounts read api.video at once.
 	MaxConcurrentProbes int
-	UserAgent           string
 	// Registerer receives the reload metrics.
 	Registerer prometheus.Registerer
-	Logger     log.Logger
-	// Transport, when set, carries every account's requests (tests).
-	Transport http.RoundTripper
+	// Logger receives the Set's lines, as component=accounts, and each
+	// account's, as account=NAME with the component of their own.
+	Logger log.Logger
 }
 
 // Account is one live account: its own client, login, rate-limit gauges and
@@ -66,6 +62,9 @@ type Set struct {
 	accounts map[string]*Account
 }
 
+// logger is for the Set's own lines.
+func (s *Set) logger() log.Logger { return log.With(s.opts.Logger, "component", "accounts") }
+
 // New returns an empty Set for the accounts file at path; Reload loads it.
 func New(path string, opts Options) *Set {
 	if opts.Logger == nil {
@@ -94,16 +93,29 @@ func New(path string, opts Options) *Set {
 	return s
 }
 
-// Reload reads the accounts file again. On error the accounts in use stay
-// as they were. An account whose settings did not change keeps its client,
-// and so its login and cache; a changed one gets a fresh client.
-func (s *Set) Reload() error {
-	s.reloadMu.Lock()
+// ErrReloadInProgress is a reload asked for while another runs.
+var ErrReloadInProgress = errors.New("a reload of the accounts file is in progress")
+
+// reloadTimeout bounds a reload: reading the accounts file and checking
+// each key file, any of which may sit on a mount that hangs.
+const reloadTimeout = 10 * time.Second
+
+// Reload reads the accounts file again, within ctx and reloadTimeout. On
+// error the accounts in use stay as they were. An account whose settings
+// did not change keeps its client, and so its login and cache; a changed
+// one gets a fresh client. One reload runs at a time: another asked for
+// meanwhile returns ErrReloadInProgress at once.
+func (s *Set) Reload(ctx context.Context) error {
+	if !s.reloadMu.TryLock() {
+		return ErrReloadInProgress
+	}
 	defer s.reloadMu.Unlock()
-	err := s.reload()
+	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	err := s.reload(ctx)
 	if err != nil {
 		s.reloadOK.Set(0)
-		level.Error(s.opts.Logger).Log("msg", "loading the accounts file failed", "file", s.path, "err", err, "accounts_in_use", strings.Join(s.Names(), ","))
+		level.Error(s.logger()).Log("msg", "loading the accounts file failed", "file", s.path, "err", err, "accounts_in_use", strings.Join(s.Names(), ","))
 		return err
 	}
 	s.reloadOK.Set(1)
@@ -111,8 +123,8 @@ func (s *Set) Reload() error {
 	return nil
 }
 
-func (s *Set) reload() error {
-	settings, err := Load(s.path, s.opts.Defaults)
+func (s *Set) reload(ctx context.Context) error {
+	settings, err := Load(ctx, s.path, s.opts.Defaults)
 	if err != nil {
 		return err
 	}
@@ -130,7 +142,7 @@ func (s *Set) reload() error {
 		}
 		// A client built here and dropped on a later error has made no
 		// request yet: there is nothing to close.
-		a, err := s.build(st)
+		a, err := s.build(ctx, st)
 		if err != nil {
 			return fmt.Errorf("account %q: %w", st.Name, err)
 		}
@@ -146,7 +158,7 @@ func (s *Set) reload() error {
 		if next[name] == a {
 			continue
 		}
-		a.client.CloseIdleConnections()
+		a.client.Close()
 		if _, ok := next[name]; !ok {
 			removed = append(removed, name)
 		}
@@ -155,18 +167,18 @@ func (s *Set) reload() error {
 	s.accounts = next
 	s.mu.Unlock()
 	slices.Sort(removed)
-	level.Info(s.opts.Logger).Log("msg", "loaded the accounts file", "file", s.path,
+	level.Info(s.logger()).Log("msg", "loaded the accounts file", "file", s.path,
 		"added", strings.Join(added, ","), "changed", strings.Join(changed, ","),
 		"removed", strings.Join(removed, ","), "unchanged", strings.Join(kept, ","))
 	return nil
 }
 
 // build makes the client and collector of an account.
-func (s *Set) build(st Settings) (*Account, error) {
+func (s *Set) build(ctx context.Context, st Settings) (*Account, error) {
 	// The key is checked now, so that a typo fails the load rather than
 	// every probe; a key file is read again at each login, so that a
 	// rotated key is picked up without a reload.
-	key, err := apiclient.LoadKey(st.KeyFile, st.KeyEnv)
+	key, err := apiclient.LoadKey(ctx, st.KeyFile, st.KeyEnv)
 	if err != nil {
 		if st.KeyFile == "" {
 			return nil, fmt.Errorf("api_key_env: %w", err)
@@ -175,36 +187,27 @@ func (s *Set) build(st Settings) (*Account, error) {
 	}
 	logger := log.With(s.opts.Logger, "account", st.Name)
 	requests := prometheus.NewRegistry()
-	client, err := apiclient.New(apiclient.Config{
-		BaseURL:     st.URL,
-		Key:         key,
-		UserAgent:   s.opts.UserAgent,
-		Concurrency: st.Concurrency,
-		Transport:   s.opts.Transport,
-		Registerer:  requests,
-		Logger:      log.With(logger, "component", "apiclient"),
-	})
+	w := s.opts.Wiring
+	w.Registerer, w.Logger = requests, logger
+	w.Source = func(l *listing.Lister) collector.Source {
+		return slotted{Lister: l, slots: s.slots, logger: log.With(logger, "component", "accounts")}
+	}
+	wired, err := Wire(st, key, w)
 	if err != nil {
 		return nil, err
 	}
-	// The incremental state lives in the account's own listing, so that a
-	// changed account starts afresh and an unchanged one keeps it.
-	base := slotted{src: client, client: client, slots: s.slots, logger: logger}
-	var src collector.Source = base
-	if st.Listing == apiclient.ListingIncremental {
-		inc := client.NewIncremental(s.opts.Incremental)
-		base.src = inc
-		src = slottedIncremental{slotted: base, progress: inc}
+	return &Account{Settings: st, client: wired.Client, tokens: wired.Tokens, requests: requests}, nil
+}
+
+// Close ends the listings in progress of every account and the clients'
+// connections, at shutdown.
+func (s *Set) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.accounts {
+		a.tokens.Close()
+		a.client.Close()
 	}
-	tokens := collector.New(src, collector.Options{
-		TokenLabel:      s.opts.TokenLabel,
-		MaxTokenSeries:  s.opts.MaxTokenSeries,
-		Timeout:         st.Timeout,
-		CacheTTL:        st.CacheTTL,
-		DeprecatedNames: s.opts.DeprecatedNames,
-		Logger:          log.With(logger, "component", "collector"),
-	})
-	return &Account{Settings: st, client: client, tokens: tokens, requests: requests}, nil
 }
 
 // Get returns the live account called name.
@@ -227,8 +230,10 @@ func (s *Set) Names() []string {
 	return names
 }
 
-// ReloadHandler reloads the accounts file on POST, answering 500 with the
-// reason when the file is broken.
+// ReloadHandler reloads the accounts file on POST. It answers 500 when the
+// file is broken, with the reason in the log only: the reason may quote
+// the file, and whoever reaches the port is not necessarily its reader.
+// It answers 503 while another reload runs.
 func (s *Set) ReloadHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -236,11 +241,14 @@ func (s *Set) ReloadHandler() http.Handler {
 			http.Error(w, "reload with POST", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := s.Reload(); err != nil {
-			http.Error(w, "failed to reload the accounts file: "+err.Error(), http.StatusInternalServerError)
-			return
+		switch err := s.Reload(r.Context()); {
+		case errors.Is(err, ErrReloadInProgress):
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		case err != nil:
+			http.Error(w, "failed to reload the accounts file: the reason is in the exporter's log", http.StatusInternalServerError)
+		default:
+			fmt.Fprintln(w, "Reloaded")
 		}
-		fmt.Fprintln(w, "Reloaded")
 	})
 }
 
@@ -248,28 +256,15 @@ func (s *Set) ReloadHandler() http.Handler {
 // burst of probes reads at most so many accounts at once. Cached scrapes
 // and probes sharing a fetch take no slot of their own.
 type slotted struct {
-	src    collector.Source
-	client *apiclient.Client
+	*listing.Lister
 	slots  chan struct{}
 	logger log.Logger
 }
 
-// RateLimit reports the account's rate-limit headers, as the client does.
-func (s slotted) RateLimit() (apiclient.RateLimit, bool) { return s.client.RateLimit() }
-
-// slottedIncremental is a slotted incremental listing, which also reports
-// the progress of its first reading.
-type slottedIncremental struct {
-	slotted
-	progress collector.ProgressSource
-}
-
-func (s slottedIncremental) SyncProgress() float64 { return s.progress.SyncProgress() }
-
 // errNoSlot is a probe that waited its whole time for a slot.
 var errNoSlot = errors.New("every probe slot stayed busy")
 
-func (s slotted) ListUploadTokens(ctx context.Context, keep int) (*apiclient.TokenList, error) {
+func (s slotted) ListUploadTokens(ctx context.Context, keep int) (*listing.TokenList, error) {
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -278,5 +273,5 @@ func (s slotted) ListUploadTokens(ctx context.Context, keep int) (*apiclient.Tok
 		return nil, fmt.Errorf("%w: %w", errNoSlot, ctx.Err())
 	}
 	defer func() { <-s.slots }()
-	return s.src.ListUploadTokens(ctx, keep)
+	return s.Lister.ListUploadTokens(ctx, keep)
 }

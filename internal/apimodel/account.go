@@ -162,14 +162,6 @@ func pick(ttls []int, i int) int {
 	return ttls[i%len(ttls)]
 }
 
-// SetChurn changes the churn rates from now on.
-func (a *Account) SetChurn(c Churn) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.advanceLocked()
-	a.churn = c
-}
-
 // Tokens returns the active tokens, oldest first.
 func (a *Account) Tokens() []Token {
 	a.mu.Lock()

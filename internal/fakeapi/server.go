@@ -86,6 +86,8 @@ type Fault struct {
 
 // Stats counts the requests a Server has seen.
 type Stats struct {
+	// Received counts every request as it arrives, before any latency.
+	Received     int
 	ListRequests int
 	Logins       int
 	Refreshes    int
@@ -250,6 +252,7 @@ func (s *Server) ResetStats() {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	s.stats.Received++
 	latency := s.latency
 	list := r.URL.Path == "/upload-tokens"
 	if list {

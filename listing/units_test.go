@@ -1,0 +1,182 @@
+package listing
+
+import (
+	"container/heap"
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
+)
+
+// Values that do not fit an entry, or could be mistaken for its padding,
+// are kept aside and come back whole.
+func TestKnownKeepsEveryValue(t *testing.T) {
+	var k known
+	tokens := []apiclient.Token{
+		{Value: "to" + strings.Repeat("a", 22), Record: apiclient.Record{Hash: 1, Created: 10}},
+		{Value: "to" + strings.Repeat("b", 40), Record: apiclient.Record{Hash: 2, Created: 11}},
+		{Value: "", Record: apiclient.Record{Hash: 3, Created: 12}},
+		{Value: "short", Record: apiclient.Record{Hash: 4, Created: 9}},
+	}
+	assert.Equal(t, 4, k.add(tokens))
+	assert.Equal(t, 0, k.add(tokens), "each token once")
+	for _, tok := range tokens {
+		i := k.find(tok.Record)
+		require.GreaterOrEqual(t, i, 0)
+		assert.Equal(t, tok.Value, k.value(&k.entries[i]))
+	}
+	assert.Equal(t, -1, k.find(apiclient.Record{Hash: 5, Created: 10}))
+	assert.Equal(t, []uint32{9, 10, 11, 12}, func() (out []uint32) {
+		for r := range k.records() {
+			out = append(out, r.Created)
+		}
+		return out
+	}(), "sorted by createdAt")
+	for range k.records() {
+		break
+	}
+	assert.Equal(t, 1, k.remove(func(e *entry) bool { return e.ID() == 2 }))
+	assert.Equal(t, 3, k.len())
+}
+
+func TestFirstValuesFollowThePublicationOrder(t *testing.T) {
+	var k known
+	now := int64(1000)
+	k.add([]apiclient.Token{
+		{Value: "expired", Record: apiclient.Record{Hash: 1, Created: 1, Expires: 999}},
+		{Value: "late", Record: apiclient.Record{Hash: 2, Created: 2, Expires: 5000}},
+		{Value: "soon", Record: apiclient.Record{Hash: 3, Created: 3, Expires: 1100}},
+		{Value: "standing", Record: apiclient.Record{Hash: 4, Created: 4}},
+	})
+	values := k.firstValues(now, 2)
+	var got []string
+	for _, v := range values {
+		got = append(got, v.Value)
+	}
+	assert.ElementsMatch(t, []string{"standing", "soon"}, got)
+	assert.Nil(t, k.firstValues(now, 0))
+}
+
+func TestNewTokenList(t *testing.T) {
+	records := []apiclient.Record{{Hash: 1}, {Hash: 2}}
+	l := NewTokenList(records, nil, time.Unix(5, 0))
+	assert.Equal(t, 2, l.Len())
+	n := 0
+	for range l.Records() {
+		n++
+		break
+	}
+	assert.Equal(t, 1, n)
+}
+
+func TestSecondBefore(t *testing.T) {
+	assert.Equal(t, uint32(9), secondBefore(time.Unix(10, 500)))
+	assert.Equal(t, uint32(0), secondBefore(time.Unix(0, 0)))
+}
+
+func TestStatusAndRateLimit(t *testing.T) {
+	acc := newAccount(stillSchedule(300), rand.New(rand.NewPCG(1, 1)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	acc.s.rateLimitLimit = 500
+	l := New(acc, Options{Mode: ModeIncremental, Concurrency: 2, Now: acc.clock, Sleep: acc.sleep})
+	assert.Equal(t, Status{Mode: ModeIncremental, SyncProgress: 0, Rereads: map[string]int{}, Anomalies: map[Anomaly]bool{}}, l.Status())
+	_, err := listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err)
+	_, err = listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, l.Status().SyncProgress)
+	rl, ok := l.RateLimit()
+	require.True(t, ok)
+	assert.Equal(t, 500, rl.Limit)
+	assert.Equal(t, "synced", l.inc.state.String())
+
+	none := New(pagerFunc(nil), Options{})
+	_, ok = none.RateLimit()
+	assert.False(t, ok)
+}
+
+// Auto goes back to full listings once the account has shrunk.
+func TestAutoSwitchesBackToFull(t *testing.T) {
+	s := stillSchedule(3000)
+	s.latencyMin, s.latencyMax, s.concurrency = 300*time.Millisecond, 300*time.Millisecond, 1
+	acc := newAccount(s, rand.New(rand.NewPCG(2, 2)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(acc, Options{Mode: ModeAuto, Concurrency: 1, Now: acc.clock, Sleep: acc.sleep})
+	for range 10 {
+		if _, err := listOnce(t, l, acc, 10*time.Second); err == nil {
+			break
+		}
+	}
+	require.Equal(t, ModeIncremental, l.Status().Mode)
+	acc.mu.Lock()
+	for _, tok := range acc.listed[100:] {
+		tok.gone = acc.now
+	}
+	acc.listed = acc.listed[:100]
+	acc.mu.Unlock()
+	for range 2 {
+		_, err := listOnce(t, l, acc, 10*time.Second)
+		require.NoError(t, err, "a reading of the smaller list replaces the search")
+	}
+	assert.Equal(t, ModeFull, l.Status().Mode)
+	list, err := listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err)
+	requireExact(t, acc, list)
+}
+
+func TestPublicationHeapPopsTheLastToPublishFirst(t *testing.T) {
+	h := &publicationHeap{}
+	for _, r := range []apiclient.Record{{Hash: 1, Expires: 50}, {Hash: 2}, {Hash: 3, Expires: 10}} {
+		heap.Push(h, r)
+	}
+	assert.Equal(t, uint64(1), heap.Pop(h).(apiclient.Record).Hash, "the latest expiry goes first")
+	assert.Equal(t, uint64(3), heap.Pop(h).(apiclient.Record).Hash)
+	assert.Equal(t, uint64(2), heap.Pop(h).(apiclient.Record).Hash, "a token that never expires is published first, so popped last")
+}
+
+func TestReadingProgress(t *testing.T) {
+	var rg reading
+	assert.Zero(t, rg.progress(), "nothing read")
+	rg.top = &run{start: 0, tokens: make([]apiclient.Token, 100), total: 400}
+	assert.Equal(t, 0.25, rg.progress())
+	rg.top = &run{start: 380, tokens: make([]apiclient.Token, 20), total: 400}
+	assert.Equal(t, 0.99, rg.progress(), "1 only once the reading is kept")
+}
+
+// Pages that break the documented shape are errors, never short lists.
+func TestMalformedPagesAreErrors(t *testing.T) {
+	tokens := func(n int) []apiclient.Token {
+		out := make([]apiclient.Token, n)
+		for i := range out {
+			out[i] = apiclient.Token{Value: "to", Record: apiclient.Record{Hash: uint64(i + 1), Created: 10}}
+		}
+		return out
+	}
+	for name, page := range map[string]*apiclient.Page{
+		"more tokens than the size":     {Tokens: tokens(101), ItemsTotal: 101},
+		"another page size":             {Tokens: tokens(10), PageSize: 25, ItemsTotal: 10},
+		"more tokens than is plausible": {Tokens: tokens(10), ItemsTotal: maxTokens + 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := New(pagerFunc(func(context.Context, int, int) (*apiclient.Page, error) { return page, nil }), Options{Mode: ModeFull})
+			list, err := l.ListUploadTokens(context.Background(), 10)
+			require.ErrorIs(t, err, apiclient.ErrMalformedResponse)
+			assert.Nil(t, list)
+		})
+	}
+}
+
+// A scrape whose context is already done makes no request.
+func TestNoRequestAfterTheContextEnds(t *testing.T) {
+	calls := 0
+	l := New(pagerFunc(func(context.Context, int, int) (*apiclient.Page, error) { calls++; return &apiclient.Page{}, nil }), Options{Mode: ModeFull})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := l.ListUploadTokens(ctx, 10)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Zero(t, calls)
+}
