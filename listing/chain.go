@@ -156,7 +156,7 @@ func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, est
 // and each page read is held until its batch is joined.
 const (
 	minSegment = 6
-	maxSegment = 128
+	maxSegment = 64
 )
 
 // readSegments reads pages first to last of pageSize, in as many
