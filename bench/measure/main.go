@@ -46,6 +46,7 @@ type config struct {
 	latency         time.Duration
 	latencyScrapes  int
 	concurrency     int
+	pad             int
 	settle          time.Duration
 	exporter        string
 	extraFlags      string
@@ -63,6 +64,7 @@ func main() {
 	flag.DurationVar(&cfg.latency, "latency", 50*time.Millisecond, "fake latency per request for the wall-time measurement (0: skip)")
 	flag.IntVar(&cfg.latencyScrapes, "latency-scrapes", 5, "scrapes with -latency")
 	flag.IntVar(&cfg.concurrency, "concurrency", 0, "--apivideo.concurrency to pass (0: the exporter's default)")
+	flag.IntVar(&cfg.pad, "pad", 0, "pad every page of the -tokens account to this many bytes (0: no padding), to measure replies near the body cap")
 	flag.DurationVar(&cfg.settle, "settle", 2*time.Second, "wait after start and after each phase before reading RSS")
 	flag.StringVar(&cfg.exporter, "exporter", "", "prebuilt exporter binary (default: go build the repository's)")
 	flag.StringVar(&cfg.extraFlags, "flags", "", "extra exporter flags, space separated")
@@ -209,7 +211,7 @@ func run(cfg config) error {
 
 	// No rate limit to speak of: the figures are the exporter's own.
 	fake := fakeapi.NewServer(fakeapi.Options{Tokens: cfg.tokens, WithoutExpiry: cfg.tokens / 10, Seed: 1, RateLimit: 1 << 30,
-		Spread: spread, TTLs: ttls})
+		Spread: spread, TTLs: ttls, PadPagesTo: cfg.pad})
 	defer fake.Close()
 	var bigTokens []fakeapi.TokenInfo
 	if cfg.big > 0 {

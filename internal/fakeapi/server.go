@@ -6,6 +6,7 @@
 package fakeapi
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -48,6 +49,9 @@ type Options struct {
 	EnforceRateLimit bool
 	// Now is the fake's clock; time.Now when nil.
 	Now func() time.Time
+	// PadPagesTo, when set, pads every page with leading white space (valid
+	// JSON) to this many bytes: replies as large as the client accepts.
+	PadPagesTo int
 }
 
 // FaultKind is a way a reply can go wrong.
@@ -371,6 +375,9 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 	reply := s.account.Page(q)
 	if fault != nil && s.inject(w, r, *fault, reply.Body) {
 		return
+	}
+	if pad := s.opts.PadPagesTo - len(reply.Body); pad > 0 {
+		reply.Body = append(bytes.Repeat([]byte{' '}, pad), reply.Body...)
 	}
 	reply.Write(w)
 }
