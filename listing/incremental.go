@@ -254,6 +254,14 @@ func expiredBy(r apiclient.Record, t time.Time) bool {
 // gone, until a count finds every kept token in the list.
 func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 	for round := 0; round < maxRounds; round++ {
+		// A kept token that expires while the counting read is under way
+		// leaves the count ambiguous, and costs a second read: start the
+		// read clear of the next expiry instead, which costs only time.
+		if wait := inc.clearOfExpiries(rd.now(), rd.slowest()); wait > 0 {
+			if err := inc.sleep(ctx, wait); err != nil {
+				return err
+			}
+		}
 		chain, err := inc.readEnd(ctx, rd)
 		if err != nil {
 			return err
@@ -332,6 +340,37 @@ func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error)
 		inc.complete = c
 	}
 	return chain, nil
+}
+
+// defaultLatency stands for a request's time before any request of the
+// scrape has been timed.
+const defaultLatency = 150 * time.Millisecond
+
+// clearOfExpiries returns how long to wait so that a read sent now and
+// taking about latency is clear of every kept token's expiry, within
+// clockMargin either side; 0 when it already is. Tokens expire on whole
+// seconds, so at most the rest of one second.
+func (inc *incremental) clearOfExpiries(now time.Time, latency time.Duration) time.Duration {
+	if latency <= 0 {
+		latency = defaultLatency
+	}
+	earliest, latest := now.Add(-clockMargin).Unix(), now.Add(latency+clockMargin).Unix()
+	if 2*clockMargin+latency >= time.Second {
+		// No read can be clear of a second boundary: count, and wait after.
+		return 0
+	}
+	next := int64(0)
+	for i := range inc.known.entries {
+		if x := int64(inc.known.entries[i].Expires); x > earliest && x <= latest && (next == 0 || x < next) {
+			next = x
+		}
+	}
+	if next == 0 {
+		return 0
+	}
+	// Once that second has passed by more than the margin, the next
+	// boundary is more than the read's time away.
+	return time.Unix(next, 0).Add(clockMargin + time.Millisecond).Sub(now)
 }
 
 // untilComplete is how long from now until second c is certainly over, so

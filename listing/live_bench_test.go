@@ -2,15 +2,16 @@ package listing
 
 import (
 	"context"
-	"os"
-
 	"flag"
 	"fmt"
-	"github.com/go-kit/log"
+	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/go-kit/log"
 )
 
 var (
@@ -94,6 +95,9 @@ type liveResult struct {
 	up, scrapes              int
 	requests                 []int
 	walls                    []time.Duration
+	// bounds are each steady scrape's ceil(new/100) + 1 + deleted ×
+	// log2(pages), from what the account did since the scrape before.
+	bounds []float64
 	keptBytes                int
 }
 
@@ -110,6 +114,7 @@ func runLive(b *testing.B, mode Mode, s schedule, seed uint64, steady int) liveR
 	l := New(acc, opts)
 	var r liveResult
 	spent := 0
+	lastCreated, lastDeleted := 0, 0
 	for i := 0; r.scrapes < steady; i++ {
 		if r.firstUp == 0 && i == maxScrapesToFirstUp {
 			b.Fatalf("no scrape up in %d scrapes", i)
@@ -137,11 +142,18 @@ func runLive(b *testing.B, mode Mode, s schedule, seed uint64, steady int) liveR
 		default:
 			r.scrapes++
 			r.requests = append(r.requests, n)
+			acc.mu.Lock()
+			created, deleted, pages := acc.created-lastCreated, acc.deleted-lastDeleted, (len(acc.listed)+pageSize-1)/pageSize
+			acc.mu.Unlock()
+			r.bounds = append(r.bounds, math.Ceil(float64(created)/pageSize)+1+float64(deleted)*math.Log2(float64(max(pages, 2))))
 			r.walls = append(r.walls, t1.Sub(t0))
 			if err == nil {
 				r.up++
 			}
 		}
+		acc.mu.Lock()
+		lastCreated, lastDeleted = acc.created, acc.deleted
+		acc.mu.Unlock()
 		_ = acc.sleep(ctx, s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
 	}
 	r.keptBytes = cap(l.inc.known.entries) * 40
@@ -164,6 +176,11 @@ func (r liveResult) report(b *testing.B) {
 	b.ReportMetric(float64(r.firstUpRequests), "requests-to-first-up")
 	b.ReportMetric(100*float64(r.up)/float64(max(r.scrapes, 1)), "%up")
 	b.ReportMetric(mean(r.requests), "req/scrape")
+	bound := 0.0
+	for _, x := range r.bounds {
+		bound += x / float64(max(len(r.bounds), 1))
+	}
+	b.ReportMetric(bound, "bound-req/scrape")
 	b.ReportMetric(float64(slices.Max(r.requests)), "max-req/scrape")
 	b.ReportMetric(wallMean.Seconds(), "s/scrape")
 	b.ReportMetric(slices.Max(r.walls).Seconds(), "max-s/scrape")

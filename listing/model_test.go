@@ -137,6 +137,9 @@ type account struct {
 	nextCreate,
 	nextDelete time.Time
 	requests []time.Time
+	// created and deleted count the creations and deletions since the
+	// start, for the cost bound of the live benchmarks.
+	created, deleted int
 }
 
 func newAccount(s schedule, rng *rand.Rand, start time.Time) *account {
@@ -246,11 +249,13 @@ func (a *account) advance(t time.Time) {
 		a.at = next
 		switch kind {
 		case "create":
+			a.created++
 			a.create(next, true)
 			a.nextCreate = a.after(next, a.s.createRate)
 		case "burst":
 			// A burst fills one second of api.video's clock.
 			for range 1 + a.rng.IntN(a.s.burstMax) {
+				a.created++
 				a.create(next, true)
 			}
 			a.nextBurst = next.Add(a.s.burstEvery/2 + time.Duration(a.rng.Int64N(int64(a.s.burstEvery))))
@@ -259,6 +264,7 @@ func (a *account) advance(t time.Time) {
 				i := a.rng.IntN(len(a.listed))
 				a.listed[i].gone = next
 				a.listed = slices.Delete(a.listed, i, i+1)
+				a.deleted++
 			}
 			a.nextDelete = a.after(next, a.s.deleteRate)
 		case "expire":
