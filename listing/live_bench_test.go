@@ -97,8 +97,8 @@ type liveResult struct {
 	walls                    []time.Duration
 	// bounds are each steady scrape's ceil(new/100) + 1 + deleted ×
 	// log2(pages), from what the account did since the scrape before.
-	bounds []float64
-	keptBytes                int
+	bounds    []float64
+	keptBytes int
 }
 
 // runLive scrapes until the first scrape up, then steady more; a
