@@ -180,3 +180,25 @@ func TestNoRequestAfterTheContextEnds(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Zero(t, calls)
 }
+
+func TestClearOfExpiries(t *testing.T) {
+	at := time.Unix(1_900_000_000, 0)
+	inc := &incremental{}
+	inc.known.entries = []entry{{Record: apiclient.Record{Hash: 1, Created: 1_899_000_000, Expires: 1_900_000_001}}}
+	for _, tc := range []struct {
+		name    string
+		now     time.Time
+		latency time.Duration
+		want    time.Duration
+	}{
+		{"expiry well after the read", at.Add(100 * time.Millisecond), 100 * time.Millisecond, 0},
+		{"expiry within the read and its margins", at.Add(700 * time.Millisecond), 100 * time.Millisecond, 551 * time.Millisecond},
+		{"expiry just passed, within the margin", at.Add(1100 * time.Millisecond), 100 * time.Millisecond, 151 * time.Millisecond},
+		{"expiry past the margin", at.Add(1300 * time.Millisecond), 100 * time.Millisecond, 0},
+		{"a read too slow to be clear of any second", at.Add(700 * time.Millisecond), 600 * time.Millisecond, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, inc.clearOfExpiries(tc.now, tc.latency))
+		})
+	}
+}
