@@ -624,6 +624,21 @@ func (s *searcher) covering(lo, hi int) []*run {
 	return nil
 }
 
+// wholeSecondsIn returns hi such that run r holds the seconds of the kept
+// tokens lo..hi-1 whole, as many as it does; lo when it holds none.
+func (inc *incremental) wholeSecondsIn(r *run, lo int) int {
+	e := inc.known.entries
+	best := lo
+	for hi := lo; hi < len(e); {
+		next := inc.known.lower(e[hi].Created + 1)
+		if !inc.holdsWhole(r, lo, next) {
+			break
+		}
+		best, hi = next, next
+	}
+	return best
+}
+
 // holdsWhole reports whether a run holds the seconds of the kept tokens
 // lo..hi-1 whole: it starts the list or holds an older token, and ends the
 // list or holds a newer one.
@@ -679,11 +694,25 @@ func (inc *incremental) audit(ctx context.Context, rd *reader) (int, error) {
 		inc.cursor = 0
 	}
 	lo := inc.known.lower(inc.known.entries[inc.cursor].Created)
-	hi := inc.known.lower(inc.known.entries[min(lo+auditTokens, n-1)].Created + 1)
-	if hi <= lo {
-		hi = n
-	}
 	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}}
+	// One window from just below the cursor, and the whole seconds it
+	// holds: a count just found the kept tokens at their positions, so
+	// the window holds about as many of them as it has room for.
+	w, err := rd.readFrom(ctx, lo-anchorMargin)
+	if err != nil {
+		return 0, err
+	}
+	hi := inc.wholeSecondsIn(w, lo)
+	if hi > lo {
+		s.probes = append(s.probes, w)
+	} else {
+		// Its first second did not fit: the seconds up to auditTokens
+		// further, read as a search checks them.
+		hi = inc.known.lower(inc.known.entries[min(lo+auditTokens, n-1)].Created + 1)
+		if hi <= lo {
+			hi = n
+		}
+	}
 	if err := s.check(ctx, lo, hi, 0, 0); err != nil {
 		return 0, err
 	}

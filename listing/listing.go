@@ -329,7 +329,11 @@ func (l *Lister) ListUploadTokens(ctx context.Context, keep int) (list *TokenLis
 		if err == nil && l.opts.Mode == ModeAuto && l.inc.state == stateSynced {
 			n := l.inc.known.len()
 			e := estimateFull(n, rd.slowest(), rd.concurrency)
-			if e.fits(ctx, l.opts.Now(), rd.budget) && (fitsEasily(ctx, n, rd) || float64(e.requests) < l.incCost) {
+			// Judged against the budget every scrape has, not this one's,
+			// which a fresh minute of the rate limit inflates: a full
+			// listing that fits only then would switch back at the next.
+			sustained := l.sustained(now)
+			if e.fits(ctx, l.opts.Now(), sustained) && (fitsEasily(ctx, n, rd, sustained) || float64(e.requests) < l.incCost) {
 				l.switchTo(ModeFull, fmt.Errorf("a full listing of %d tokens fits, at about %d requests a scrape against %.0f", n, e.requests, l.incCost))
 			}
 		}
@@ -354,12 +358,12 @@ func (l *Lister) progress() float64 {
 // fitsEasily reports whether a full listing of tokens would take at most a
 // quarter of the time and share of requests a scrape has, so that modes
 // do not flap around the threshold.
-func fitsEasily(ctx context.Context, tokens int, rd *reader) bool {
+func fitsEasily(ctx context.Context, tokens int, rd *reader, budget int) bool {
 	e := estimateFull(tokens, rd.slowest(), rd.concurrency)
 	if deadline, ok := ctx.Deadline(); ok && e.duration.Seconds() > comfortTime/2*deadline.Sub(rd.now()).Seconds() {
 		return false
 	}
-	return rd.budget == 0 || float64(e.requests) <= comfortRequests/2*float64(rd.budget)
+	return budget == 0 || float64(e.requests) <= comfortRequests/2*float64(budget)
 }
 
 func (l *Lister) switchTo(m Mode, why error) {
@@ -407,21 +411,41 @@ func (l *Lister) reader(now time.Time) *reader {
 // that scrapes that failed for want of requests do not starve the ones
 // after them; never more than what is left.
 func (l *Lister) budget(now time.Time) int {
-	rl, ok := l.pager.(RateLimiter)
+	limit, fair, ok := l.fairShare(now)
 	if !ok {
 		return 0
 	}
+	share := l.opts.RateLimitShare
+	return max(min(int(max(share*float64(limit.Remaining), fair)), limit.Remaining), 1)
+}
+
+// sustained is the budget a scrape can have at every scrape: the share of
+// the limit for the time since the last scrape, whatever is left of the
+// minute now; 0 for no bound.
+func (l *Lister) sustained(now time.Time) int {
+	_, fair, ok := l.fairShare(now)
+	if !ok {
+		return 0
+	}
+	return max(int(fair), 1)
+}
+
+// fairShare returns the latest rate limit and the share of it that the
+// time since the last scrape earns.
+func (l *Lister) fairShare(now time.Time) (apiclient.RateLimit, float64, bool) {
+	rl, ok := l.pager.(RateLimiter)
+	if !ok {
+		return apiclient.RateLimit{}, 0, false
+	}
 	limit, known := rl.RateLimit()
 	if !known || limit.Limit <= 0 {
-		return 0
+		return apiclient.RateLimit{}, 0, false
 	}
 	interval := time.Minute
 	if !l.lastScrape.IsZero() {
 		interval = min(max(now.Sub(l.lastScrape), time.Second), time.Minute)
 	}
-	share := l.opts.RateLimitShare
-	fair := share * float64(limit.Limit) * interval.Minutes()
-	return max(min(int(max(share*float64(limit.Remaining), fair)), limit.Remaining), 1)
+	return limit, l.opts.RateLimitShare * float64(limit.Limit) * interval.Minutes(), true
 }
 
 func (l *Lister) noteAnomaly(a Anomaly) {

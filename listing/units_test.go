@@ -202,3 +202,26 @@ func TestClearOfExpiries(t *testing.T) {
 		})
 	}
 }
+
+// Auto judges a switch back to the full listing by the budget every scrape
+// has, not by one inflated by a fresh minute of the rate limit: it does
+// not flap between the two at 10,000 tokens.
+func TestAutoDoesNotFlap(t *testing.T) {
+	s := liveSchedule(10_000)
+	s.deleteRate = 0.2
+	rng := rand.New(rand.NewPCG(5, 6))
+	acc := newAccount(s, rng, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(acc, Options{Mode: ModeAuto, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
+	switches, last := 0, Mode(-1)
+	for range 60 {
+		_, _ = listOnce(t, l, acc, s.timeout)
+		if m := l.Status().Mode; m != last {
+			if last >= 0 {
+				switches++
+			}
+			last = m
+		}
+		_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
+	}
+	assert.LessOrEqual(t, switches, 2, "mode switches in 60 scrapes")
+}
