@@ -51,6 +51,9 @@ const (
 	// maxAnchorTries bounds the moves down of a window that must start
 	// below a given second: enough to halve ten million positions to 0.
 	maxAnchorTries = 24
+	// maxNewPages is the most pages of new tokens the end of the list is
+	// read for, beyond half the kept tokens: more is a list to read anew.
+	maxNewPages = 10
 	// auditTokens is how many kept tokens each synced scrape checks
 	// against the list, in rotation: the whole list is checked every
 	// len/auditTokens scrapes at a constant cost of about one request.
@@ -321,6 +324,12 @@ func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error)
 	base, err := inc.anchored(ctx, rd, inc.known.lower(inc.complete+1)-anchorMargin, inc.complete+1)
 	if err != nil {
 		return nil, err
+	}
+	if n := inc.known.len(); base.total-n > max(n/2, maxNewPages*pageSize) {
+		// A list that grew this much is read anew, over as many scrapes as
+		// it takes and into room made for it at once, rather than page by
+		// page into the kept tokens.
+		return nil, &unexplained{reasonMoreTokens, fmt.Sprintf("api.video lists %d tokens, %d kept", base.total, n)}
 	}
 	chain, err := rd.climb(ctx, base, atListEnd, toListEnd)
 	if err != nil {

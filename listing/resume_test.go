@@ -101,3 +101,22 @@ func TestBurstInTheCurrentSecond(t *testing.T) {
 		})
 	}
 }
+
+// A list that grew far beyond the kept tokens is read anew, into room made
+// for it at once, rather than page by page into the kept tokens.
+func TestAListThatGrewFarIsReadAnew(t *testing.T) {
+	acc := newAccount(stillSchedule(200), rand.New(rand.NewPCG(9, 10)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(acc, Options{Mode: ModeIncremental, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
+	_, err := listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err)
+	_ = acc.sleep(context.Background(), 10*time.Second)
+	now := acc.clock()
+	for i := range 3000 {
+		acc.create(now.Add(-time.Duration(i)*time.Millisecond), false)
+	}
+	acc.sortListed()
+	list, err := listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err)
+	requireExact(t, acc, list)
+	assert.Equal(t, 1, l.Status().Rereads[reasonMoreTokens], "one reading of the grown list")
+}
