@@ -44,9 +44,9 @@
 //	                                                              audit one window, publish;
 //	                                                              next scrape: reconcile
 //
-// A synced scrape also checks about 80 kept tokens against the list (the
-// audit), in rotation, so that every kept token is checked again every
-// len/80 scrapes at the cost of about one request, whatever the counts
-// say. docs/listing.md gives the argument in full, the model-based
+// A synced scrape also reads one window at the next kept tokens and checks
+// those of the whole seconds it holds (the audit), in rotation, so that
+// every kept token is checked again every len/90 scrapes or so at the cost
+// of one request, whatever the counts say. docs/listing.md gives the argument in full, the model-based
 // harness that checks it (model_test.go), and the measured costs.
 package listing

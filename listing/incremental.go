@@ -54,9 +54,9 @@ const (
 	// maxNewPages is the most pages of new tokens the end of the list is
 	// read for, beyond half the kept tokens: more is a list to read anew.
 	maxNewPages = 10
-	// auditTokens is how many kept tokens each synced scrape checks
-	// against the list, in rotation: the whole list is checked every
-	// len/auditTokens scrapes at a constant cost of about one request.
+	// auditTokens is how many kept tokens an audit checks when its first
+	// second does not fit one window: a page less the absences it may
+	// have to absorb.
 	auditTokens = 80
 )
 
@@ -691,9 +691,9 @@ func (inc *incremental) seen(chain []*run, lo, hi int) (map[uint64]bool, error) 
 	return seen, nil
 }
 
-// audit checks the next auditTokens kept tokens against the list and drops
-// those gone, and returns how many: every kept token is checked in turn,
-// whatever the count said.
+// audit checks the next kept tokens against the list, those of the whole
+// seconds one window holds, drops those gone and returns how many: every
+// kept token is checked in turn, whatever the count said.
 func (inc *incremental) audit(ctx context.Context, rd *reader) (int, error) {
 	n := inc.known.len()
 	if n == 0 {
