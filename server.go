@@ -20,8 +20,11 @@ import (
 
 const (
 	// idleTimeout closes keep-alive connections left idle this long, so
-	// that clients holding connections open cannot exhaust file descriptors.
-	idleTimeout = 60 * time.Second
+	// that clients holding connections open cannot exhaust file
+	// descriptors: an HTTP/2 connection whose streams were ended at their
+	// write deadline (at most 30 s by default) is gone a minute after it
+	// stalled.
+	idleTimeout = 30 * time.Second
 	// maxRequestHeaderBytes bounds a request's headers; a scrape's are
 	// under 1 KiB.
 	maxRequestHeaderBytes = 64 << 10
