@@ -79,11 +79,7 @@ func TestWindowFromHoldsItsPositionAndReachesAbove(t *testing.T) {
 func TestBurstInTheCurrentSecond(t *testing.T) {
 	for _, burst := range []int{150, 450} {
 		t.Run(fmt.Sprint(burst), func(t *testing.T) {
-			acc := newAccount(stillSchedule(2000), rand.New(rand.NewPCG(7, 8)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-			l := New(acc, Options{Mode: ModeIncremental, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
-			_, err := listOnce(t, l, acc, 10*time.Second)
-			require.NoError(t, err)
-			_ = acc.sleep(context.Background(), 5*time.Second)
+			acc, l := syncedIncremental(t, 2000, 7, 5*time.Second)
 			now := acc.clock()
 			for range burst {
 				acc.create(now, false)
@@ -105,11 +101,7 @@ func TestBurstInTheCurrentSecond(t *testing.T) {
 // A list that grew far beyond the kept tokens is read anew, into room made
 // for it at once, rather than page by page into the kept tokens.
 func TestAListThatGrewFarIsReadAnew(t *testing.T) {
-	acc := newAccount(stillSchedule(200), rand.New(rand.NewPCG(9, 10)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := New(acc, Options{Mode: ModeIncremental, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
-	_, err := listOnce(t, l, acc, 10*time.Second)
-	require.NoError(t, err)
-	_ = acc.sleep(context.Background(), 10*time.Second)
+	acc, l := syncedIncremental(t, 200, 9, 10*time.Second)
 	now := acc.clock()
 	for i := range 3000 {
 		acc.create(now.Add(-time.Duration(i)*time.Millisecond), false)
@@ -119,4 +111,16 @@ func TestAListThatGrewFarIsReadAnew(t *testing.T) {
 	require.NoError(t, err)
 	requireExact(t, acc, list)
 	assert.Equal(t, 1, l.Status().Rereads[reasonMoreTokens], "one reading of the grown list")
+}
+
+// syncedIncremental returns a still account of tokens and an incremental
+// listing that has read it, idle seconds later.
+func syncedIncremental(t *testing.T, tokens int, seed uint64, idle time.Duration) (*account, *Lister) {
+	t.Helper()
+	acc := newAccount(stillSchedule(tokens), rand.New(rand.NewPCG(seed, seed+1)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(acc, Options{Mode: ModeIncremental, Concurrency: 4, Now: acc.clock, Sleep: acc.sleep})
+	_, err := listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err)
+	_ = acc.sleep(context.Background(), idle)
+	return acc, l
 }
