@@ -332,13 +332,20 @@ func (c *Collector) start(ctx context.Context) *flight {
 	c.cached = nil
 	// The listing keeps the scrape's values, not its cancellation: it
 	// ends at the shared deadline, or when the collector is closed.
-	lctx, stop := mergeValues(c.life, ctx), func() {}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	unhook := context.AfterFunc(c.life, cancel)
 	if deadline, ok := ctx.Deadline(); ok {
-		shared := newSharedDeadline(lctx, deadline)
-		f.shared, lctx, stop = shared, shared, shared.stop
+		f.shared = newSharedDeadline(lctx, deadline)
+		lctx = f.shared
 	}
 	go func() {
-		defer stop()
+		defer func() {
+			if f.shared != nil {
+				f.shared.stop()
+			}
+			unhook()
+			cancel()
+		}()
 		list, err := c.list(lctx)
 		c.mu.Lock()
 		defer c.mu.Unlock()

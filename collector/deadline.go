@@ -76,16 +76,3 @@ func (d *sharedDeadline) Err() error {
 	}
 	return nil
 }
-
-// mergeValues returns a context cancelled with life that carries the
-// values of values.
-func mergeValues(life, values context.Context) context.Context {
-	return valuesOf{Context: life, values: values}
-}
-
-type valuesOf struct {
-	context.Context
-	values context.Context
-}
-
-func (v valuesOf) Value(key any) any { return v.values.Value(key) }
