@@ -85,7 +85,14 @@ func run(args []string) int {
 type sources struct {
 	single   *collector.Collector
 	accounts *accounts.Set
-	close    func()
+	closers  []func()
+}
+
+// close ends what buildSources started, the latest first.
+func (s *sources) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
 }
 
 // mode decides what the exporter serves from whether a key was found
@@ -127,7 +134,7 @@ func buildSources(cfg *config, reg *prometheus.Registry, logger log.Logger) (*so
 	if cfg.tokenLabel == collector.LabelFull {
 		level.Warn(logger).Log("msg", "--collector.token-label=full publishes whole upload tokens: anyone who can read the metrics can upload into the account")
 	}
-	src := &sources{close: func() {}}
+	src := &sources{}
 	wiring := accounts.Wiring{
 		UserAgent:       exporterName + "/" + version.Version,
 		TokenLabel:      cfg.tokenLabel,
@@ -142,7 +149,7 @@ func buildSources(cfg *config, reg *prometheus.Registry, logger log.Logger) (*so
 			if err != nil {
 				return nil, fmt.Errorf("starting the demo account: %w", err)
 			}
-			src.close = func() { account.Close() }
+			src.closers = append(src.closers, func() { account.Close() })
 			apiURL, key = account.URL, apiclient.StaticKey(demoaccount.APIKey)
 			level.Info(logger).Log("msg", "demo mode: serving a simulated api.video account", "url", account.URL)
 		} else if strings.HasPrefix(strings.ToLower(apiURL), "http:") {
@@ -158,12 +165,7 @@ func buildSources(cfg *config, reg *prometheus.Registry, logger log.Logger) (*so
 			return nil, fmt.Errorf("invalid api.video settings: %w", err)
 		}
 		src.single = wired.Tokens
-		closeDemo := src.close
-		src.close = func() {
-			wired.Tokens.Close()
-			wired.Client.Close()
-			closeDemo()
-		}
+		src.closers = append(src.closers, wired.Client.Close, wired.Tokens.Close)
 	}
 	if cfg.configFile != "" {
 		src.accounts = accounts.New(cfg.configFile, accounts.Options{
@@ -180,11 +182,7 @@ func buildSources(cfg *config, reg *prometheus.Registry, logger log.Logger) (*so
 			src.close()
 			return nil, errors.New("the accounts file could not be loaded")
 		}
-		closeSingle, set := src.close, src.accounts
-		src.close = func() {
-			set.Close()
-			closeSingle()
-		}
+		src.closers = append(src.closers, src.accounts.Close)
 	}
 	return src, nil
 }

@@ -3,6 +3,7 @@ package listing
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -19,6 +20,11 @@ type reading struct {
 	// distinct tokens.
 	total int
 	still bool
+	// current bounds the seconds the reading holds whole: a run that read
+	// tokens of a second not yet over leaves room for more of that second,
+	// created later with a tie that sorts them into the run's positions,
+	// after it was read.
+	current uint32
 }
 
 // advance reads on from where the reading stopped, up to the end of the
@@ -32,7 +38,7 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 		// Room for the list as page 1 saw it and what a long reading adds
 		// to it, without append's growth by a quarter.
 		rg.known.entries = make([]entry, 0, first.total+first.total/16+pageSize)
-		rg.total, rg.still = first.total, true
+		rg.total, rg.still, rg.current = first.total, true, math.MaxUint32
 		rg.absorb(first)
 		rg.top = first
 	}
@@ -43,6 +49,9 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 
 func (rg *reading) absorb(r *run) {
 	rg.still = rg.still && r.total == rg.total
+	if c := secondBefore(r.sent.Add(-clockMargin)); !r.empty() && r.last() > c {
+		rg.current = min(rg.current, c)
+	}
 	if rg.known.long == nil {
 		rg.known.long = map[uint64]string{}
 	}
@@ -66,8 +75,10 @@ func (rg *reading) result(now time.Time) (known, uint32, error) {
 	}
 	k.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
 	// A token created before the newest run was asked for sorts below
-	// that run's newest token, and the chain covers everything below it.
-	return k, secondBefore(rg.top.sent.Add(-clockMargin)), nil
+	// that run's newest token, and the chain covers everything below it
+	// that stayed in the list while it was read; a token created during
+	// the reading is covered only in the seconds no run read unfinished.
+	return k, min(secondBefore(rg.top.sent.Add(-clockMargin)), rg.current), nil
 }
 
 // progress is the share of the list read, from 0 to 1.
