@@ -112,7 +112,9 @@ func run(bin string, tokens int, deletes float64, burstMax int, pastEnd apimodel
 	rng := rand.New(rand.NewPCG(4, 5))
 	for end := time.Now().Add(duration); time.Now().Before(end); {
 		before := tokenSet(fake)
+		start := time.Now()
 		active, ok, err := scrape("http://" + addr + "/metrics")
+		wall := time.Since(start)
 		after := tokenSet(fake)
 		if err != nil {
 			return 0, 0, 0, err
@@ -131,7 +133,7 @@ func run(bin string, tokens int, deletes float64, burstMax int, pastEnd apimodel
 		}
 		scrapes++
 		if *verbose {
-			fmt.Fprintf(os.Stderr, "scrape %d: up=%t published %d, active throughout %d, at some instant %d\n", scrapes, ok, active, throughout, some)
+			fmt.Fprintf(os.Stderr, "scrape %d (%s): up=%t published %d, active throughout %d, at some instant %d\n", scrapes, wall.Round(time.Millisecond), ok, active, throughout, some)
 		}
 		if ok {
 			up++
