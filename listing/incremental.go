@@ -379,13 +379,19 @@ func (inc *incremental) clearOfExpiries(now time.Time, latency time.Duration) ti
 	}
 	// Once that second has passed by more than the margin, the next
 	// boundary is more than the read's time away.
-	return time.Unix(next, 0).Add(clockMargin + time.Millisecond).Sub(now)
+	return certainlyPast(next).Sub(now)
 }
 
 // untilComplete is how long from now until second c is certainly over, so
 // that secondBefore counts it complete; 0 when it already is.
 func untilComplete(c uint32, now time.Time) time.Duration {
-	return max(time.Unix(int64(c)+1, 0).Add(clockMargin+time.Millisecond).Sub(now), 0)
+	return max(certainlyPast(int64(c)+1).Sub(now), 0)
+}
+
+// certainlyPast is the first instant of our clock certainly past the start
+// of second s on api.video's, whose clock is within clockMargin of ours.
+func certainlyPast(s int64) time.Time {
+	return time.Unix(s, 0).Add(clockMargin + time.Millisecond)
 }
 
 // secondBefore is the last whole second that ended by t.
@@ -431,7 +437,7 @@ func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 	// nothing would show them in the list then: they are dropped.
 	inc.known.remove(func(e *entry) bool { return expiredBy(e.Record, earliest) })
 	alive, uncertain := 0, 0
-	var lastUncertain time.Time
+	var lastUncertain uint32
 	for i := range inc.known.entries {
 		rec := inc.known.entries[i].Record
 		switch {
@@ -439,7 +445,7 @@ func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 		case expiredBy(rec, latest):
 			alive++
 			uncertain++
-			lastUncertain = rec.ExpiresAt()
+			lastUncertain = max(lastUncertain, rec.Expires)
 		default:
 			alive++
 		}
@@ -448,7 +454,7 @@ func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 	if gone == 0 || uncertain == 0 {
 		return gone, 0
 	}
-	return gone, max(lastUncertain.Add(clockMargin+time.Millisecond).Sub(r.received), time.Millisecond)
+	return gone, max(certainlyPast(int64(lastUncertain)).Sub(r.received), time.Millisecond)
 }
 
 // search finds kept tokens gone from the list, about gone of them, and
