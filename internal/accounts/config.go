@@ -75,7 +75,16 @@ const maxFileBytes = 1 << 20
 // that is not regular, larger than maxFileBytes, or whose read blocks is
 // an error.
 func Load(ctx context.Context, path string, defaults Defaults) ([]Settings, error) {
-	data, err := boundedfile.Read(ctx, path, maxFileBytes)
+	return load(ctx, newFileReader(path), path, defaults)
+}
+
+// newFileReader reads an accounts file with Load's bounds.
+func newFileReader(path string) *boundedfile.Reader { return boundedfile.New(path, maxFileBytes) }
+
+// load is Load through a reader kept from one load to the next, so that a
+// file whose read hangs holds one goroutine, however many reloads try it.
+func load(ctx context.Context, file *boundedfile.Reader, path string, defaults Defaults) ([]Settings, error) {
+	data, err := file.Read(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading accounts file: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 	"github.com/apivideo-exporter/apivideo_exporter/collector"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/boundedfile"
 	"github.com/apivideo-exporter/apivideo_exporter/listing"
 )
 
@@ -50,6 +51,7 @@ type Account struct {
 // Set is the live set of accounts of an accounts file.
 type Set struct {
 	path string
+	file *boundedfile.Reader
 	opts Options
 	// slots caps the accounts reading api.video at once.
 	slots chan struct{}
@@ -75,6 +77,7 @@ func New(path string, opts Options) *Set {
 	}
 	s := &Set{
 		path:  path,
+		file:  newFileReader(path),
 		opts:  opts,
 		slots: make(chan struct{}, opts.MaxConcurrentProbes),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -124,7 +127,7 @@ func (s *Set) Reload(ctx context.Context) error {
 }
 
 func (s *Set) reload(ctx context.Context) error {
-	settings, err := Load(ctx, s.path, s.opts.Defaults)
+	settings, err := load(ctx, s.file, s.path, s.opts.Defaults)
 	if err != nil {
 		return err
 	}
