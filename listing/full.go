@@ -61,8 +61,11 @@ func (e estimate) fits(ctx context.Context, now time.Time, budget int) bool {
 //
 // spare, when it has room, holds the tokens of the last full listing, which
 // the caller no longer reads: this one reuses it rather than allocating 40
-// MB a scrape for a million tokens.
-func full(ctx context.Context, rd *reader, keep int, spare []entry) (*TokenList, []entry, error) {
+// MB a scrape for a million tokens. The tokens it read come back to be
+// kept as the next spare; when the listing succeeded they are every token
+// of the list as the incremental listing keeps them, complete through the
+// second before the first request.
+func full(ctx context.Context, rd *reader, keep int, spare known) (*TokenList, known, error) {
 	first, err := rd.page(ctx, 1, pageSize)
 	if err != nil {
 		return nil, spare, err
@@ -70,7 +73,7 @@ func full(ctx context.Context, rd *reader, keep int, spare []entry) (*TokenList,
 	if e := estimateFull(first.total, rd.slowest(), rd.concurrency); !e.fits(ctx, rd.now(), rd.budget) {
 		return nil, spare, &TooLargeError{Tokens: first.total, Estimate: e, Concurrency: rd.concurrency}
 	}
-	seen := newCollection(first.total, spare)
+	seen := newCollection(first.total, spare.entries)
 	stillTotal := true
 	for try := 0; ; try++ {
 		seen.add(first.tokens)
@@ -79,7 +82,7 @@ func full(ctx context.Context, rd *reader, keep int, spare []entry) (*TokenList,
 			stillTotal = stillTotal && r.total == first.total
 		})
 		if err != nil {
-			return nil, seen.known.entries, err
+			return nil, seen.known, err
 		}
 		// A still list of itemsTotal tokens must show that many: fewer
 		// means pages contradicting each other, such as ties of one
@@ -88,14 +91,15 @@ func full(ctx context.Context, rd *reader, keep int, spare []entry) (*TokenList,
 			break
 		}
 		if try == fullRetries {
-			return nil, seen.known.entries, fmt.Errorf("%w: %d distinct tokens on pages that all say the list holds %d", ErrInconsistent, seen.len(), first.total)
+			return nil, seen.known, fmt.Errorf("%w: %d distinct tokens on pages that all say the list holds %d", ErrInconsistent, seen.len(), first.total)
 		}
 		if first, err = rd.page(ctx, 1, pageSize); err != nil {
-			return nil, seen.known.entries, err
+			return nil, seen.known, err
 		}
 		stillTotal = first.total == seen.total
 	}
-	return seen.list(rd.now(), keep, rd.spent()), seen.known.entries, nil
+	list := seen.list(rd.now(), keep, rd.spent())
+	return list, seen.known, nil
 }
 
 // atListEnd holds for a run that reached the end of the list.

@@ -221,6 +221,14 @@ func (inc *incremental) step(ctx context.Context, rd *reader, startedThisScrape 
 	return false, fmt.Errorf("unknown state %d", inc.state)
 }
 
+// seed starts from the tokens k of a full listing, which holds every
+// token of the list through second complete: the next scrape counts and
+// searches what changed since, as after a reading.
+func (inc *incremental) seed(k known, complete uint32) {
+	inc.reset()
+	inc.known, inc.complete, inc.state = k, complete, stateReconciling
+}
+
 func (inc *incremental) reset() {
 	*inc = incremental{onReread: inc.onReread, sleep: inc.sleep}
 }

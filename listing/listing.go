@@ -229,8 +229,10 @@ type Lister struct {
 	backoff     time.Duration
 	backoffTill time.Time
 	// spare is the tokens of the last full listing, which the next one
-	// fills again.
-	spare []entry
+	// fills again; spareComplete, when not zero, says that listing
+	// succeeded and holds every token of the list through that second.
+	spare         known
+	spareComplete uint32
 	// incCost is the moving average of the incremental listing's requests
 	// a scrape, which auto weighs against a full listing's.
 	incCost float64
@@ -318,11 +320,7 @@ func (l *Lister) ListUploadTokens(ctx context.Context, keep int) (list *TokenLis
 	case l.anomaly(AnomalyUnsorted):
 		list, err = unordered(ctx, rd, keep)
 	case l.inUse == ModeFull:
-		list, l.spare, err = full(ctx, rd, keep, l.spare)
-		if _, tooLarge := errors.AsType[*TooLargeError](err); tooLarge && l.opts.Mode == ModeAuto {
-			l.switchTo(ModeIncremental, err)
-			list, err = l.inc.list(ctx, rd, keep)
-		}
+		list, err = l.full(ctx, rd, keep, now)
 	default:
 		list, err = l.inc.list(ctx, rd, keep)
 		l.incCost = (1-costWeight)*l.incCost + costWeight*float64(rd.spent())
@@ -343,6 +341,32 @@ func (l *Lister) ListUploadTokens(ctx context.Context, keep int) (list *TokenLis
 	l.statusMu.Lock()
 	l.status.Mode, l.status.SyncProgress = l.inUse, l.progress()
 	l.statusMu.Unlock()
+	return list, err
+}
+
+// full lists in full. In auto, a listing that would not fit the scrape
+// switches to the incremental listing, which starts from the tokens of the
+// last full listing when that one succeeded: it then counts and searches
+// what changed since, instead of reading the whole list anew.
+func (l *Lister) full(ctx context.Context, rd *reader, keep int, now time.Time) (*TokenList, error) {
+	list, spare, err := full(ctx, rd, keep, l.spare)
+	_, tooLarge := errors.AsType[*TooLargeError](err)
+	switch {
+	case err == nil:
+		// Every token created before the first request and still listed
+		// at the end was read.
+		l.spare, l.spareComplete = spare, secondBefore(now.Add(-clockMargin))
+	case !tooLarge:
+		l.spare, l.spareComplete = spare, 0
+	case l.opts.Mode == ModeAuto:
+		// A listing too large stops before it touches the spare tokens.
+		last, complete := l.spare, l.spareComplete
+		l.switchTo(ModeIncremental, err)
+		if complete > 0 {
+			l.inc.seed(last, complete)
+		}
+		return l.inc.list(ctx, rd, keep)
+	}
 	return list, err
 }
 
@@ -369,7 +393,7 @@ func fitsEasily(ctx context.Context, tokens int, rd *reader, budget int) bool {
 func (l *Lister) switchTo(m Mode, why error) {
 	level.Info(l.opts.Logger).Log("msg", "switching listing mode", "from", l.inUse, "to", m, "why", why)
 	l.inUse = m
-	l.spare = nil
+	l.spare, l.spareComplete = known{}, 0
 	if m == ModeFull {
 		l.inc = l.newIncremental()
 	}

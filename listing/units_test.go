@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,39 @@ func TestAutoSwitchesBackToFull(t *testing.T) {
 	list, err := listOnce(t, l, acc, 10*time.Second)
 	require.NoError(t, err)
 	requireExact(t, acc, list)
+}
+
+// When a full listing stops fitting the scrape, auto's incremental listing
+// starts from the tokens of the last full listing: the scrape of the
+// switch is up, at the cost of a count and a search for what changed
+// since, not of a reading of the whole list.
+func TestAutoSwitchStartsFromTheLastFullListing(t *testing.T) {
+	s := stillSchedule(3000)
+	s.concurrency = 1
+	acc := newAccount(s, rand.New(rand.NewPCG(3, 4)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(acc, Options{Mode: ModeAuto, Concurrency: 1, Now: acc.clock, Sleep: acc.sleep})
+	_, err := listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, ModeFull, l.Status().Mode)
+
+	// Three tokens deleted anywhere, and replies too slow for a full
+	// listing of 30 pages to fit a scrape.
+	acc.mu.Lock()
+	for _, i := range []int{2900, 1500, 5} {
+		acc.listed[i].gone = acc.now
+		acc.listed = slices.Delete(acc.listed, i, i+1)
+	}
+	acc.s.latencyMin, acc.s.latencyMax = 300*time.Millisecond, 300*time.Millisecond
+	acc.mu.Unlock()
+	require.NoError(t, acc.sleep(context.Background(), 10*time.Second))
+
+	before := len(acc.requests)
+	list, err := listOnce(t, l, acc, 10*time.Second)
+	require.NoError(t, err, "the scrape of the switch is up")
+	assert.Equal(t, ModeIncremental, l.Status().Mode)
+	requireExact(t, acc, list)
+	assert.Less(t, len(acc.requests)-before, 30, "a count and a search, not a reading of the 30 pages")
+	assert.Empty(t, l.Status().Rereads)
 }
 
 func TestPublicationHeapPopsTheLastToPublishFirst(t *testing.T) {

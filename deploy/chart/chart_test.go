@@ -41,7 +41,7 @@ var everyToggle = []string{"testdata/every-toggle-podmonitor.yaml", "testdata/ev
 var exporterSelector = regexp.MustCompile(`^(?:.*apivideo.*)$`)
 
 // helmBinary finds helm (built by .ci/run with `go install
-// helm.sh/helm/v3/cmd/helm@v3.22.0`) or fails: the test is never skipped.
+// helm.sh/helm/v3/cmd/helm@v3.21.4`) or fails: the test is never skipped.
 func helmBinary(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("HELM"); p != "" {
@@ -54,7 +54,7 @@ func helmBinary(t *testing.T) string {
 	require.NoError(t, err)
 	p := filepath.Join(strings.TrimSpace(string(out)), "bin", "helm")
 	_, err = os.Stat(p)
-	require.NoError(t, err, "helm not found: go install helm.sh/helm/v3/cmd/helm@v3.22.0 (.ci/run does)")
+	require.NoError(t, err, "helm not found: go install helm.sh/helm/v3/cmd/helm@v3.21.4 (.ci/run does)")
 	return p
 }
 
