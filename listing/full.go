@@ -70,7 +70,7 @@ func full(ctx context.Context, rd *reader, keep int, spare known) (*TokenList, k
 	if err != nil {
 		return nil, spare, err
 	}
-	if e := estimateFull(first.total, rd.slowest(), rd.concurrency); !e.fits(ctx, rd.now(), rd.budget) {
+	if e := estimateFull(first.total, rd.slowest(), rd.concurrency); !e.fits(ctx, rd.now(), rd.planned()) {
 		return nil, spare, &TooLargeError{Tokens: first.total, Estimate: e, Concurrency: rd.concurrency}
 	}
 	seen := newCollection(first.total, spare.entries)
@@ -162,7 +162,7 @@ func unordered(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e := estimateFull(first.total, rd.slowest(), rd.concurrency); !e.fits(ctx, rd.now(), rd.budget) {
+	if e := estimateFull(first.total, rd.slowest(), rd.concurrency); !e.fits(ctx, rd.now(), rd.planned()) {
 		return nil, fmt.Errorf("%w: api.video ignores sortBy, and reading all %d tokens in one scrape does not fit: %w", ErrUpstream, first.total, &TooLargeError{Tokens: first.total, Estimate: e, Concurrency: rd.concurrency})
 	}
 	seen := newCollection(first.total, nil)

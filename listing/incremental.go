@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 )
@@ -89,11 +93,16 @@ type incremental struct {
 	cursor int
 	// hints are the ranges a search cut short left unfinished.
 	hints []span
+	// backlog is how many kept tokens the last count found gone that no
+	// search has dropped since: the end of the list lies that much lower.
+	backlog int
 	// audited is set once this scrape's audit is done.
 	audited bool
 	// onReread is told of each reading of the whole list after the first.
 	onReread func(reason string, err error)
 	sleep    func(context.Context, time.Duration) error
+	// logger takes a debug line for each count and search.
+	logger log.Logger
 }
 
 // list brings the kept tokens up to date within one scrape.
@@ -230,7 +239,7 @@ func (inc *incremental) seed(k known, complete uint32) {
 }
 
 func (inc *incremental) reset() {
-	*inc = incremental{onReread: inc.onReread, sleep: inc.sleep}
+	*inc = incremental{onReread: inc.onReread, sleep: inc.sleep, logger: inc.logger}
 }
 
 // progress is how much of a reading of the whole list is done: 1 when none
@@ -290,6 +299,8 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 			continue
 		}
 		gone, wait := inc.count(chain[0])
+		level.Debug(inc.logger).Log("msg", "counted the list against the kept tokens", "round", round,
+			"listed", chain[0].start+len(chain[0].tokens), "kept", inc.known.len(), "gone", gone, "wait", wait, "requests", rd.spent())
 		switch {
 		case wait > 0:
 			// Tokens expiring while the page was read leave the count
@@ -301,15 +312,20 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 		case gone < 0:
 			return &unexplained{reasonMoreTokens, fmt.Sprintf("api.video lists %d more tokens than kept", -gone)}
 		case gone == 0:
+			inc.backlog = 0
 			return nil
 		}
+		inc.backlog = gone
 		// The list as the count found it, which a reading would cost.
 		listed := chain[0].start + len(chain[0].tokens)
 		if full := estimateFull(listed, rd.slowest(), rd.concurrency); searchCost(gone, inc.known.len()) >= full.requests &&
 			full.fits(ctx, rd.now(), rd.left()) {
 			return &unexplained{reasonCheaper, fmt.Sprintf("finding %d gone tokens would cost more than reading all %d", gone, inc.known.len())}
 		}
-		if _, err := inc.search(ctx, rd, gone); err != nil {
+		found, err := inc.search(ctx, rd, gone)
+		inc.backlog = max(gone-found, 0)
+		level.Debug(inc.logger).Log("msg", "searched for gone tokens", "round", round, "gone", gone, "found", found, "hints", len(inc.hints), "requests", rd.spent(), "err", err)
+		if err != nil {
 			return err
 		}
 	}
@@ -329,7 +345,7 @@ func searchCost(gone, tokens int) int {
 // readEnd reads the end of the list from below the newest complete second,
 // adds the new tokens, and returns the chain of runs it read.
 func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error) {
-	base, err := inc.anchored(ctx, rd, inc.known.lower(inc.complete+1)-anchorMargin, inc.complete+1)
+	base, err := inc.anchored(ctx, rd, inc.known.lower(inc.complete+1)-anchorMargin-inc.backlog, inc.complete+1)
 	if err != nil {
 		return nil, err
 	}
@@ -368,17 +384,31 @@ const defaultLatency = 150 * time.Millisecond
 // clockMargin either side; 0 when it already is. Tokens expire on whole
 // seconds, so at most the rest of one second.
 func (inc *incremental) clearOfExpiries(now time.Time, latency time.Duration) time.Duration {
+	return clearOf(now, latency, func(yield func(uint32) bool) {
+		for i := range inc.known.entries {
+			if !yield(inc.known.entries[i].Expires) {
+				return
+			}
+		}
+	})
+}
+
+// clearOf returns how long to wait so that a read sent now and taking
+// about latency is clear of each of expiries (0: never expires), within
+// clockMargin either side; 0 when it already is.
+func clearOf(now time.Time, latency time.Duration, expiries iter.Seq[uint32]) time.Duration {
 	if latency <= 0 {
 		latency = defaultLatency
 	}
 	earliest, latest := now.Add(-clockMargin).Unix(), now.Add(latency+clockMargin).Unix()
 	if 2*clockMargin+latency >= time.Second {
-		// No read can be clear of a second boundary: count, and wait after.
+		// No read can be clear of a second boundary: read, and account
+		// for the uncertainty after.
 		return 0
 	}
 	next := int64(0)
-	for i := range inc.known.entries {
-		if x := int64(inc.known.entries[i].Expires); x > earliest && x <= latest && (next == 0 || x < next) {
+	for e := range expiries {
+		if x := int64(e); x > earliest && x <= latest && (next == 0 || x < next) {
 			next = x
 		}
 	}
@@ -475,7 +505,7 @@ func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 // large backlog of gone tokens shrinks from scrape to scrape instead of
 // being searched from the top each time.
 func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (int, error) {
-	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}}
+	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}, expiring: inc.expiringBy(ctx, rd.now())}
 	hints := inc.hints
 	inc.hints = nil
 	var err error
@@ -531,6 +561,57 @@ type searcher struct {
 	// probes are the windows the search read, which may hold a range to
 	// check whole.
 	probes []*run
+	// expiring are the indexes, in order, of the kept tokens that may
+	// expire while the search reads: each one before a probe's position
+	// that had expired by then moved it down by one.
+	expiring []int
+}
+
+// expiringBy returns the indexes of the kept tokens that expire by the end
+// of the scrape, in order.
+func (inc *incremental) expiringBy(ctx context.Context, now time.Time) []int {
+	end := now.Add(time.Minute)
+	if deadline, ok := ctx.Deadline(); ok {
+		end = deadline
+	}
+	to := end.Add(clockMargin).Unix()
+	var idx []int
+	for i := range inc.known.entries {
+		if x := int64(inc.known.entries[i].Expires); x != 0 && x <= to {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// expiriesBefore yields the expiries of the kept tokens before index b
+// that may expire during the search.
+func (s *searcher) expiriesBefore(b int) iter.Seq[uint32] {
+	return func(yield func(uint32) bool) {
+		for _, i := range s.expiring {
+			if i >= b || !yield(s.inc.known.entries[i].Expires) {
+				return
+			}
+		}
+	}
+}
+
+// expiredBefore is how many kept tokens before index b had expired by t on
+// our clock: certainly, and possibly.
+func (s *searcher) expiredBefore(b int, t time.Time) (certainly, possibly int) {
+	for _, i := range s.expiring {
+		if i >= b {
+			break
+		}
+		rec := s.inc.known.entries[i].Record
+		if expiredBy(rec, t.Add(-clockMargin)) {
+			certainly++
+		}
+		if expiredBy(rec, t.Add(clockMargin)) {
+			possibly++
+		}
+	}
+	return certainly, possibly
 }
 
 // split searches the kept tokens lo..hi-1, which begin and end on second
@@ -544,13 +625,15 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	if hi-lo <= leafTokens || mid < 0 {
 		return s.unfinishedIf(s.check(ctx, lo, hi, goneLo, goneHi), lo, hi)
 	}
-	goneMid, err := s.probe(ctx, mid, goneLo, goneHi)
+	midLo, midHi, err := s.probe(ctx, mid, goneLo, goneHi)
 	if err != nil {
 		return s.unfinishedIf(err, lo, hi)
 	}
+	// Before mid, between midLo and midHi are gone: each half is searched
+	// for as many as it may hold.
 	errs := make(chan error, 1)
-	go func() { errs <- recovering(func() error { return s.split(ctx, mid, hi, goneMid, goneHi) })() }()
-	err = s.split(ctx, lo, mid, goneLo, goneMid)
+	go func() { errs <- recovering(func() error { return s.split(ctx, mid, hi, midLo, goneHi) })() }()
+	err = s.split(ctx, lo, mid, goneLo, midHi)
 	return errors.Join(err, <-errs)
 }
 
@@ -581,32 +664,51 @@ func (inc *incremental) boundaryNear(i, lo, hi int) int {
 }
 
 // probe reads where the tokens of the second that begins at index b lie
-// and returns how many kept tokens before b are gone.
-func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (int, error) {
+// and returns how many kept tokens before b are gone: at least lo, at most
+// hi. Kept tokens before b that expired since the count are not in the
+// list either, but are not among the gone ones searched for; those that
+// expired during the read, within the clock margin, leave the figure
+// uncertain by as many.
+func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (lo, hi int, err error) {
 	c := s.inc.known.entries[b].Created
-	lo, hi := b-goneHi-2, b-goneLo+2
+	// Tokens expire on whole seconds: a read sent clear of those before b
+	// counts them exactly, which costs at most the rest of a second.
+	if wait := clearOf(s.rd.now(), s.rd.slowest(), s.expiriesBefore(b)); wait > 0 {
+		if err := s.inc.sleep(ctx, wait); err != nil {
+			return 0, 0, err
+		}
+	}
+	expired, _ := s.expiredBefore(b, s.rd.now())
+	at := b - expired
+	lo, hi = at-goneHi-2, at-goneLo+2
 	if hi-lo+1 > pageSize {
 		mid := (lo + hi) / 2
 		lo, hi = mid-pageSize/2, mid+pageSize/2-1
 	}
 	r, err := s.rd.read(ctx, lo, hi)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s.mu.Lock()
 	s.probes = append(s.probes, r)
 	s.mu.Unlock()
+	// Where second c begins in the list: at pos, or above or below the
+	// window.
 	j := slices.IndexFunc(r.tokens, func(t apiclient.Token) bool { return t.Created >= c })
-	switch {
-	case j > 0 || j == 0 && r.start == 0:
-		return min(max(b-(r.start+j), goneLo), goneHi), nil
-	case j < 0:
-		// Second c begins above the window.
-		return max(goneLo, min(b-(r.start+len(r.tokens)), goneHi)), nil
-	default:
-		// Second c begins below the window.
-		return min(goneHi, max(b-r.start, goneLo)), nil
+	certainly, _ := s.expiredBefore(b, r.sent)
+	_, possibly := s.expiredBefore(b, r.received)
+	gone := func(expired int) int {
+		at := b - expired
+		switch {
+		case j > 0 || j == 0 && r.start == 0:
+			return min(max(at-(r.start+j), goneLo), goneHi)
+		case j < 0:
+			return max(goneLo, min(at-(r.start+len(r.tokens)), goneHi))
+		default:
+			return min(goneHi, max(at-r.start, goneLo))
+		}
 	}
+	return gone(possibly), gone(certainly), nil
 }
 
 // check reads the seconds of the kept tokens lo..hi-1 whole, from a token
@@ -616,7 +718,10 @@ func (s *searcher) check(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	chain := s.covering(lo, hi)
 	if chain == nil {
 		var err error
-		if chain, err = s.inc.cover(ctx, s.rd, lo, hi, goneLo, goneHi); err != nil {
+		// Kept tokens expired since the count moved the range down too.
+		below, _ := s.expiredBefore(lo, s.rd.now())
+		within, _ := s.expiredBefore(hi, s.rd.now())
+		if chain, err = s.inc.cover(ctx, s.rd, lo, hi, goneLo+below, goneHi+within); err != nil {
 			return err
 		}
 	}

@@ -283,7 +283,8 @@ func New(pager Pager, opts Options) *Lister {
 
 func (l *Lister) newIncremental() *incremental {
 	return &incremental{
-		sleep: l.opts.Sleep,
+		sleep:  l.opts.Sleep,
+		logger: l.opts.Logger,
 		onReread: func(reason string, err error) {
 			l.statusMu.Lock()
 			l.rereads[reason]++
@@ -424,7 +425,7 @@ func (l *Lister) reader(now time.Time) *reader {
 		lagging:     l.anomaly(AnomalyTotalsLag),
 	}
 	if l.opts.Mode != ModeFull {
-		rd.budget = l.budget(now)
+		rd.limits = func() (int, int) { return l.budget(now), l.sustained(now) }
 	}
 	return rd
 }

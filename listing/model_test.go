@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,6 +128,9 @@ func (h *expiryHeap) Pop() any {
 type account struct {
 	s   schedule
 	rng *rand.Rand
+
+	// inFlight is how many requests are in Page, waiting or answered.
+	inFlight atomic.Int64
 
 	mu       sync.Mutex
 	now      time.Time // our clock
@@ -279,12 +284,18 @@ func (a *account) advance(t time.Time) {
 // Page answers at an instant within the request's latency, as api.video
 // does, with each documented answer to a page past the end.
 func (a *account) Page(ctx context.Context, number, size int) (*apiclient.Page, error) {
+	a.inFlight.Add(1)
+	defer a.inFlight.Add(-1)
+	// Requests sent together are in flight together: let them in.
+	runtime.Gosched()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// Concurrent requests overlap: the clock moves by a share of each
-	// request's latency, and the request is answered within that share.
+	// request's latency, as many as are in flight, and the request is
+	// answered within that share. A request alone, as each step of a
+	// search is, takes its whole latency.
 	latency := a.s.latencyMin + time.Duration(a.rng.Int64N(int64(a.s.latencyMax-a.s.latencyMin)+1))
-	latency /= time.Duration(a.s.concurrency)
+	latency /= time.Duration(max(a.inFlight.Load(), 1))
 	a.advance(a.now.Add(time.Duration(a.rng.Float64() * float64(latency))))
 	a.now = a.now.Add(latency)
 	a.requests = append(a.requests, a.now)

@@ -83,6 +83,13 @@ type reader struct {
 	// time before the deadline at which no new request starts.
 	budget  int
 	reserve time.Duration
+	// sustained, when positive, is the budget every scrape has, whatever
+	// is left of the current minute (see Lister.sustained).
+	sustained int
+	// limits, when set, gives budget and sustained once api.video has
+	// sent its rate-limit headers: the first scrape learns them from its
+	// first reply. mu guards budget and sustained.
+	limits  func() (budget, sustained int)
 	onIssue func(Anomaly)
 	// started is when the scrape began: a run received before it may
 	// have moved since by any number of positions.
@@ -98,6 +105,28 @@ type reader struct {
 	mu       sync.Mutex
 	requests int
 	latency  time.Duration // the longest a request of this scrape took
+}
+
+// planned is the budget a full listing must fit to be made: the lesser
+// of this scrape's and the one every scrape has, so that a full listing on
+// every scrape stays within the share of the rate limit, rather than
+// spending a fresh minute's over a few scrapes; 0 for no bound.
+func (rd *reader) planned() int {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	rd.learnLimits()
+	if rd.sustained > 0 && (rd.budget <= 0 || rd.sustained < rd.budget) {
+		return rd.sustained
+	}
+	return rd.budget
+}
+
+// learnLimits sets the budgets from the rate-limit headers, until they
+// are known; rd.mu is held.
+func (rd *reader) learnLimits() {
+	if rd.budget == 0 && rd.limits != nil {
+		rd.budget, rd.sustained = rd.limits()
+	}
 }
 
 // read fetches a window of the list that covers positions lo to hi, or as
@@ -189,6 +218,7 @@ func (rd *reader) spend(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	rd.learnLimits()
 	if rd.budget > 0 && rd.requests >= rd.budget {
 		return fmt.Errorf("%w (%d requests)", errPaused, rd.budget)
 	}
@@ -206,6 +236,7 @@ func (rd *reader) capacity(ctx context.Context) int {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	pages := maxTokens / pageSize
+	rd.learnLimits()
 	if rd.budget > 0 {
 		left := rd.budget - rd.requests
 		pages = max(left-(left+minSegment-1)/minSegment, 1)
@@ -228,6 +259,7 @@ func (rd *reader) slowest() time.Duration {
 func (rd *reader) left() int {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
+	rd.learnLimits()
 	if rd.budget <= 0 {
 		return 0
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,6 +161,73 @@ func TestAutoSwitchStartsFromTheLastFullListing(t *testing.T) {
 	requireExact(t, acc, list)
 	assert.Less(t, len(acc.requests)-before, 30, "a count and a search, not a reading of the 30 pages")
 	assert.Empty(t, l.Status().Rereads)
+}
+
+// Auto plans a full listing against the share of the rate limit that
+// every scrape has, not against what is left of a fresh minute: at 10,000
+// tokens scraped every 10 s, it lists in full once, then incrementally
+// from that listing, within the share on average, rather than spending
+// the minute on full listings and failing for want of requests.
+func TestAutoKeepsFullListingsWithinTheShare(t *testing.T) {
+	s := liveSchedule(10_000)
+	s.deleteRate, s.burstMax = 0.2, 1
+	acc := newAccount(s, rand.New(rand.NewPCG(7, 8)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(acc, Options{Mode: ModeAuto, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
+	const scrapes, interval = 12, 10 * time.Second
+	up, after := 0, 0
+	for i := range scrapes {
+		before := len(acc.requests)
+		if _, err := listOnce(t, l, acc, s.timeout); err == nil {
+			up++
+		}
+		if i == 0 {
+			assert.Equal(t, ModeFull, l.Status().Mode, "the first scrape has a whole minute's share")
+		} else {
+			assert.Equal(t, ModeIncremental, l.Status().Mode, "scrape %d", i)
+			after += len(acc.requests) - before
+		}
+		require.NoError(t, acc.sleep(context.Background(), interval))
+	}
+	assert.GreaterOrEqual(t, up, scrapes-1, "scrapes up")
+	share := float64(s.rateLimitLimit) / 2 * interval.Minutes()
+	assert.LessOrEqual(t, float64(after)/(scrapes-1), share, "mean requests a scrape after the first")
+}
+
+// headersAfterFirstReply reports no rate limit until a page has been
+// answered, as a client that has yet to see api.video's headers.
+type headersAfterFirstReply struct {
+	*account
+	replied atomic.Bool
+}
+
+func (h *headersAfterFirstReply) Page(ctx context.Context, number, size int) (*apiclient.Page, error) {
+	defer h.replied.Store(true)
+	return h.account.Page(ctx, number, size)
+}
+
+func (h *headersAfterFirstReply) RateLimit() (apiclient.RateLimit, bool) {
+	if !h.replied.Load() {
+		return apiclient.RateLimit{}, false
+	}
+	return h.account.RateLimit()
+}
+
+// The first scrape learns its share of the rate limit from its first
+// reply: a reading of 30,000 tokens spends at most the share, not all the
+// requests that fit in the scrape's time.
+func TestFirstScrapeLearnsItsShareFromTheFirstReply(t *testing.T) {
+	s := stillSchedule(30_000)
+	s.concurrency, s.rateLimitLimit = 8, 500
+	acc := newAccount(s, rand.New(rand.NewPCG(9, 9)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	pager := &headersAfterFirstReply{account: acc}
+	for _, mode := range []Mode{ModeAuto, ModeIncremental} {
+		before := len(acc.requests)
+		l := New(pager, Options{Mode: mode, Concurrency: 8, Now: acc.clock, Sleep: acc.sleep})
+		_, err := listOnce(t, l, acc, 10*time.Second)
+		require.ErrorIs(t, err, ErrSyncing, "%s: a reading of 300 pages takes more than one scrape's share", mode)
+		assert.LessOrEqual(t, len(acc.requests)-before, 250+s.concurrency, "%s: requests of the first scrape", mode)
+		require.NoError(t, acc.sleep(context.Background(), time.Minute))
+	}
 }
 
 func TestPublicationHeapPopsTheLastToPublishFirst(t *testing.T) {

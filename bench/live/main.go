@@ -37,6 +37,8 @@ func main() {
 	deletes := flag.Float64("deletes", 0.6, "deletions a second")
 	burstMax := flag.Int("burst", 500, "most tokens of a burst, created within one second about every minute")
 	verbose = flag.Bool("v", false, "print every scrape")
+	logLevel = flag.String("log.level", "warn", "the exporter's --log.level")
+	only = flag.String("past-end", "", "run only this answer past the end: empty, 404, 400 or last")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "live")
 	if err != nil {
@@ -52,7 +54,11 @@ func main() {
 	for _, pastEnd := range []struct {
 		name string
 		kind apimodel.PastEnd
-	}{{"empty page", apimodel.PastEndEmpty}, {"404", apimodel.PastEnd404}, {"400", apimodel.PastEnd400}, {"last page", apimodel.PastEndLast}} {
+		flag string
+	}{{"empty page", apimodel.PastEndEmpty, "empty"}, {"404", apimodel.PastEnd404, "404"}, {"400", apimodel.PastEnd400, "400"}, {"last page", apimodel.PastEndLast, "last"}} {
+		if *only != "" && *only != pastEnd.flag {
+			continue
+		}
 		scrapes, up, outside, err := run(bin, *tokens, *deletes, *burstMax, pastEnd.kind, *duration)
 		if err != nil {
 			fail(err)
@@ -61,7 +67,11 @@ func main() {
 	}
 }
 
-var verbose *bool
+var (
+	verbose  *bool
+	logLevel *string
+	only     *string
+)
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, err)
@@ -94,7 +104,7 @@ func run(bin string, tokens int, deletes float64, burstMax int, pastEnd apimodel
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	cmd := exec.Command(bin, "--web.listen-address="+addr, "--apivideo.url="+fake.URL, "--log.level=warn")
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--apivideo.url="+fake.URL, "--log.level="+*logLevel)
 	cmd.Env = []string{"APIVIDEO_API_KEY=" + fake.APIKey()}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -51,6 +52,8 @@ type config struct {
 	exporter        string
 	extraFlags      string
 	extraEnv        string
+	stalled         int
+	stalledFor      time.Duration
 	clkTck          float64
 }
 
@@ -68,6 +71,8 @@ func main() {
 	flag.DurationVar(&cfg.settle, "settle", 2*time.Second, "wait after start and after each phase before reading RSS")
 	flag.StringVar(&cfg.exporter, "exporter", "", "prebuilt exporter binary (default: go build the repository's)")
 	flag.StringVar(&cfg.extraFlags, "flags", "", "extra exporter flags, space separated")
+	flag.IntVar(&cfg.stalled, "stalled", 0, "clients that ask for /metrics and never read the answer, held after the -tokens scrapes while a scrape a second is made (0: skip)")
+	flag.DurationVar(&cfg.stalledFor, "stalled-for", 45*time.Second, "how long the -stalled clients are held")
 	flag.StringVar(&cfg.extraEnv, "env", "", "extra exporter environment, space-separated KEY=VALUE (e.g. GOMEMLIMIT=24MiB)")
 	flag.Parse()
 	if err := run(cfg); err != nil {
@@ -294,6 +299,13 @@ func run(cfg config) error {
 	time.Sleep(cfg.settle)
 	midRSS, midHWM, _ := procstat.Memory(pid)
 
+	var st stalledResult
+	if cfg.stalled > 0 {
+		if st, err = s.stalledReaders(addr); err != nil {
+			return fail(fmt.Errorf("stalled readers: %w", err))
+		}
+	}
+
 	var latSum scrapeResult
 	var latWalls []time.Duration
 	floor := cfg.latency * time.Duration(1+int(math.Ceil(float64(pages-1)/float64(conc))))
@@ -358,6 +370,13 @@ func run(cfg config) error {
 	fmt.Printf("| Logins during the %d measured scrapes | %d | 0 (one an hour) | %s |\n", cfg.scrapes, sum.logins, passMiss(sum.logins == 0))
 	fmt.Printf("| Exposition size (gzip-decoded) | %d B | | |\n", sum.bytes/max(cfg.scrapes, 1))
 	fmt.Printf("| RSS after the %d-token scrapes (VmHWM) | %s (%s) | | |\n", cfg.tokens, mib(midRSS), mib(midHWM))
+	if cfg.stalled > 0 {
+		fmt.Printf("| %d clients stalled on /metrics for %s (identity encoding, 4 KiB receive buffer): scrapes up, one a second | %d of %d | all | %s |\n",
+			cfg.stalled, cfg.stalledFor, st.up, st.scrapes, passMiss(st.up == st.scrapes))
+		fmt.Printf("| RSS while they stall: highest VmRSS seen (VmHWM after) | %s (%s) | ≤ 64 MiB | %s |\n", mib(st.maxRSS), mib(st.hwm), passMiss(st.hwm <= 64<<20))
+		fmt.Printf("| Stalled connections the exporter had closed %s after the last was opened | %d of %d | all | %s |\n",
+			cfg.stalledFor, st.closed, cfg.stalled, passMiss(st.closed == cfg.stalled))
+	}
 	if cfg.latency > 0 && cfg.latencyScrapes > 0 {
 		med := median(latWalls)
 		limit := floor*5/4 + 30*time.Millisecond
@@ -373,6 +392,66 @@ func run(cfg config) error {
 		fmt.Printf("| RSS after the %d-token scrapes: VmRSS (peak VmHWM) | %s (%s) | peak ≤ 64 MiB | %s |\n", cfg.big, mib(bigRSS), mib(bigHWM), passMiss(bigHWM <= 64<<20))
 	}
 	return nil
+}
+
+// stalledResult is what the scrapes saw while clients stalled.
+type stalledResult struct {
+	scrapes, up, closed int
+	maxRSS, hwm         int64
+}
+
+// stalledReaders opens cfg.stalled connections that ask for /metrics with
+// a 4 KiB receive buffer and never read, and scrapes once a second while
+// it holds them; then it counts the connections the exporter closed.
+func (s *scraper) stalledReaders(addr string) (stalledResult, error) {
+	var res stalledResult
+	open := func() (net.Conn, error) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+			c.Close()
+			return nil, err
+		}
+		_, err = fmt.Fprintf(c, "GET /metrics HTTP/1.1\r\nHost: exporter\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n")
+		return c, err
+	}
+	conns := make([]net.Conn, s.cfg.stalled)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for i := range conns {
+		c, err := open()
+		if err != nil {
+			return res, err
+		}
+		conns[i] = c
+	}
+	for end := time.Now().Add(s.cfg.stalledFor); time.Now().Before(end); time.Sleep(time.Second) {
+		res.scrapes++
+		if _, err := s.scrape(s.cfg.tokens); err == nil {
+			res.up++
+		}
+		if rss, _, err := procstat.Memory(s.pid); err == nil {
+			res.maxRSS = max(res.maxRSS, rss)
+		}
+	}
+	_, res.hwm, _ = procstat.Memory(s.pid)
+	// A connection the exporter closed reads what it had sent, then ends:
+	// EOF or a reset, never the read deadline.
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err := io.Copy(io.Discard, c)
+		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+			res.closed++
+		}
+	}
+	return res, nil
 }
 
 func nproc() string {
