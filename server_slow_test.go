@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func bigExposition() prometheus.Collector {
 
 // A client that asks for /metrics and never reads the answer loses the
 // request at the scrape's write deadline, and its slot serves the next
-// scrape.
+// scrape; the server closes its connection.
 func TestStalledReaderReleasesItsSlot(t *testing.T) {
 	grace := scrape.WriteGrace
 	scrape.WriteGrace = time.Second
@@ -41,6 +42,8 @@ func TestStalledReaderReleasesItsSlot(t *testing.T) {
 	h := metricsHandler(reg, nil, 0, 200*time.Millisecond, 1, log.NewNopLogger())
 	ts := httptest.NewUnstartedServer(h)
 	ts.Config = newServer(h, idleTimeout, log.NewNopLogger())
+	var states sync.Map
+	ts.Config.ConnState = func(c net.Conn, s http.ConnState) { states.Store(c.RemoteAddr().String(), s) }
 	ts.Start()
 	defer ts.Close()
 
@@ -61,6 +64,12 @@ func TestStalledReaderReleasesItsSlot(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 20*time.Second, 50*time.Millisecond, "/metrics answers 200 again once the stalled answer times out")
+
+	// And the server closed the stalled connection, and its descriptor.
+	require.Eventually(t, func() bool {
+		state, ok := states.Load(stalled.LocalAddr().String())
+		return ok && state == http.StateClosed
+	}, 20*time.Second, 10*time.Millisecond, "the server closes the stalled connection")
 }
 
 // A client that sends its headers, then dribbles a body, is cut off at
