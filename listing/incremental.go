@@ -505,7 +505,7 @@ func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 // large backlog of gone tokens shrinks from scrape to scrape instead of
 // being searched from the top each time.
 func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (int, error) {
-	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}, expiring: inc.expiringBy(ctx, rd.now())}
+	s := inc.searcher(ctx, rd)
 	hints := inc.hints
 	inc.hints = nil
 	var err error
@@ -524,8 +524,18 @@ func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (int, 
 	if errors.Is(err, errPaused) {
 		inc.hints = s.unfinishedSpans()
 	}
-	dropped := inc.known.remove(func(e *entry) bool { return s.gone[e.ID()] })
-	return dropped, err
+	s.drop()
+	return len(s.gone), err
+}
+
+func (inc *incremental) searcher(ctx context.Context, rd *reader) *searcher {
+	return &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}, expired: map[uint64]bool{}, expiring: inc.expiringBy(ctx, rd.now())}
+}
+
+// drop removes the kept tokens the search found gone or expired, and
+// returns how many.
+func (s *searcher) drop() int {
+	return s.inc.known.remove(func(e *entry) bool { return s.gone[e.ID()] || s.expired[e.ID()] })
 }
 
 // span is a range of createdAt seconds, to exclusive (0: to the end).
@@ -555,6 +565,9 @@ type searcher struct {
 
 	mu   sync.Mutex
 	gone map[uint64]bool
+	// expired are the kept tokens a check did not see that may have
+	// expired by then: dropped too, but not among the gone searched for.
+	expired map[uint64]bool
 	// unfinished are the ranges of kept tokens, lo and hi, that the search
 	// could not finish for want of requests or time.
 	unfinished [][2]int
@@ -729,14 +742,31 @@ func (s *searcher) check(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	if err != nil {
 		return err
 	}
+	// A token not seen that may have expired by the last read is expired,
+	// if not deleted: either way it goes.
+	last := chain[0].received
+	for _, r := range chain {
+		last = later(last, r.received)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range s.inc.known.entries[lo:hi] {
-		if !seen[e.ID()] {
+		switch {
+		case seen[e.ID()]:
+		case expiredBy(e.Record, last.Add(clockMargin)):
+			s.expired[e.ID()] = true
+		default:
 			s.gone[e.ID()] = true
 		}
 	}
 	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // covering returns a probe window that holds the seconds of the kept tokens
@@ -822,7 +852,7 @@ func (inc *incremental) audit(ctx context.Context, rd *reader) (int, error) {
 		inc.cursor = 0
 	}
 	lo := inc.known.lower(inc.known.entries[inc.cursor].Created)
-	s := &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}}
+	s := inc.searcher(ctx, rd)
 	// One window from just below the cursor, and the whole seconds it
 	// holds: a count just found the kept tokens at their positions, so
 	// the window holds about as many of them as it has room for.
@@ -844,7 +874,6 @@ func (inc *incremental) audit(ctx context.Context, rd *reader) (int, error) {
 	if err := s.check(ctx, lo, hi, 0, 0); err != nil {
 		return 0, err
 	}
-	dropped := inc.known.remove(func(e *entry) bool { return s.gone[e.ID()] })
-	inc.cursor = hi - len(s.gone)
-	return dropped, nil
+	inc.cursor = hi - s.drop()
+	return len(s.gone), nil
 }
