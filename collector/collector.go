@@ -230,17 +230,67 @@ func (s scoped) Describe(ch chan<- *prometheus.Desc) { s.c.Describe(ch) }
 func (s scoped) Collect(ch chan<- prometheus.Metric) { s.c.collect(s.ctx, ch) }
 
 func (c *Collector) collect(ctx context.Context, ch chan<- prometheus.Metric) {
+	c.Prepare(ctx).Collect(ch)
+}
+
+// Prepared is a scrape's listing, ready to be published: see Prepare.
+type Prepared struct {
+	c       *Collector
+	list    *listing.TokenList
+	release func()
+	err     error
+	took    time.Duration
+	done    sync.Once
+}
+
+// errPublished is a Prepared collected a second time: its listing may have
+// been reused since.
+var errPublished = errors.New("this scrape's listing was already published")
+
+// Prepare lists the tokens for one scrape under ctx, as Collect does, and
+// returns a collector that publishes that listing once. A scrape can so
+// list first, waiting on api.video, and then gather and encode under a
+// limit that such waits should not hold. Close gives the listing back
+// when the scrape does not collect it.
+func (c *Collector) Prepare(ctx context.Context) *Prepared {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
 		defer cancel()
 	}
 	start := time.Now()
-	list, release, err := c.fetch(ctx)
-	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
-	if err == nil {
-		c.publish(list, release, ch)
+	p := &Prepared{c: c}
+	p.list, p.release, p.err = c.fetch(ctx)
+	p.took = time.Since(start)
+	return p
+}
+
+// Close gives back the listing, if Collect did not.
+func (p *Prepared) Close() {
+	p.done.Do(func() {
+		if p.release != nil {
+			p.release()
+		}
+	})
+}
+
+// Describe describes the collector's metrics.
+func (p *Prepared) Describe(ch chan<- *prometheus.Desc) { p.c.Describe(ch) }
+
+// Collect publishes the listing, or apivideo_up 0 when it failed.
+func (p *Prepared) Collect(ch chan<- prometheus.Metric) {
+	c, err := p.c, p.err
+	published := false
+	p.done.Do(func() {
+		if err == nil {
+			c.publish(p.list, p.release, ch)
+			published = true
+		}
+	})
+	if err == nil && !published {
+		err = errPublished
 	}
+	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, p.took.Seconds())
 	if rl, ok := c.src.(RateLimitSource); ok {
 		if r, known := rl.RateLimit(); known {
 			ch <- prometheus.MustNewConstMetric(rateLimitDesc, prometheus.GaugeValue, float64(r.Limit))

@@ -531,3 +531,23 @@ func TestDeprecatedNames(t *testing.T) {
 		})
 	}
 }
+
+// A prepared listing is published once: collected again, or after Close
+// gave it back, it publishes apivideo_up 0, never a listing that may have
+// been reused since.
+func TestPreparedListingIsPublishedOnce(t *testing.T) {
+	src := &stubSource{list: sampleList()}
+	c := collector.New(src, collector.Options{MaxTokenSeries: 1000})
+	p := c.Prepare(context.Background())
+	first := gather(t, p)
+	assert.Equal(t, 1.0, first["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.Contains(t, names(first), "apivideo_upload_tokens_active")
+	again := gather(t, p)
+	assert.Equal(t, 0.0, again["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.NotContains(t, names(again), "apivideo_upload_tokens_active")
+
+	closed := c.Prepare(context.Background())
+	closed.Close()
+	assert.Equal(t, 0.0, gather(t, closed)["apivideo_up"].GetMetric()[0].GetGauge().GetValue())
+	assert.Equal(t, int32(2), src.calls.Load(), "one listing a Prepare")
+}
