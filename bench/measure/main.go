@@ -398,8 +398,8 @@ func run(cfg config) error {
 type stalledResult struct {
 	scrapes, up, closed int
 	// sockets are the exporter's before the clients connect.
-	sockets int
-	maxRSS, hwm         int64
+	sockets     int
+	maxRSS, hwm int64
 }
 
 // stalledReaders opens cfg.stalled connections that ask for /metrics with
