@@ -677,12 +677,12 @@ func (inc *incremental) boundaryNear(i, lo, hi int) int {
 }
 
 // probe reads where the tokens of the second that begins at index b lie
-// and returns how many kept tokens before b are gone: at least lo, at most
-// hi. Kept tokens before b that expired since the count are not in the
+// and returns how many kept tokens before b are gone: at least the first
+// figure, at most the second. Kept tokens before b that expired since the count are not in the
 // list either, but are not among the gone ones searched for; those that
 // expired during the read, within the clock margin, leave the figure
 // uncertain by as many.
-func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (lo, hi int, err error) {
+func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (int, int, error) {
 	c := s.inc.known.entries[b].Created
 	// Tokens expire on whole seconds: a read sent clear of those before b
 	// counts them exactly, which costs at most the rest of a second.
@@ -693,20 +693,19 @@ func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (lo, hi int
 	}
 	expired, _ := s.expiredBefore(b, s.rd.now())
 	at := b - expired
-	lo, hi = at-goneHi-2, at-goneLo+2
-	if hi-lo+1 > pageSize {
-		mid := (lo + hi) / 2
-		lo, hi = mid-pageSize/2, mid+pageSize/2-1
+	from, to := at-goneHi-2, at-goneLo+2
+	if to-from+1 > pageSize {
+		mid := (from + to) / 2
+		from, to = mid-pageSize/2, mid+pageSize/2-1
 	}
-	r, err := s.rd.read(ctx, lo, hi)
+	r, err := s.rd.read(ctx, from, to)
 	if err != nil {
 		return 0, 0, err
 	}
 	s.mu.Lock()
 	s.probes = append(s.probes, r)
 	s.mu.Unlock()
-	// Where second c begins in the list: at pos, or above or below the
-	// window.
+	// Second c begins in the window at j, or above or below it.
 	j := slices.IndexFunc(r.tokens, func(t apiclient.Token) bool { return t.Created >= c })
 	certainly, _ := s.expiredBefore(b, r.sent)
 	_, possibly := s.expiredBefore(b, r.received)
