@@ -87,7 +87,8 @@ func TestAccountsFileWithoutKey(t *testing.T) {
 	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 	_, _, body = get(t, p.URL+"/metrics", nil)
 	assert.Contains(t, body, "apivideo_exporter_config_last_reload_successful 0")
-	assert.Contains(t, p.Log(), "field api_key not found")
+	assert.Eventually(t, func() bool { return strings.Contains(p.Log(), "field api_key not found") },
+		10*time.Second, 10*time.Millisecond, "the reload's reason is logged")
 	code, _, _ = get(t, p.URL+"/probe?account=two", nil)
 	assert.Equal(t, http.StatusOK, code, "the last good accounts still serve")
 }
@@ -166,10 +167,12 @@ func TestProbeScrapeTimeoutHeader(t *testing.T) {
 	assert.GreaterOrEqual(t, elapsed, 1400*time.Millisecond)
 	assert.Less(t, elapsed, 8*time.Second, "the account's 10s timeout gave way to the header's")
 	// Each line names its component once, an account's lines their account.
+	// The exporter's log reaches the test through a pipe: wait for it.
+	require.Eventually(t, func() bool { return strings.Contains(p.Log(), "account=hanging component=collector") },
+		10*time.Second, 10*time.Millisecond, "the collector's line names its account")
 	for _, line := range strings.Split(strings.TrimSpace(p.Log()), "\n") {
 		assert.LessOrEqual(t, strings.Count(line, "component="), 1, line)
 	}
-	assert.Contains(t, p.Log(), "account=hanging component=collector")
 }
 
 // --web.max-requests bounds the probes served at once too: past it, a
