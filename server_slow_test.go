@@ -19,15 +19,29 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/internal/scrape"
 )
 
-// bigExposition is about 8 MB of series: more than the socket buffers
-// hold, so that a client that does not read stalls the writer.
+// bigExposition is about 1 MB of series: more than the socket buffers of
+// a smallBuffers listener hold, so that a client that does not read
+// stalls the writer.
 func bigExposition() prometheus.Collector {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "filler", Help: "Filler."}, []string{"label"})
 	pad := strings.Repeat("x", 200)
-	for i := range 40_000 {
+	for i := range 5_000 {
 		g.WithLabelValues(fmt.Sprintf("%s%d", pad, i)).Set(1)
 	}
 	return g
+}
+
+// smallBuffers gives its connections a 16 KiB send buffer, so that an
+// answer stalls on a client that does not read within a few of its writes,
+// not after the several MB the kernel would otherwise buffer.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(16 << 10)
+	}
+	return c, err
 }
 
 // A client that asks for /metrics and never reads the answer loses the
@@ -44,6 +58,7 @@ func TestStalledReaderReleasesItsSlot(t *testing.T) {
 	ts.Config = newServer(h, idleTimeout, log.NewNopLogger())
 	var states sync.Map
 	ts.Config.ConnState = func(c net.Conn, s http.ConnState) { states.Store(c.RemoteAddr().String(), s) }
+	ts.Listener = smallBuffers{ts.Listener}
 	ts.Start()
 	defer ts.Close()
 
@@ -54,16 +69,19 @@ func TestStalledReaderReleasesItsSlot(t *testing.T) {
 	require.NoError(t, stalled.(*net.TCPConn).SetReadBuffer(4096))
 	fmt.Fprintf(stalled, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
 
-	// The slot is taken while the answer is stuck (503), then freed: well
-	// before the server's 30 s WriteTimeout would free it.
-	require.Eventually(t, func() bool {
+	status := func() int {
 		resp, err := http.Get(ts.URL + "/metrics")
 		if err != nil {
-			return false
+			return 0
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 50*time.Millisecond, "/metrics answers 200 again once the stalled answer times out")
+		return resp.StatusCode
+	}
+	// The slot is taken while the answer is stuck (503), then freed: well
+	// before the server's 30 s WriteTimeout would free it.
+	require.Eventually(t, func() bool { return status() == http.StatusServiceUnavailable }, 10*time.Second, 10*time.Millisecond, "the stalled answer holds the slot")
+	require.Eventually(t, func() bool { return status() == http.StatusOK }, 20*time.Second, 50*time.Millisecond,
+		"/metrics answers 200 again once the stalled answer times out")
 
 	// And the server closed the stalled connection, and its descriptor.
 	require.Eventually(t, func() bool {

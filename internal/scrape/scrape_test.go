@@ -141,7 +141,9 @@ func TestGatheringIsBounded(t *testing.T) {
 // A client that never reads its answer holds only the encoded exposition:
 // its gathering slot is free again at once, and other scrapes go on.
 func TestStalledClientHoldsNoGatheringSlot(t *testing.T) {
-	ts := httptest.NewServer(handler(gauges(40_000)))
+	ts := httptest.NewUnstartedServer(handler(gauges(10_000)))
+	ts.Listener = smallBuffers{ts.Listener}
+	ts.Start()
 	defer ts.Close()
 	for range MaxEncoding + 1 {
 		stalled, err := net.Dial("tcp", ts.Listener.Addr().String())
@@ -157,4 +159,16 @@ func TestStalledClientHoldsNoGatheringSlot(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Eventually(t, func() bool { return len(encoding) == 0 }, 10*time.Second, time.Millisecond)
+}
+
+// smallBuffers gives its connections a 16 KiB send buffer, so that an
+// answer stalls on a client that does not read within a few of its writes.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(16 << 10)
+	}
+	return c, err
 }
