@@ -17,10 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apivideo-exporter/apivideo_exporter/internal/scrape"
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 // bigExposition is about 1 MB of series: more than the socket buffers of
-// a smallBuffers listener hold, so that a client that does not read
+// a testsupport.SmallSendBuffers listener hold, so that a client that does not read
 // stalls the writer.
 func bigExposition() prometheus.Collector {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "filler", Help: "Filler."}, []string{"label"})
@@ -29,19 +30,6 @@ func bigExposition() prometheus.Collector {
 		g.WithLabelValues(fmt.Sprintf("%s%d", pad, i)).Set(1)
 	}
 	return g
-}
-
-// smallBuffers gives its connections a 16 KiB send buffer, so that an
-// answer stalls on a client that does not read within a few of its writes,
-// not after the several MB the kernel would otherwise buffer.
-type smallBuffers struct{ net.Listener }
-
-func (l smallBuffers) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(16 << 10)
-	}
-	return c, err
 }
 
 // A client that asks for /metrics and never reads the answer loses the
@@ -58,7 +46,7 @@ func TestStalledReaderReleasesItsSlot(t *testing.T) {
 	ts.Config = newServer(h, idleTimeout, log.NewNopLogger())
 	var states sync.Map
 	ts.Config.ConnState = func(c net.Conn, s http.ConnState) { states.Store(c.RemoteAddr().String(), s) }
-	ts.Listener = smallBuffers{ts.Listener}
+	ts.Listener = testsupport.SmallSendBuffers(ts.Listener)
 	ts.Start()
 	defer ts.Close()
 

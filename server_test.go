@@ -155,18 +155,7 @@ func TestScrapesInFlightAreLimited(t *testing.T) {
 	exporter := httptest.NewServer(metricsHandler(reg, wired.Tokens, 0, 10*time.Second, 2, log.NewNopLogger()))
 	defer exporter.Close()
 
-	codes := make(chan int, 2)
-	for range 2 {
-		go func() {
-			resp, err := http.Get(exporter.URL)
-			if err != nil {
-				codes <- 0
-				return
-			}
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
-	}
+	codes := testsupport.GetStatuses(exporter.URL, 2)
 	require.Eventually(t, func() bool { return s.lists.Load() > 0 }, 5*time.Second, 10*time.Millisecond)
 	// Both scrapes are in the handler.
 	require.Eventually(t, func() bool {

@@ -17,6 +17,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/apivideo-exporter/apivideo_exporter/internal/testsupport"
 )
 
 func handler(g prometheus.Gatherer) http.Handler {
@@ -118,18 +120,7 @@ func TestGatheringIsBounded(t *testing.T) {
 	ts := httptest.NewServer(handler(g))
 	defer ts.Close()
 	const scrapes = 5
-	codes := make(chan int, scrapes)
-	for range scrapes {
-		go func() {
-			resp, err := http.Get(ts.URL)
-			if err != nil {
-				codes <- 0
-				return
-			}
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
-	}
+	codes := testsupport.GetStatuses(ts.URL, scrapes)
 	require.Eventually(t, func() bool { return g.under() == MaxEncoding && len(encoding) == MaxEncoding }, 10*time.Second, time.Millisecond)
 	close(g.open)
 	for range scrapes {
@@ -142,7 +133,7 @@ func TestGatheringIsBounded(t *testing.T) {
 // its gathering slot is free again at once, and other scrapes go on.
 func TestStalledClientHoldsNoGatheringSlot(t *testing.T) {
 	ts := httptest.NewUnstartedServer(handler(gauges(10_000)))
-	ts.Listener = smallBuffers{ts.Listener}
+	ts.Listener = testsupport.SmallSendBuffers(ts.Listener)
 	ts.Start()
 	defer ts.Close()
 	for range MaxEncoding + 1 {
@@ -159,16 +150,4 @@ func TestStalledClientHoldsNoGatheringSlot(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Eventually(t, func() bool { return len(encoding) == 0 }, 10*time.Second, time.Millisecond)
-}
-
-// smallBuffers gives its connections a 16 KiB send buffer, so that an
-// answer stalls on a client that does not read within a few of its writes.
-type smallBuffers struct{ net.Listener }
-
-func (l smallBuffers) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(16 << 10)
-	}
-	return c, err
 }

@@ -151,3 +151,36 @@ func (b *SyncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// SmallSendBuffers gives the connections l accepts a 16 KiB send buffer, so
+// that an answer stalls on a client that does not read within a few of its
+// writes, not after the several MB the kernel would otherwise buffer.
+func SmallSendBuffers(l net.Listener) net.Listener { return smallSendBuffers{l} }
+
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(16 << 10)
+	}
+	return c, err
+}
+
+// GetStatuses GETs url n times at once and sends each answer's status on
+// the returned channel, 0 for a request that failed.
+func GetStatuses(url string, n int) <-chan int {
+	codes := make(chan int, n)
+	for range n {
+		go func() {
+			resp, err := http.Get(url)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	return codes
+}
