@@ -10,7 +10,10 @@
 // rest, then -tokens tokens (CPU per scrape, requests, logins, RSS), then
 // the same listing with -latency per request (wall time against the
 // floor), then the fake's tokens are replaced with SetTokens by an account
-// of -big tokens (CPU, RSS). Both accounts are generated with
+// of -big tokens (CPU, RSS). With -stalled N, N clients that ask for
+// /metrics and never read are held after the -tokens scrapes, while a
+// scrape a second checks that Prometheus is still served (RSS, sockets).
+// Both accounts are generated with
 // Options{Tokens: N, WithoutExpiry: N/10}, created over the last 30 days.
 package main
 
