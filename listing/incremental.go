@@ -629,25 +629,83 @@ func (s *searcher) expiredBefore(b int, t time.Time) (certainly, possibly int) {
 
 // split searches the kept tokens lo..hi-1, which begin and end on second
 // boundaries, knowing that before lo about goneLo are gone and before hi
-// about goneHi.
+// about goneHi. It probes one boundary, or three at once when the scrape
+// has the requests to spare (see ways), and searches the parts between
+// them concurrently.
 func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error {
 	if goneHi <= goneLo || lo >= hi {
 		return nil
 	}
-	mid := s.inc.boundaryNear((lo+hi)/2, lo, hi)
-	if hi-lo <= leafTokens || mid < 0 {
+	var bounds []int
+	if hi-lo > leafTokens {
+		bounds = s.inc.boundaries(lo, hi, s.ways(hi-lo, goneHi-goneLo))
+	}
+	if len(bounds) == 0 {
 		return s.unfinishedIf(s.check(ctx, lo, hi, goneLo, goneHi), lo, hi)
 	}
-	midLo, midHi, err := s.probe(ctx, mid, goneLo, goneHi)
+	// gone[i] is how many are gone before the i-th edge: at least
+	// gone[i][0], at most gone[i][1].
+	edges := append(append([]int{lo}, bounds...), hi)
+	gone := make([][2]int, len(edges))
+	gone[0], gone[len(edges)-1] = [2]int{goneLo, goneLo}, [2]int{goneHi, goneHi}
+	errs := make(chan error, len(bounds))
+	for i, b := range bounds {
+		go func() {
+			errs <- recovering(func() (err error) {
+				gone[i+1][0], gone[i+1][1], err = s.probe(ctx, b, goneLo, goneHi)
+				return err
+			})()
+		}()
+	}
+	var err error
+	for range bounds {
+		err = errors.Join(err, <-errs)
+	}
 	if err != nil {
 		return s.unfinishedIf(err, lo, hi)
 	}
-	// Before mid, between midLo and midHi are gone: each half is searched
-	// for as many as it may hold.
-	errs := make(chan error, 1)
-	go func() { errs <- recovering(func() error { return s.split(ctx, mid, hi, midLo, goneHi) })() }()
-	err = s.split(ctx, lo, mid, goneLo, midHi)
-	return errors.Join(err, <-errs)
+	// Each part is searched for as many as it may hold.
+	errs = make(chan error, len(edges)-1)
+	for i := range len(edges) - 1 {
+		go func() {
+			errs <- recovering(func() error { return s.split(ctx, edges[i], edges[i+1], gone[i][0], gone[i+1][1]) })()
+		}()
+	}
+	for range len(edges) - 1 {
+		err = errors.Join(err, <-errs)
+	}
+	return err
+}
+
+// ways is how many parts a search splits n kept tokens into, about gone of
+// them gone: four when the scrape has the requests left for that whole
+// search, or no bound, else two. Four parts take half the rounds of
+// requests of halving, each round a request's time and, with tokens
+// expiring, a wait of up to a second, for half as many requests more:
+// time, not requests, is what a large account runs out of.
+func (s *searcher) ways(n, gone int) int {
+	levels := 0
+	for ; n > leafTokens; n /= 4 {
+		levels++
+	}
+	if left := s.rd.left(); left == 0 || left >= 3*gone*levels+gone {
+		return 4
+	}
+	return 2
+}
+
+// boundaries returns up to ways-1 distinct indexes in (lo, hi), in order,
+// where a new second begins, near the points that split lo..hi-1 into ways
+// equal parts.
+func (inc *incremental) boundaries(lo, hi, ways int) []int {
+	var bounds []int
+	for k := 1; k < ways; k++ {
+		b := inc.boundaryNear(lo+(hi-lo)*k/ways, lo, hi)
+		if b >= 0 && (len(bounds) == 0 || b > bounds[len(bounds)-1]) {
+			bounds = append(bounds, b)
+		}
+	}
+	return bounds
 }
 
 // unfinishedIf notes lo..hi as unfinished when err is the scrape running

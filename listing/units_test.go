@@ -329,3 +329,35 @@ func TestAutoDoesNotFlap(t *testing.T) {
 	}
 	assert.LessOrEqual(t, switches, 2, "mode switches in 60 scrapes")
 }
+
+// A search splits its range in four while the scrape has the requests for
+// the whole of it, in two otherwise, at boundaries between seconds.
+func TestSearchWays(t *testing.T) {
+	inc := &incremental{}
+	for i := range 1000 {
+		inc.known.entries = append(inc.known.entries, entry{Record: apiclient.Record{Hash: uint64(i + 1), Created: uint32(1000 + i/3)}})
+	}
+	for _, tc := range []struct {
+		name   string
+		budget int
+		want   int
+	}{
+		{"no bound", 0, 4},
+		{"requests to spare", 200, 4},
+		{"requests short", 12, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &searcher{inc: inc, rd: &reader{budget: tc.budget}}
+			assert.Equal(t, tc.want, s.ways(1000, 3))
+		})
+	}
+	bounds := inc.boundaries(0, 1000, 4)
+	require.Len(t, bounds, 3)
+	for i, b := range bounds {
+		assert.NotEqual(t, inc.known.entries[b-1].Created, inc.known.entries[b].Created, "a second begins at %d", b)
+		if i > 0 {
+			assert.Greater(t, b, bounds[i-1])
+		}
+	}
+	assert.InDelta(t, 500, bounds[1], 3)
+}
