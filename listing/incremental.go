@@ -678,17 +678,18 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 }
 
 // ways is how many parts a search splits n kept tokens into, about gone of
-// them gone: four when the scrape has the requests left for that whole
-// search, or no bound, else two. Four parts take half the rounds of
-// requests of halving, each round a request's time and, with tokens
-// expiring, a wait of up to a second, for half as many requests more:
-// time, not requests, is what a large account runs out of.
+// them gone: four when the requests for that whole search are left of the
+// share every scrape has, or there is no bound, else two. Four parts take
+// half the rounds of requests of halving, each round a request's time and,
+// with tokens expiring, a wait of up to a second, for half as many
+// requests more: time, not requests, is what a large account with few
+// deletions runs out of; one with many runs out of requests.
 func (s *searcher) ways(n, gone int) int {
 	levels := 0
 	for ; n > leafTokens; n /= 4 {
 		levels++
 	}
-	if left := s.rd.left(); left == 0 || left >= 3*gone*levels+gone {
+	if left := s.rd.sustainedLeft(); left == 0 || left >= 3*gone*levels+gone {
 		return 4
 	}
 	return 2

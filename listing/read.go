@@ -114,6 +114,12 @@ type reader struct {
 func (rd *reader) planned() int {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
+	return rd.lesserBudget()
+}
+
+// lesserBudget is the lesser of the scrape's budget and the one every
+// scrape has; 0 for no bound; rd.mu is held.
+func (rd *reader) lesserBudget() int {
 	rd.learnLimits()
 	if rd.sustained > 0 && (rd.budget <= 0 || rd.sustained < rd.budget) {
 		return rd.sustained
@@ -253,6 +259,18 @@ func (rd *reader) slowest() time.Duration {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	return rd.latency
+}
+
+// sustainedLeft is how many requests are left of the share every scrape
+// has, or of the scrape's budget when that is less; 0 for no bound.
+func (rd *reader) sustainedLeft() int {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	budget := rd.lesserBudget()
+	if budget <= 0 {
+		return 0
+	}
+	return max(budget-rd.requests, 1)
 }
 
 // left is how many requests the scrape may still make; 0 for no bound.

@@ -330,24 +330,26 @@ func TestAutoDoesNotFlap(t *testing.T) {
 	assert.LessOrEqual(t, switches, 2, "mode switches in 60 scrapes")
 }
 
-// A search splits its range in four while the scrape has the requests for
-// the whole of it, in two otherwise, at boundaries between seconds.
+// A search splits its range in four while the share every scrape has
+// leaves the requests for the whole of it, in two otherwise, at boundaries
+// between seconds.
 func TestSearchWays(t *testing.T) {
 	inc := &incremental{}
 	for i := range 1000 {
 		inc.known.entries = append(inc.known.entries, entry{Record: apiclient.Record{Hash: uint64(i + 1), Created: uint32(1000 + i/3)}})
 	}
 	for _, tc := range []struct {
-		name   string
-		budget int
-		want   int
+		name              string
+		budget, sustained int
+		want              int
 	}{
-		{"no bound", 0, 4},
-		{"requests to spare", 200, 4},
-		{"requests short", 12, 2},
+		{"no bound", 0, 0, 4},
+		{"requests to spare", 200, 100, 4},
+		{"requests short", 12, 0, 2},
+		{"a fresh minute's budget, but not every scrape's", 200, 20, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &searcher{inc: inc, rd: &reader{budget: tc.budget}}
+			s := &searcher{inc: inc, rd: &reader{budget: tc.budget, sustained: tc.sustained}}
 			assert.Equal(t, tc.want, s.ways(1000, 3))
 		})
 	}
