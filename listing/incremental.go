@@ -638,7 +638,7 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	}
 	var bounds []int
 	if hi-lo > leafTokens {
-		bounds = s.inc.boundaries(lo, hi, s.ways(hi-lo, goneHi-goneLo))
+		bounds = s.inc.boundaries(lo, hi, s.ways(ctx, hi-lo, goneHi-goneLo))
 	}
 	if len(bounds) == 0 {
 		return s.unfinishedIf(s.check(ctx, lo, hi, goneLo, goneHi), lo, hi)
@@ -678,18 +678,27 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 }
 
 // ways is how many parts a search splits n kept tokens into, about gone of
-// them gone: four when the requests for that whole search are left of the
-// share every scrape has, or there is no bound, else two. Four parts take
-// half the rounds of requests of halving, each round a request's time and,
-// with tokens expiring, a wait of up to a second, for half as many
-// requests more: time, not requests, is what a large account with few
-// deletions runs out of; one with many runs out of requests.
-func (s *searcher) ways(n, gone int) int {
-	levels := 0
-	for ; n > leafTokens; n /= 4 {
-		levels++
+// them gone. Four parts take half the rounds of requests of halving, each
+// round a request's time and, with tokens expiring, a wait of up to a
+// second, for half as many requests more. So four when the requests for
+// that whole search are left of the share every scrape has (or there is no
+// bound), or when halving would not end before the deadline and the
+// scrape's budget has the requests; else two: an account with many
+// deletions runs out of requests before time.
+func (s *searcher) ways(ctx context.Context, n, gone int) int {
+	halvings, quarterings := 0, 0
+	for m := n; m > leafTokens; m /= 2 {
+		halvings++
 	}
-	if left := s.rd.sustainedLeft(); left == 0 || left >= 3*gone*levels+gone {
+	for m := n; m > leafTokens; m /= 4 {
+		quarterings++
+	}
+	need := 3*gone*quarterings + gone
+	if left := s.rd.sustainedLeft(); left == 0 || left >= need {
+		return 4
+	}
+	round := s.rd.slowest() + 2*clockMargin
+	if deadline, ok := ctx.Deadline(); ok && time.Duration(halvings)*round > deadline.Sub(s.rd.now()) && s.rd.left() >= need {
 		return 4
 	}
 	return 2

@@ -349,10 +349,17 @@ func TestSearchWays(t *testing.T) {
 		{"a fresh minute's budget, but not every scrape's", 200, 20, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &searcher{inc: inc, rd: &reader{budget: tc.budget, sustained: tc.sustained}}
-			assert.Equal(t, tc.want, s.ways(1000, 3))
+			s := &searcher{inc: inc, rd: &reader{budget: tc.budget, sustained: tc.sustained, now: time.Now}}
+			assert.Equal(t, tc.want, s.ways(context.Background(), 1000, 3))
 		})
 	}
+	// Halving that would not end before the deadline splits in four, if
+	// the scrape's budget has the requests.
+	late := &searcher{inc: inc, rd: &reader{budget: 200, sustained: 20, now: time.Now, latency: time.Second}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	assert.Equal(t, 4, late.ways(ctx, 1000, 3))
+
 	bounds := inc.boundaries(0, 1000, 4)
 	require.Len(t, bounds, 3)
 	for i, b := range bounds {
