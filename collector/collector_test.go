@@ -288,7 +288,7 @@ func TestShortDeadlinesCannotFailOtherScrapes(t *testing.T) {
 }
 
 func TestSharedFetchAgainstFakeAPI(t *testing.T) {
-	s := fakeapi.NewServer(fakeapi.Options{Tokens: 1000, WithoutExpiry: 10, Latency: 300 * time.Millisecond, Seed: 4})
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 1050, WithoutExpiry: 10, Latency: 300 * time.Millisecond, Seed: 4})
 	defer s.Close()
 	client, err := apiclient.New(apiclient.Config{BaseURL: s.URL, Key: apiclient.StaticKey(s.APIKey())})
 	require.NoError(t, err)
@@ -303,7 +303,7 @@ func TestSharedFetchAgainstFakeAPI(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.Stats()
-	assert.Equal(t, 10+2, st.ListRequests, "one listing: ten pages, and a re-read where each of the two segments of pages 2 to 10 meets the pages below it")
+	assert.Equal(t, 11+2, st.ListRequests, "one listing: eleven pages, and a re-read where each of the two segments of pages 2 to 11 meets the pages below it")
 	assert.Equal(t, 1, st.Logins)
 }
 

@@ -114,12 +114,14 @@ func (rd *reader) walk(ctx context.Context, base *run, done func(*run) bool, est
 					return top, fmt.Errorf("%w: the end of the list moved away %d times", ErrInconsistent, maxEndTries)
 				}
 				// Where the page said the list ends, or, without a total,
-				// further down at each try.
-				end := top.start + len(top.tokens) - endTries*step
+				// where top ends, then further down at each try. The window
+				// holds the position past that end, so that a page that is
+				// not short shows the list goes on.
+				end := top.start + len(top.tokens) - (endTries-1)*step
 				if r.total >= 0 {
 					end = r.total
 				}
-				if r, err = rd.read(ctx, end-firstStep, end-firstStep+pageSize-1); err != nil {
+				if r, err = rd.readBelow(ctx, end); err != nil {
 					return top, err
 				}
 				if r.pastEnd || r.empty() {

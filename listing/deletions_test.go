@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -14,32 +15,34 @@ import (
 // upUnder scrapes a simulated account of the schedule in mode, steady
 // times after the first scrape up, checking the window rule at each, and
 // returns how many were up.
-func upUnder(t *testing.T, mode Mode, s schedule, seed uint64, steady int) int {
+func upUnder(t *testing.T, mode Mode, s schedule, seed uint64, steady int) (up int) {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 29))
-	acc := newAccount(s, rng, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := New(acc, Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
-	firstUp, up := false, 0
-	for i := 0; i < steady+maxScrapesToFirstUp; i++ {
-		t0 := acc.clock()
-		ctx, cancel := context.WithDeadline(context.Background(), t0.Add(s.timeout))
-		list, err := l.ListUploadTokens(ctx, s.keep)
-		cancel()
-		if err == nil {
-			require.NoError(t, acc.checkWindow(list, t0, acc.clock(), s.keep), "%s scrape %d", mode, i)
+	synctest.Test(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(seed, 29))
+		acc := newAccount(s, rng)
+		l := New(acc, Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
+		firstUp := false
+		for i := 0; i < steady+maxScrapesToFirstUp; i++ {
+			t0 := acc.clock()
+			ctx, cancel := context.WithDeadline(context.Background(), t0.Add(s.timeout))
+			list, err := l.ListUploadTokens(ctx, s.keep)
+			cancel()
+			if err == nil {
+				require.NoError(t, acc.checkWindow(list, t0, acc.clock(), s.keep), "%s scrape %d", mode, i)
+			}
+			switch {
+			case !firstUp && err == nil:
+				firstUp, steady = true, steady+i+1
+			case firstUp && err == nil:
+				up++
+			}
+			if firstUp && i+1 == steady {
+				break
+			}
+			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
 		}
-		switch {
-		case !firstUp && err == nil:
-			firstUp, steady = true, steady+i+1
-		case firstUp && err == nil:
-			up++
-		}
-		if firstUp && i+1 == steady {
-			break
-		}
-		_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
-	}
-	require.True(t, firstUp, "%s: no scrape up", mode)
+		require.True(t, firstUp, "%s: no scrape up", mode)
+	})
 	return up
 }
 

@@ -450,7 +450,7 @@ func (inc *incremental) anchored(ctx context.Context, rd *reader, lo int, c uint
 			return nil, err
 		}
 		if r.start == 0 || !r.empty() && r.first() < c {
-			return r, nil
+			return rd.endingAnchor(ctx, r, c)
 		}
 		if try == maxAnchorTries {
 			return nil, fmt.Errorf("%w: no window below the tokens created from %s", ErrInconsistent, time.Unix(int64(c), 0).UTC().Format(time.RFC3339))
@@ -463,6 +463,25 @@ func (inc *incremental) anchored(ctx context.Context, rd *reader, lo int, c uint
 			lo = min(lo, r.total-pageSize/2)
 		}
 	}
+}
+
+// endingAnchor returns r, or in its place a window that holds the position
+// past r when r is a full page ending where its total says the list ends:
+// only a short page shows that the list ends there, and a count needs the
+// end in one read. The window replaces r when it is short and also holds a
+// token created before second c.
+func (rd *reader) endingAnchor(ctx context.Context, r *run, c uint32) (*run, error) {
+	if r.atEnd || r.start+len(r.tokens) != r.total {
+		return r, nil
+	}
+	below, err := rd.readBelow(ctx, r.total)
+	if err != nil {
+		return nil, err
+	}
+	if atListEnd(below) && (below.start == 0 || !below.empty() && below.first() < c) {
+		return below, nil
+	}
+	return r, nil
 }
 
 // count compares a read that reached the end of the list with the kept

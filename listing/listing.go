@@ -422,7 +422,6 @@ func (l *Lister) reader(now time.Time) *reader {
 		slots:       make(chan struct{}, l.opts.Concurrency),
 		onIssue:     l.noteAnomaly,
 		started:     now,
-		lagging:     l.anomaly(AnomalyTotalsLag),
 	}
 	if l.opts.Mode != ModeFull {
 		rd.limits = func() (int, int) { return l.budget(now), l.sustained(now) }

@@ -9,12 +9,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-kit/log"
@@ -23,9 +22,11 @@ import (
 	"github.com/apivideo-exporter/apivideo_exporter/apiclient"
 )
 
-// The model-based harness: a simulated api.video account, live on a
-// simulated clock, scraped by a Lister; after every scrape the window rule
-// is checked on what the Lister returned.
+// The model-based harness: a simulated api.video account, live on the
+// fake clock of a synctest bubble, scraped by a Lister; after every scrape
+// the window rule is checked on what the Lister returned. Time moves only
+// when every goroutine of the bubble waits, so concurrent requests overlap
+// as they do over a network, and a seed replays the same run exactly.
 
 var (
 	seeds    = flag.Int("model.seeds", 40, "seeds of the model-based harness per mode")
@@ -124,16 +125,15 @@ func (h *expiryHeap) Pop() any {
 }
 
 // account is the simulated api.video account: a Pager and RateLimiter on
-// a simulated clock.
+// the bubble's clock. It must be made and used inside synctest.Test.
 type account struct {
 	s   schedule
-	rng *rand.Rand
-
-	// inFlight is how many requests are in Page, waiting or answered.
-	inFlight atomic.Int64
+	rng *rand.Rand // the world's: drawn from in time order only
+	// requestSeed seeds each request's own draws, so that requests sent
+	// at one instant draw the same whatever order they run in.
+	requestSeed uint64
 
 	mu       sync.Mutex
-	now      time.Time // our clock
 	at       time.Time // the world is up to date at this instant
 	all      map[uint64]*modelToken
 	listed   []*modelToken // in list order at instant at
@@ -147,8 +147,10 @@ type account struct {
 	created, deleted int
 }
 
-func newAccount(s schedule, rng *rand.Rand, start time.Time) *account {
-	a := &account{s: s, rng: rng, now: start, at: start, all: map[uint64]*modelToken{}}
+// newAccount makes an account whose life starts now, on the bubble's clock.
+func newAccount(s schedule, rng *rand.Rand) *account {
+	start := time.Now()
+	a := &account{s: s, rng: rng, requestSeed: rng.Uint64(), at: start, all: map[uint64]*modelToken{}}
 	// The initial tokens: created over the last day, some in bursts that
 	// fill one second.
 	for i := 0; i < s.initial-s.initialBursts; i++ {
@@ -284,21 +286,26 @@ func (a *account) advance(t time.Time) {
 // Page answers at an instant within the request's latency, as api.video
 // does, with each documented answer to a page past the end.
 func (a *account) Page(ctx context.Context, number, size int) (*apiclient.Page, error) {
-	a.inFlight.Add(1)
-	defer a.inFlight.Add(-1)
-	// Requests sent together are in flight together: let them in.
-	runtime.Gosched()
+	sent := time.Now()
+	rng := rand.New(rand.NewPCG(a.requestSeed^uint64(sent.UnixNano()), uint64(number)<<32|uint64(size)))
+	latency := a.s.latencyMin + time.Duration(rng.Int64N(int64(a.s.latencyMax-a.s.latencyMin)+1))
+	answered := time.Duration(rng.Float64() * float64(latency))
+	if err := apiclient.Sleep(ctx, answered); err != nil {
+		return nil, err
+	}
+	p, err := a.answer(rng, number, size)
+	if err := apiclient.Sleep(ctx, latency-answered); err != nil {
+		return nil, err
+	}
+	return p, err
+}
+
+// answer is the account's answer to a page request now.
+func (a *account) answer(rng *rand.Rand, number, size int) (*apiclient.Page, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	// Concurrent requests overlap: the clock moves by a share of each
-	// request's latency, as many as are in flight, and the request is
-	// answered within that share. A request alone, as each step of a
-	// search is, takes its whole latency.
-	latency := a.s.latencyMin + time.Duration(a.rng.Int64N(int64(a.s.latencyMax-a.s.latencyMin)+1))
-	latency /= time.Duration(max(a.inFlight.Load(), 1))
-	a.advance(a.now.Add(time.Duration(a.rng.Float64() * float64(latency))))
-	a.now = a.now.Add(latency)
-	a.requests = append(a.requests, a.now)
+	a.advance(time.Now())
+	a.requests = append(a.requests, a.at)
 
 	list := a.listed
 	if a.s.reshuffleTies {
@@ -308,7 +315,7 @@ func (a *account) Page(ctx context.Context, number, size int) (*apiclient.Page, 
 			for j < len(list) && list[j].Created == list[i].Created {
 				j++
 			}
-			a.rng.Shuffle(j-i, func(x, y int) { list[i+x], list[i+y] = list[i+y], list[i+x] })
+			rng.Shuffle(j-i, func(x, y int) { list[i+x], list[i+y] = list[i+y], list[i+x] })
 			i = j
 		}
 	}
@@ -319,7 +326,7 @@ func (a *account) Page(ctx context.Context, number, size int) (*apiclient.Page, 
 	if start >= n && number > 1 {
 		answer := a.s.pastEnd
 		if answer == "" {
-			answer = pastEndAnswers[a.rng.IntN(len(pastEndAnswers))]
+			answer = pastEndAnswers[rng.IntN(len(pastEndAnswers))]
 		}
 		switch answer {
 		case "404":
@@ -346,27 +353,18 @@ func (a *account) RateLimit() (apiclient.RateLimit, bool) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	recent := 0
+	recent, now := 0, time.Now()
 	for _, t := range a.requests {
-		if a.now.Sub(t) < time.Minute {
+		if now.Sub(t) < time.Minute {
 			recent++
 		}
 	}
 	return apiclient.RateLimit{Limit: a.s.rateLimitLimit, Remaining: max(a.s.rateLimitLimit-recent, 0)}, true
 }
 
-func (a *account) clock() time.Time {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.now
-}
+func (a *account) clock() time.Time { return time.Now() }
 
-func (a *account) sleep(_ context.Context, d time.Duration) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.now = a.now.Add(d)
-	return nil
-}
+func (a *account) sleep(ctx context.Context, d time.Duration) error { return apiclient.Sleep(ctx, d) }
 
 // checkWindow checks the window rule on a listing made during [t0, t1].
 func (a *account) checkWindow(list *TokenList, t0, t1 time.Time, keep int) error {
@@ -429,39 +427,43 @@ func (a *account) checkWindow(list *TokenList, t0, t1 time.Time, keep int) error
 	return nil
 }
 
-// runModel runs one seed's schedule against a Lister in mode and returns
-// the scrapes that were up.
-func runModel(t *testing.T, mode Mode, seed uint64, adjust func(*schedule)) (up, scrapes int) {
-	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-	s := randomSchedule(rng)
-	if adjust != nil {
-		adjust(&s)
-	}
-	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	acc := newAccount(s, rng, start)
-	t.Logf("schedule: %+v", s)
-	l := New(acc, Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep, Logger: log.NewLogfmtLogger(testWriter{t})})
-	repro := fmt.Sprintf("go test ./listing -run 'TestModel/%s/seed=%d$' -count=1 -v -model.seed=%d -model.seeds=1", mode, seed, seed)
-	for i := range s.scrapes {
-		t0 := acc.clock()
-		ctx, cancel := context.WithDeadline(context.Background(), t0.Add(s.timeout))
-		list, err := l.ListUploadTokens(ctx, s.keep)
-		cancel()
-		t1 := acc.clock()
-		if _, ok := err.(*PanicError); ok {
-			t.Fatalf("scrape %d panicked: %v\n%s\nreproduce: %s", i, err, err.(*PanicError).Stack, repro)
+// runModel runs one seed's schedule against a Lister in mode, in a bubble
+// of its own, and returns the scrapes that were up and a line a scrape.
+func runModel(t *testing.T, mode Mode, seed uint64, adjust func(*schedule)) (up, scrapes int, trace []string) {
+	synctest.Test(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+		s := randomSchedule(rng)
+		if adjust != nil {
+			adjust(&s)
 		}
-		if err == nil {
-			up++
-			if werr := acc.checkWindow(list, t0, t1, s.keep); werr != nil {
-				t.Fatalf("scrape %d (%s, %d requests): window rule broken: %v\nschedule: %+v\nreproduce: %s", i, t1.Sub(t0), list.Requests, werr, s, repro)
+		acc := newAccount(s, rng)
+		t.Logf("schedule: %+v", s)
+		l := New(acc, Options{Mode: mode, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep, Logger: log.NewLogfmtLogger(testWriter{t})})
+		repro := fmt.Sprintf("go test ./listing -run 'TestModel/%s/seed=%d$' -count=1 -v -model.seed=%d -model.seeds=1", mode, seed, seed)
+		for i := range s.scrapes {
+			t0 := acc.clock()
+			ctx, cancel := context.WithDeadline(context.Background(), t0.Add(s.timeout))
+			list, err := l.ListUploadTokens(ctx, s.keep)
+			cancel()
+			t1 := acc.clock()
+			if _, ok := err.(*PanicError); ok {
+				t.Fatalf("scrape %d panicked: %v\n%s\nreproduce: %s", i, err, err.(*PanicError).Stack, repro)
 			}
-		} else {
-			t.Logf("scrape %d down after %s: %v", i, t1.Sub(t0), err)
+			if err == nil {
+				up++
+				if werr := acc.checkWindow(list, t0, t1, s.keep); werr != nil {
+					t.Fatalf("scrape %d (%s, %d requests): window rule broken: %v\nschedule: %+v\nreproduce: %s", i, t1.Sub(t0), list.Requests, werr, s, repro)
+				}
+				trace = append(trace, fmt.Sprintf("%s: %d tokens, %d requests", t1.Sub(t0), list.Len(), list.Requests))
+			} else {
+				t.Logf("scrape %d down after %s: %v", i, t1.Sub(t0), err)
+				trace = append(trace, fmt.Sprintf("%s: %v", t1.Sub(t0), err))
+			}
+			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
 		}
-		_ = acc.sleep(ctx, s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
-	}
-	return up, s.scrapes
+		scrapes = s.scrapes
+	})
+	return up, scrapes, trace
 }
 
 type testWriter struct{ t testing.TB }
@@ -478,7 +480,7 @@ func TestModel(t *testing.T) {
 			up, total := 0, 0
 			for seed := *seedFrom; seed < *seedFrom+uint64(*seeds); seed++ {
 				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-					u, n := runModel(t, mode, seed, nil)
+					u, n, _ := runModel(t, mode, seed, nil)
 					up += u
 					total += n
 				})
@@ -505,9 +507,16 @@ func TestModelRegressions(t *testing.T) {
 	}
 }
 
-func TestModelRequiresNoFlakyClock(t *testing.T) {
-	// The harness itself: the same seed gives the same schedule.
-	a := randomSchedule(rand.New(rand.NewPCG(7, 1)))
-	b := randomSchedule(rand.New(rand.NewPCG(7, 1)))
-	require.Equal(t, a, b)
+// A seed is a repro: the same seed runs the same scrapes, down to each
+// one's duration, requests and error.
+func TestModelReplaysASeed(t *testing.T) {
+	for _, mode := range []Mode{ModeFull, ModeIncremental, ModeAuto} {
+		t.Run(mode.String(), func(t *testing.T) {
+			busy := func(s *schedule) { s.initial, s.concurrency, s.deleteRate, s.pastEnd = 1500, 8, 3, "" }
+			_, _, first := runModel(t, mode, 11, busy)
+			_, _, second := runModel(t, mode, 11, busy)
+			require.NotEmpty(t, first)
+			require.Equal(t, first, second)
+		})
+	}
 }

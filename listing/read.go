@@ -94,10 +94,6 @@ type reader struct {
 	// started is when the scrape began: a run received before it may
 	// have moved since by any number of positions.
 	started time.Time
-	// lagging is set once a page's itemsTotal disagreed with where the
-	// page showed the list to end: totals are then not trusted. mu
-	// guards it.
-	lagging bool
 	// slots bounds the requests in flight to concurrency, however many
 	// goroutines read.
 	slots chan struct{}
@@ -201,19 +197,16 @@ func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*ru
 	// The values stay substrings of the page's one string: runs live no
 	// longer than a scrape, and what is kept is copied into entries.
 	r.tokens = p.Tokens
-	short := len(r.tokens) < size
-	lags := short && r.start+len(r.tokens) != r.total
+	short, end := len(r.tokens) < size, r.start+len(r.tokens)
+	// A short page says where the list ends, and a full one that a list
+	// holds more than its total: either way that total lags.
+	lags := short && end != r.total || end > r.total
 	if lags {
-		// The page itself says where the list ends; its total lags.
 		rd.onIssue(AnomalyTotalsLag)
 	}
-	rd.mu.Lock()
-	rd.lagging = rd.lagging || lags
-	lagging := rd.lagging
-	rd.mu.Unlock()
-	// A full page ends the list when its total says so, unless totals
-	// were seen lagging.
-	r.atEnd = short || !lagging && r.start+len(r.tokens) >= r.total
+	// Only the page itself says that the list ends there: a total that
+	// lags can put the end at a full page with more tokens past it.
+	r.atEnd = short
 	return r, nil
 }
 
@@ -320,6 +313,26 @@ func windowFrom(lo int) (number, size int) {
 	for s := pageSize; s >= pageSize/2; s-- {
 		if end := (lo/s+1)*s - 1; end > top {
 			number, size, top = lo/s+1, s, end
+		}
+	}
+	return number, size
+}
+
+// readBelow reads the page that holds position end and starts furthest
+// below it: where the list ends at end, a short page.
+func (rd *reader) readBelow(ctx context.Context, end int) (*run, error) {
+	number, size := windowBelow(end)
+	return rd.page(ctx, number, size)
+}
+
+// windowBelow returns the page number and size, of at most pageSize, whose
+// page holds position end and starts furthest below it.
+func windowBelow(end int) (number, size int) {
+	end = max(end, 0)
+	low := end + 1
+	for s := pageSize; s >= pageSize/2; s-- {
+		if start := end / s * s; start < low {
+			number, size, low = end/s+1, s, start
 		}
 	}
 	return number, size

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -83,51 +84,55 @@ func TestSecondBefore(t *testing.T) {
 }
 
 func TestStatusAndRateLimit(t *testing.T) {
-	acc := newAccount(stillSchedule(300), rand.New(rand.NewPCG(1, 1)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	acc.s.rateLimitLimit = 500
-	l := New(acc, Options{Mode: ModeIncremental, Concurrency: 2, Now: acc.clock, Sleep: acc.sleep})
-	assert.Equal(t, Status{Mode: ModeIncremental, SyncProgress: 0, Rereads: map[string]int{}, Anomalies: map[Anomaly]bool{}}, l.Status())
-	_, err := listOnce(t, l, acc, 10*time.Second)
-	require.NoError(t, err)
-	_, err = listOnce(t, l, acc, 10*time.Second)
-	require.NoError(t, err)
-	assert.Equal(t, 1.0, l.Status().SyncProgress)
-	rl, ok := l.RateLimit()
-	require.True(t, ok)
-	assert.Equal(t, 500, rl.Limit)
-	assert.Equal(t, "synced", l.inc.state.String())
+	synctest.Test(t, func(t *testing.T) {
+		acc := newAccount(stillSchedule(300), rand.New(rand.NewPCG(1, 1)))
+		acc.s.rateLimitLimit = 500
+		l := New(acc, Options{Mode: ModeIncremental, Concurrency: 2, Now: acc.clock, Sleep: acc.sleep})
+		assert.Equal(t, Status{Mode: ModeIncremental, SyncProgress: 0, Rereads: map[string]int{}, Anomalies: map[Anomaly]bool{}}, l.Status())
+		_, err := listOnce(t, l, acc, 10*time.Second)
+		require.NoError(t, err)
+		_, err = listOnce(t, l, acc, 10*time.Second)
+		require.NoError(t, err)
+		assert.Equal(t, 1.0, l.Status().SyncProgress)
+		rl, ok := l.RateLimit()
+		require.True(t, ok)
+		assert.Equal(t, 500, rl.Limit)
+		assert.Equal(t, "synced", l.inc.state.String())
 
-	none := New(pagerFunc(nil), Options{})
-	_, ok = none.RateLimit()
-	assert.False(t, ok)
+		none := New(pagerFunc(nil), Options{})
+		_, ok = none.RateLimit()
+		assert.False(t, ok)
+	})
 }
 
 // Auto goes back to full listings once the account has shrunk.
 func TestAutoSwitchesBackToFull(t *testing.T) {
-	s := stillSchedule(3000)
-	s.latencyMin, s.latencyMax, s.concurrency = 300*time.Millisecond, 300*time.Millisecond, 1
-	acc := newAccount(s, rand.New(rand.NewPCG(2, 2)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := New(acc, Options{Mode: ModeAuto, Concurrency: 1, Now: acc.clock, Sleep: acc.sleep})
-	for range 10 {
-		if _, err := listOnce(t, l, acc, 10*time.Second); err == nil {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		s := stillSchedule(3000)
+		s.latencyMin, s.latencyMax, s.concurrency = 300*time.Millisecond, 300*time.Millisecond, 1
+		acc := newAccount(s, rand.New(rand.NewPCG(2, 2)))
+		l := New(acc, Options{Mode: ModeAuto, Concurrency: 1, Now: acc.clock, Sleep: acc.sleep})
+		for range 10 {
+			if _, err := listOnce(t, l, acc, 10*time.Second); err == nil {
+				break
+			}
 		}
-	}
-	require.Equal(t, ModeIncremental, l.Status().Mode)
-	acc.mu.Lock()
-	for _, tok := range acc.listed[100:] {
-		tok.gone = acc.now
-	}
-	acc.listed = acc.listed[:100]
-	acc.mu.Unlock()
-	for range 2 {
-		_, err := listOnce(t, l, acc, 10*time.Second)
-		require.NoError(t, err, "a reading of the smaller list replaces the search")
-	}
-	assert.Equal(t, ModeFull, l.Status().Mode)
-	list, err := listOnce(t, l, acc, 10*time.Second)
-	require.NoError(t, err)
-	requireExact(t, acc, list)
+		require.Equal(t, ModeIncremental, l.Status().Mode)
+		acc.mu.Lock()
+		for _, tok := range acc.listed[100:] {
+			tok.gone = time.Now()
+		}
+		acc.listed = acc.listed[:100]
+		acc.mu.Unlock()
+		for range 2 {
+			_, err := listOnce(t, l, acc, 10*time.Second)
+			require.NoError(t, err, "a reading of the smaller list replaces the search")
+		}
+		assert.Equal(t, ModeFull, l.Status().Mode)
+		list, err := listOnce(t, l, acc, 10*time.Second)
+		require.NoError(t, err)
+		requireExact(t, acc, list)
+	})
 }
 
 // When a full listing stops fitting the scrape, auto's incremental listing
@@ -135,32 +140,34 @@ func TestAutoSwitchesBackToFull(t *testing.T) {
 // switch is up, at the cost of a count and a search for what changed
 // since, not of a reading of the whole list.
 func TestAutoSwitchStartsFromTheLastFullListing(t *testing.T) {
-	s := stillSchedule(3000)
-	s.concurrency = 1
-	acc := newAccount(s, rand.New(rand.NewPCG(3, 4)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := New(acc, Options{Mode: ModeAuto, Concurrency: 1, Now: acc.clock, Sleep: acc.sleep})
-	_, err := listOnce(t, l, acc, 10*time.Second)
-	require.NoError(t, err)
-	require.Equal(t, ModeFull, l.Status().Mode)
+	synctest.Test(t, func(t *testing.T) {
+		s := stillSchedule(3000)
+		s.concurrency = 1
+		acc := newAccount(s, rand.New(rand.NewPCG(3, 4)))
+		l := New(acc, Options{Mode: ModeAuto, Concurrency: 1, Now: acc.clock, Sleep: acc.sleep})
+		_, err := listOnce(t, l, acc, 10*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, ModeFull, l.Status().Mode)
 
-	// Three tokens deleted anywhere, and replies too slow for a full
-	// listing of 30 pages to fit a scrape.
-	acc.mu.Lock()
-	for _, i := range []int{2900, 1500, 5} {
-		acc.listed[i].gone = acc.now
-		acc.listed = slices.Delete(acc.listed, i, i+1)
-	}
-	acc.s.latencyMin, acc.s.latencyMax = 300*time.Millisecond, 300*time.Millisecond
-	acc.mu.Unlock()
-	require.NoError(t, acc.sleep(context.Background(), 10*time.Second))
+		// Three tokens deleted anywhere, and replies too slow for a full
+		// listing of 30 pages to fit a scrape.
+		acc.mu.Lock()
+		for _, i := range []int{2900, 1500, 5} {
+			acc.listed[i].gone = time.Now()
+			acc.listed = slices.Delete(acc.listed, i, i+1)
+		}
+		acc.s.latencyMin, acc.s.latencyMax = 300*time.Millisecond, 300*time.Millisecond
+		acc.mu.Unlock()
+		require.NoError(t, acc.sleep(context.Background(), 10*time.Second))
 
-	before := len(acc.requests)
-	list, err := listOnce(t, l, acc, 10*time.Second)
-	require.NoError(t, err, "the scrape of the switch is up")
-	assert.Equal(t, ModeIncremental, l.Status().Mode)
-	requireExact(t, acc, list)
-	assert.Less(t, len(acc.requests)-before, 30, "a count and a search, not a reading of the 30 pages")
-	assert.Empty(t, l.Status().Rereads)
+		before := len(acc.requests)
+		list, err := listOnce(t, l, acc, 10*time.Second)
+		require.NoError(t, err, "the scrape of the switch is up")
+		assert.Equal(t, ModeIncremental, l.Status().Mode)
+		requireExact(t, acc, list)
+		assert.Less(t, len(acc.requests)-before, 30, "a count and a search, not a reading of the 30 pages")
+		assert.Empty(t, l.Status().Rereads)
+	})
 }
 
 // Auto plans a full listing against the share of the rate limit that
@@ -169,30 +176,32 @@ func TestAutoSwitchStartsFromTheLastFullListing(t *testing.T) {
 // from that listing, about within the share, rather than spending the
 // minute on full listings and failing for want of requests.
 func TestAutoKeepsFullListingsWithinTheShare(t *testing.T) {
-	s := liveSchedule(10_000)
-	s.deleteRate, s.burstMax = 0.2, 1
-	acc := newAccount(s, rand.New(rand.NewPCG(7, 8)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := New(acc, Options{Mode: ModeAuto, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
-	const scrapes, interval = 12, 10 * time.Second
-	up, after := 0, 0
-	for i := range scrapes {
-		before := len(acc.requests)
-		if _, err := listOnce(t, l, acc, s.timeout); err == nil {
-			up++
+	synctest.Test(t, func(t *testing.T) {
+		s := liveSchedule(10_000)
+		s.deleteRate, s.burstMax = 0.2, 1
+		acc := newAccount(s, rand.New(rand.NewPCG(7, 8)))
+		l := New(acc, Options{Mode: ModeAuto, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
+		const scrapes, interval = 12, 10 * time.Second
+		up, after := 0, 0
+		for i := range scrapes {
+			before := len(acc.requests)
+			if _, err := listOnce(t, l, acc, s.timeout); err == nil {
+				up++
+			}
+			if i == 0 {
+				assert.Equal(t, ModeFull, l.Status().Mode, "the first scrape has a whole minute's share")
+			} else {
+				assert.Equal(t, ModeIncremental, l.Status().Mode, "scrape %d", i)
+				after += len(acc.requests) - before
+			}
+			require.NoError(t, acc.sleep(context.Background(), interval))
 		}
-		if i == 0 {
-			assert.Equal(t, ModeFull, l.Status().Mode, "the first scrape has a whole minute's share")
-		} else {
-			assert.Equal(t, ModeIncremental, l.Status().Mode, "scrape %d", i)
-			after += len(acc.requests) - before
-		}
-		require.NoError(t, acc.sleep(context.Background(), interval))
-	}
-	assert.GreaterOrEqual(t, up, scrapes/2, "scrapes up")
-	// The incremental listing's own cost varies with what the account did;
-	// full listings every scrape would be 100 each.
-	share := float64(s.rateLimitLimit) / 2 * interval.Minutes()
-	assert.LessOrEqual(t, float64(after)/(scrapes-1), 1.5*share, "mean requests a scrape after the first")
+		assert.GreaterOrEqual(t, up, scrapes/2, "scrapes up")
+		// The incremental listing's own cost varies with what the account did;
+		// full listings every scrape would be 100 each.
+		share := float64(s.rateLimitLimit) / 2 * interval.Minutes()
+		assert.LessOrEqual(t, float64(after)/(scrapes-1), 1.5*share, "mean requests a scrape after the first")
+	})
 }
 
 // headersAfterFirstReply reports no rate limit until a page has been
@@ -218,18 +227,20 @@ func (h *headersAfterFirstReply) RateLimit() (apiclient.RateLimit, bool) {
 // reply: a reading of 30,000 tokens spends at most the share, not all the
 // requests that fit in the scrape's time.
 func TestFirstScrapeLearnsItsShareFromTheFirstReply(t *testing.T) {
-	s := stillSchedule(30_000)
-	s.concurrency, s.rateLimitLimit = 8, 500
-	acc := newAccount(s, rand.New(rand.NewPCG(9, 9)), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	pager := &headersAfterFirstReply{account: acc}
-	for _, mode := range []Mode{ModeAuto, ModeIncremental} {
-		before := len(acc.requests)
-		l := New(pager, Options{Mode: mode, Concurrency: 8, Now: acc.clock, Sleep: acc.sleep})
-		_, err := listOnce(t, l, acc, 10*time.Second)
-		require.ErrorIs(t, err, ErrSyncing, "%s: a reading of 300 pages takes more than one scrape's share", mode)
-		assert.LessOrEqual(t, len(acc.requests)-before, 250+s.concurrency, "%s: requests of the first scrape", mode)
-		require.NoError(t, acc.sleep(context.Background(), time.Minute))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := stillSchedule(30_000)
+		s.concurrency, s.rateLimitLimit = 8, 500
+		acc := newAccount(s, rand.New(rand.NewPCG(9, 9)))
+		pager := &headersAfterFirstReply{account: acc}
+		for _, mode := range []Mode{ModeAuto, ModeIncremental} {
+			before := len(acc.requests)
+			l := New(pager, Options{Mode: mode, Concurrency: 8, Now: acc.clock, Sleep: acc.sleep})
+			_, err := listOnce(t, l, acc, 10*time.Second)
+			require.ErrorIs(t, err, ErrSyncing, "%s: a reading of 300 pages takes more than one scrape's share", mode)
+			assert.LessOrEqual(t, len(acc.requests)-before, 250+s.concurrency, "%s: requests of the first scrape", mode)
+			require.NoError(t, acc.sleep(context.Background(), time.Minute))
+		}
+	})
 }
 
 func TestPublicationHeapPopsTheLastToPublishFirst(t *testing.T) {
@@ -311,23 +322,25 @@ func TestClearOfExpiries(t *testing.T) {
 // has, not by one inflated by a fresh minute of the rate limit: it does
 // not flap between the two at 10,000 tokens.
 func TestAutoDoesNotFlap(t *testing.T) {
-	s := liveSchedule(10_000)
-	s.deleteRate = 0.2
-	rng := rand.New(rand.NewPCG(5, 6))
-	acc := newAccount(s, rng, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := New(acc, Options{Mode: ModeAuto, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
-	switches, last := 0, Mode(-1)
-	for range 60 {
-		_, _ = listOnce(t, l, acc, s.timeout)
-		if m := l.Status().Mode; m != last {
-			if last >= 0 {
-				switches++
+	synctest.Test(t, func(t *testing.T) {
+		s := liveSchedule(10_000)
+		s.deleteRate = 0.2
+		rng := rand.New(rand.NewPCG(5, 6))
+		acc := newAccount(s, rng)
+		l := New(acc, Options{Mode: ModeAuto, Concurrency: s.concurrency, Now: acc.clock, Sleep: acc.sleep})
+		switches, last := 0, Mode(-1)
+		for range 60 {
+			_, _ = listOnce(t, l, acc, s.timeout)
+			if m := l.Status().Mode; m != last {
+				if last >= 0 {
+					switches++
+				}
+				last = m
 			}
-			last = m
+			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
 		}
-		_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
-	}
-	assert.LessOrEqual(t, switches, 2, "mode switches in 60 scrapes")
+		assert.LessOrEqual(t, switches, 2, "mode switches in 60 scrapes")
+	})
 }
 
 // A search splits its range in four while the share every scrape has
