@@ -699,11 +699,10 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 // ways is how many parts a search splits n kept tokens into, about gone of
 // them gone. Four parts take half the rounds of requests of halving, each
 // round a request's time and, with tokens expiring, a wait of up to a
-// second, for half as many requests more. So four when the requests for
-// that whole search are left of the share every scrape has (or there is no
-// bound), or when halving would not end before the deadline and the
-// scrape's budget has the requests; else two: an account with many
-// deletions runs out of requests before time.
+// second, for half as many requests more. So four only when halving would
+// take more than half the time left before the deadline, and the share
+// every scrape has or the scrape's budget has the requests for the whole
+// search; else two, which keeps the cost near the bound when time allows.
 func (s *searcher) ways(ctx context.Context, n, gone int) int {
 	halvings, quarterings := 0, 0
 	for m := n; m > leafTokens; m /= 2 {
@@ -713,11 +712,12 @@ func (s *searcher) ways(ctx context.Context, n, gone int) int {
 		quarterings++
 	}
 	need := 3*gone*quarterings + gone
-	if left := s.rd.sustainedLeft(); left == 0 || left >= need {
-		return 4
-	}
 	round := s.rd.slowest() + 2*clockMargin
-	if deadline, ok := ctx.Deadline(); ok && time.Duration(halvings)*round > deadline.Sub(s.rd.now()) && s.rd.left() >= need {
+	deadline, ok := ctx.Deadline()
+	if !ok || 2*time.Duration(halvings)*round <= deadline.Sub(s.rd.now()) {
+		return 2
+	}
+	if left := s.rd.sustainedLeft(); left == 0 || left >= need || s.rd.left() >= need {
 		return 4
 	}
 	return 2

@@ -351,27 +351,28 @@ func TestSearchWays(t *testing.T) {
 	for i := range 1000 {
 		inc.known.entries = append(inc.known.entries, entry{Record: apiclient.Record{Hash: uint64(i + 1), Created: uint32(1000 + i/3)}})
 	}
+	// Halving 1,000 kept tokens takes a few rounds of up to 1.5 s each at
+	// a latency of 1 s: more than half of 3 s, less than half of a minute.
 	for _, tc := range []struct {
 		name              string
+		timeout           time.Duration
 		budget, sustained int
 		want              int
 	}{
-		{"no bound", 0, 0, 4},
-		{"requests to spare", 200, 100, 4},
-		{"requests short", 12, 0, 2},
-		{"a fresh minute's budget, but not every scrape's", 200, 20, 2},
+		{"time for halving", time.Minute, 200, 100, 2},
+		{"time for halving, no bound", time.Minute, 0, 0, 2},
+		{"short of time, no bound", 3 * time.Second, 0, 0, 4},
+		{"short of time, requests to spare", 3 * time.Second, 200, 100, 4},
+		{"short of time, a fresh minute's budget", 3 * time.Second, 200, 20, 4},
+		{"short of time and of requests", 3 * time.Second, 12, 10, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &searcher{inc: inc, rd: &reader{budget: tc.budget, sustained: tc.sustained, now: time.Now}}
-			assert.Equal(t, tc.want, s.ways(context.Background(), 1000, 3))
+			s := &searcher{inc: inc, rd: &reader{budget: tc.budget, sustained: tc.sustained, now: time.Now, latency: time.Second}}
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+			assert.Equal(t, tc.want, s.ways(ctx, 1000, 3))
 		})
 	}
-	// Halving that would not end before the deadline splits in four, if
-	// the scrape's budget has the requests.
-	late := &searcher{inc: inc, rd: &reader{budget: 200, sustained: 20, now: time.Now, latency: time.Second}}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	assert.Equal(t, 4, late.ways(ctx, 1000, 3))
 
 	bounds := inc.boundaries(0, 1000, 4)
 	require.Len(t, bounds, 3)
