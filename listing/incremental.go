@@ -322,9 +322,9 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 			full.fits(ctx, rd.now(), rd.left()) {
 			return &unexplained{reasonCheaper, fmt.Sprintf("finding %d gone tokens would cost more than reading all %d", gone, inc.known.len())}
 		}
-		found, err := inc.search(ctx, rd, gone)
+		found, rebased, err := inc.search(ctx, rd, gone)
 		inc.backlog = max(gone-found, 0)
-		level.Debug(inc.logger).Log("msg", "searched for gone tokens", "round", round, "gone", gone, "found", found, "hints", len(inc.hints), "requests", rd.spent(), "err", err)
+		level.Debug(inc.logger).Log("msg", "searched for gone tokens", "round", round, "gone", gone, "found", found, "rebased", rebased, "hints", len(inc.hints), "requests", rd.spent(), "err", err)
 		if err != nil {
 			return err
 		}
@@ -523,11 +523,10 @@ func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 // did not finish as hints: the next search checks them first, so that a
 // large backlog of gone tokens shrinks from scrape to scrape instead of
 // being searched from the top each time.
-func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (int, error) {
+func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (found, rebased int, err error) {
 	s := inc.searcher(ctx, rd)
 	hints := inc.hints
 	inc.hints = nil
-	var err error
 	for _, h := range hints {
 		lo, hi := inc.known.lower(h.from), len(inc.known.entries)
 		if h.to != 0 {
@@ -544,7 +543,7 @@ func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (int, 
 		inc.hints = s.unfinishedSpans()
 	}
 	s.drop()
-	return len(s.gone), err
+	return len(s.gone), s.rebased, err
 }
 
 func (inc *incremental) searcher(ctx context.Context, rd *reader) *searcher {
@@ -593,6 +592,9 @@ type searcher struct {
 	// probes are the windows the search read, which may hold a range to
 	// check whole.
 	probes []*run
+	// rebased counts the parts whose edges' figures probes inside them
+	// showed out of date.
+	rebased int
 	// expiring are the indexes, in order, of the kept tokens that may
 	// expire while the search reads: each one before a probe's position
 	// that had expired by then moved it down by one.
@@ -666,12 +668,12 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	// gone[i][0], at most gone[i][1].
 	edges := append(append([]int{lo}, bounds...), hi)
 	gone := make([][2]int, len(edges))
-	gone[0], gone[len(edges)-1] = [2]int{goneLo, goneLo}, [2]int{goneHi, goneHi}
+	found := make([]probed, len(bounds))
 	errs := make(chan error, len(bounds))
 	for i, b := range bounds {
 		go func() {
 			errs <- recovering(func() (err error) {
-				gone[i+1][0], gone[i+1][1], err = s.probe(ctx, b, goneLo, goneHi)
+				found[i], err = s.probe(ctx, b, goneLo, goneHi)
 				return err
 			})()
 		}()
@@ -682,6 +684,13 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	}
 	if err != nil {
 		return s.unfinishedIf(err, lo, hi)
+	}
+	if goneLo, goneHi, err = s.rebase(ctx, lo, goneLo, goneHi, found); err != nil {
+		return s.unfinishedIf(err, lo, hi)
+	}
+	gone[0], gone[len(edges)-1] = [2]int{goneLo, goneLo}, [2]int{goneHi, goneHi}
+	for i, p := range found {
+		gone[i+1] = [2]int{min(max(p.lo, goneLo), goneHi), min(max(p.hi, goneLo), goneHi)}
 	}
 	// Each part is searched for as many as it may hold.
 	errs = make(chan error, len(edges)-1)
@@ -763,19 +772,60 @@ func (inc *incremental) boundaryNear(i, lo, hi int) int {
 	return -1
 }
 
+// probed is what a probe found of the kept tokens before its index: at
+// least lo gone and at most hi. exact says its window held the start of
+// its second; otherwise lo and hi bound one side only, and count within
+// what the part's edges allow.
+type probed struct {
+	lo, hi int
+	exact  bool
+}
+
+// rebase returns the part's edges' figures, goneLo gone before lo and
+// goneHi before its end, brought up to the probes found inside it. A probe
+// that certainly found more than goneHi shows tokens deleted since the
+// edges were probed: below lo, they count in every probe above them, and
+// would send the search to the wrong part. lo is probed again, at once,
+// and both edges move by what it gained; the end's figure is at least
+// what the probes found.
+func (s *searcher) rebase(ctx context.Context, lo, goneLo, goneHi int, found []probed) (int, int, error) {
+	most := goneHi
+	for _, p := range found {
+		if p.exact {
+			most = max(most, p.lo)
+		}
+	}
+	if most == goneHi {
+		return goneLo, goneHi, nil
+	}
+	s.mu.Lock()
+	s.rebased++
+	s.mu.Unlock()
+	if lo > 0 {
+		p, err := s.probe(ctx, lo, goneLo, goneLo+most-goneHi)
+		if err != nil {
+			return 0, 0, err
+		}
+		if gained := min(p.lo, goneLo+most-goneHi) - goneLo; p.exact && gained > 0 {
+			goneLo, goneHi = goneLo+gained, goneHi+gained
+		}
+	}
+	return goneLo, max(goneHi, most), nil
+}
+
 // probe reads where the tokens of the second that begins at index b lie
-// and returns how many kept tokens before b are gone: at least the first
-// figure, at most the second. Kept tokens before b that expired since the count are not in the
+// and finds how many kept tokens before b are gone, about goneLo to
+// goneHi. Kept tokens before b that expired since the count are not in the
 // list either, but are not among the gone ones searched for; those that
 // expired during the read, within the clock margin, leave the figure
 // uncertain by as many.
-func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (int, int, error) {
+func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (probed, error) {
 	c := s.inc.known.entries[b].Created
 	// Tokens expire on whole seconds: a read sent clear of those before b
 	// counts them exactly, which costs at most the rest of a second.
 	if wait := clearOf(s.rd.now(), s.rd.slowest(), s.expiriesBefore(b)); wait > 0 {
 		if err := s.inc.sleep(ctx, wait); err != nil {
-			return 0, 0, err
+			return probed{}, err
 		}
 	}
 	expired, _ := s.expiredBefore(b, s.rd.now())
@@ -787,7 +837,7 @@ func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (int, int, 
 	}
 	r, err := s.rd.read(ctx, from, to)
 	if err != nil {
-		return 0, 0, err
+		return probed{}, err
 	}
 	s.mu.Lock()
 	s.probes = append(s.probes, r)
@@ -796,18 +846,19 @@ func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (int, int, 
 	j := slices.IndexFunc(r.tokens, func(t apiclient.Token) bool { return t.Created >= c })
 	certainly, _ := s.expiredBefore(b, r.sent)
 	_, possibly := s.expiredBefore(b, r.received)
+	exact := j > 0 || j == 0 && r.start == 0
 	gone := func(expired int) int {
 		at := b - expired
 		switch {
-		case j > 0 || j == 0 && r.start == 0:
-			return min(max(at-(r.start+j), goneLo), goneHi)
+		case exact:
+			return at - (r.start + j)
 		case j < 0:
-			return max(goneLo, min(at-(r.start+len(r.tokens)), goneHi))
+			return at - (r.start + len(r.tokens))
 		default:
-			return min(goneHi, max(at-r.start, goneLo))
+			return at - r.start
 		}
 	}
-	return gone(possibly), gone(certainly), nil
+	return probed{lo: gone(possibly), hi: gone(certainly), exact: exact}, nil
 }
 
 // check reads the seconds of the kept tokens lo..hi-1 whole, from a token

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -337,5 +338,45 @@ func TestSearchResumesFromHints(t *testing.T) {
 		list, err := listOnce(t, l, acc, 10*time.Second)
 		require.NoError(t, err)
 		requireExact(t, acc, list)
+	})
+}
+
+// A token deleted far below while a search runs counts in every probe above
+// it: the search must not take it for the one it looks for. Split in four,
+// the probes above both show one gone more than the part's edges allow, and
+// the part's lower edge is probed again.
+func TestSearchRebasesOnADeletionBelowItsPart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		acc, l := syncedIncremental(t, 10_000, 21, time.Second)
+		inc := l.inc
+		require.Equal(t, 10_000, inc.known.len())
+		gone := func(i int) apiclient.Record {
+			acc.mu.Lock()
+			defer acc.mu.Unlock()
+			tok := acc.listed[i]
+			tok.gone = time.Now()
+			acc.listed = slices.Delete(acc.listed, i, i+1)
+			return tok.Record
+		}
+		sought := gone(8500)
+		var requests atomic.Int32
+		var below apiclient.Record
+		rd := l.reader(time.Now())
+		rd.pager = pagerFunc(func(ctx context.Context, number, size int) (*apiclient.Page, error) {
+			// The first request after the first three probes.
+			if requests.Add(1) == 4 {
+				below = gone(1000)
+			}
+			return acc.Page(ctx, number, size)
+		})
+		// A deadline short enough that halving would not have the time.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		found, rebased, err := inc.search(ctx, rd, 1)
+		require.NoError(t, err)
+		assert.Equal(t, 1, rebased, "parts whose edges were probed again")
+		assert.GreaterOrEqual(t, found, 1)
+		assert.False(t, inc.known.has(sought), "the token searched for is dropped")
+		assert.NotZero(t, below.Hash, "a token deleted during the search")
 	})
 }
