@@ -452,6 +452,9 @@ type request struct {
 	body    []byte
 	bearer  string
 	secrets []string
+	// date, when set, takes the successful reply's Date header: zero when
+	// it has none, or one that does not parse.
+	date *time.Time
 }
 
 // do sends req, retrying 5xx replies and network errors with jittered
@@ -469,6 +472,9 @@ func (c *Client) try(ctx context.Context, req request, buf *bytes.Buffer) error 
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		status, header, err := c.send(ctx, req, buf)
 		if err == nil && status >= 200 && status < 300 {
+			if req.date != nil {
+				*req.date, _ = http.ParseTime(header.Get("Date"))
+			}
 			return nil
 		}
 		if err != nil {

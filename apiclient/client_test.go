@@ -163,6 +163,21 @@ func TestAccessTokenRevokedBetweenPages(t *testing.T) {
 	assert.Equal(t, 3, st.ListRequests, "each page served once: page 2 was asked for again after the login")
 }
 
+// A page carries its reply's Date: api.video's clock, in whole seconds,
+// while it made the reply.
+func TestPageDate(t *testing.T) {
+	s := fakeapi.NewServer(fakeapi.Options{Tokens: 30, Seed: 3})
+	defer s.Close()
+	c := newClient(t, s)
+	before := time.Now().Truncate(time.Second)
+	p, err := c.Page(listCtx(t, 5*time.Second), 1, apiclient.MaxPageSize)
+	after := time.Now()
+	require.NoError(t, err)
+	assert.False(t, p.Date.Before(before), "Date %s before the request", p.Date)
+	assert.False(t, p.Date.After(after), "Date %s after the reply", p.Date)
+	assert.Zero(t, p.Date.Nanosecond())
+}
+
 func TestWrongKey(t *testing.T) {
 	s := fakeapi.NewServer(fakeapi.Options{Tokens: 3})
 	defer s.Close()

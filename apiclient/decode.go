@@ -31,6 +31,9 @@ type Page struct {
 	PageSize    int
 	PagesTotal  int
 	ItemsTotal  int
+	// Date is the reply's Date header: api.video's clock, in whole
+	// seconds, while it made the reply; zero when absent.
+	Date time.Time
 }
 
 // pageDecoder decodes pages with reusable buffers. It is not safe for

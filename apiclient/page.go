@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-kit/log/level"
 )
@@ -27,12 +28,13 @@ func (c *Client) Page(ctx context.Context, number, size int) (*Page, error) {
 	buf := c.bodies.Get().(*bytes.Buffer)
 	defer c.putBody(buf)
 	path := fmt.Sprintf("/upload-tokens?currentPage=%d&pageSize=%d&%s", number, size, listOrder)
+	var date time.Time
 	for relogged := false; ; relogged = true {
 		bearer, err := c.auth.token(ctx)
 		if err != nil {
 			return nil, err
 		}
-		err = c.do(ctx, request{method: http.MethodGet, path: path, bearer: bearer}, buf)
+		err = c.do(ctx, request{method: http.MethodGet, path: path, bearer: bearer, date: &date}, buf)
 		var apiErr *APIError
 		if !relogged && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized {
 			level.Debug(c.logger).Log("msg", "access token refused, logging in again", "page", number)
@@ -50,6 +52,7 @@ func (c *Client) Page(ctx context.Context, number, size int) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", path, err)
 	}
+	p.Date = date
 	return p, nil
 }
 

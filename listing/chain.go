@@ -24,7 +24,7 @@ func joined(lower, upper *run) bool {
 		return false
 	}
 	if readBefore(upper, lower) && lower.start+len(lower.tokens) >= upper.start &&
-		upper.first() <= secondBefore(upper.sent.Add(-clockMargin)) {
+		upper.first() <= secondBefore(upper.sent.Add(upper.clock.lo)) {
 		// A token between them was below upper.start when upper was read.
 		// It was of a second already over, so it could only move down:
 		// when lower was read it lay within lower's positions, yet sorted

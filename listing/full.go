@@ -98,7 +98,7 @@ func full(ctx context.Context, rd *reader, keep int, spare known) (*TokenList, k
 		}
 		stillTotal = first.total == seen.total
 	}
-	list := seen.list(rd.now(), keep, rd.spent())
+	list := seen.list(rd.now(), rd.clock, keep, rd.spent())
 	return list, seen.known, nil
 }
 
@@ -140,9 +140,9 @@ func (c *collection) len() int {
 // list drops the tokens that had certainly expired by now, and keeps the
 // values of the keep first in the order of publication among those
 // active now.
-func (c *collection) list(now time.Time, keep, requests int) *TokenList {
+func (c *collection) list(now time.Time, clock clockBounds, keep, requests int) *TokenList {
 	c.len()
-	c.known.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
+	c.known.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(clock.lo)) })
 	return &TokenList{
 		records:   c.known.records(),
 		count:     c.known.len(),
@@ -188,5 +188,5 @@ func unordered(ctx context.Context, rd *reader, keep int) (*TokenList, error) {
 	if seen.len() != first.total {
 		return nil, fmt.Errorf("%w: api.video ignores sortBy, and its pages hold %d distinct tokens of the %d it lists", ErrUpstream, seen.len(), first.total)
 	}
-	return seen.list(rd.now(), keep, rd.spent()), nil
+	return seen.list(rd.now(), rd.clock, keep, rd.spent()), nil
 }

@@ -37,10 +37,6 @@ var stateNames = [...]string{stateEmpty: "empty", stateReading: "reading", state
 func (s state) String() string { return stateNames[s] }
 
 const (
-	// clockMargin is how far api.video's clock and ours may disagree:
-	// createdAt and expiresAt within it of a read are counted as either
-	// side of it.
-	clockMargin = 250 * time.Millisecond
 	// anchorMargin is how many positions below the newest complete second
 	// the read of the end of the list starts, so that a few deletions
 	// below it still leave an older token in its window.
@@ -112,7 +108,7 @@ func (inc *incremental) list(ctx context.Context, rd *reader, keep int) (*TokenL
 	}
 	inc.audited = false
 	now := rd.now()
-	inc.known.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
+	inc.known.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(rd.clock.lo)) })
 	started := inc.state == stateEmpty
 	for {
 		publishable, err := inc.step(ctx, rd, started)
@@ -277,7 +273,7 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 		// A kept token that expires while the counting read is under way
 		// leaves the count ambiguous, and costs a second read: start the
 		// read clear of the next expiry instead, which costs only time.
-		if wait := inc.clearOfExpiries(rd.now(), rd.slowest()); wait > 0 {
+		if wait := inc.clearOfExpiries(rd.clock, rd.now(), rd.slowest()); wait > 0 {
 			if err := inc.sleep(ctx, wait); err != nil {
 				return err
 			}
@@ -291,7 +287,7 @@ func (inc *incremental) reconcile(ctx context.Context, rd *reader) error {
 			// that sees them all at one instant, which the next round makes
 			// from above the newest complete second. Tokens of a second not
 			// over yet (a burst under way) stay above it: wait until it is.
-			if wait := untilComplete(chain[len(chain)-1].last(), rd.now()); wait > 0 {
+			if wait := rd.clock.untilComplete(chain[len(chain)-1].last(), rd.now()); wait > 0 {
 				if err := inc.sleep(ctx, wait); err != nil {
 					return err
 				}
@@ -369,7 +365,7 @@ func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error)
 	}
 	// Every token created before the first read and still listed is now
 	// kept: it sorts after the window's older token, which the chain covers.
-	if c := secondBefore(base.sent.Add(-clockMargin)); c > inc.complete {
+	if c := secondBefore(base.sent.Add(base.clock.lo)); c > inc.complete {
 		inc.complete = c
 	}
 	return chain, nil
@@ -380,56 +376,17 @@ func (inc *incremental) readEnd(ctx context.Context, rd *reader) ([]*run, error)
 const defaultLatency = 150 * time.Millisecond
 
 // clearOfExpiries returns how long to wait so that a read sent now and
-// taking about latency is clear of every kept token's expiry, within
-// clockMargin either side; 0 when it already is. Tokens expire on whole
-// seconds, so at most the rest of one second.
-func (inc *incremental) clearOfExpiries(now time.Time, latency time.Duration) time.Duration {
-	return clearOf(now, latency, func(yield func(uint32) bool) {
+// taking about latency is clear of every kept token's expiry, on
+// api.video's clock as clock bounds it; 0 when it already is. Tokens
+// expire on whole seconds, so at most the rest of one second.
+func (inc *incremental) clearOfExpiries(clock clockBounds, now time.Time, latency time.Duration) time.Duration {
+	return clock.clearOf(now, latency, func(yield func(uint32) bool) {
 		for i := range inc.known.entries {
 			if !yield(inc.known.entries[i].Expires) {
 				return
 			}
 		}
 	})
-}
-
-// clearOf returns how long to wait so that a read sent now and taking
-// about latency is clear of each of expiries (0: never expires), within
-// clockMargin either side; 0 when it already is.
-func clearOf(now time.Time, latency time.Duration, expiries iter.Seq[uint32]) time.Duration {
-	if latency <= 0 {
-		latency = defaultLatency
-	}
-	earliest, latest := now.Add(-clockMargin).Unix(), now.Add(latency+clockMargin).Unix()
-	if 2*clockMargin+latency >= time.Second {
-		// No read can be clear of a second boundary: read, and account
-		// for the uncertainty after.
-		return 0
-	}
-	next := int64(0)
-	for e := range expiries {
-		if x := int64(e); x > earliest && x <= latest && (next == 0 || x < next) {
-			next = x
-		}
-	}
-	if next == 0 {
-		return 0
-	}
-	// Once that second has passed by more than the margin, the next
-	// boundary is more than the read's time away.
-	return certainlyPast(next).Sub(now)
-}
-
-// untilComplete is how long from now until second c is certainly over, so
-// that secondBefore counts it complete; 0 when it already is.
-func untilComplete(c uint32, now time.Time) time.Duration {
-	return max(certainlyPast(int64(c)+1).Sub(now), 0)
-}
-
-// certainlyPast is the first instant of our clock certainly past the start
-// of second s on api.video's, whose clock is within clockMargin of ours.
-func certainlyPast(s int64) time.Time {
-	return time.Unix(s, 0).Add(clockMargin + time.Millisecond)
 }
 
 // secondBefore is the last whole second that ended by t.
@@ -489,7 +446,7 @@ func (rd *reader) endingAnchor(ctx context.Context, r *run, c uint32) (*run, err
 // to wait when tokens expiring during the read leave that ambiguous.
 func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 	listed := r.start + len(r.tokens)
-	earliest, latest := r.sent.Add(-clockMargin), r.received.Add(clockMargin)
+	earliest, latest := r.sent.Add(r.clock.lo), r.received.Add(r.clock.hi)
 	// Tokens that had certainly expired by the read are not counted, so
 	// nothing would show them in the list then: they are dropped.
 	inc.known.remove(func(e *entry) bool { return expiredBy(e.Record, earliest) })
@@ -511,7 +468,7 @@ func (inc *incremental) count(r *run) (gone int, wait time.Duration) {
 	if gone == 0 || uncertain == 0 {
 		return gone, 0
 	}
-	return gone, max(certainlyPast(int64(lastUncertain)).Sub(r.received), time.Millisecond)
+	return gone, max(r.clock.certainlyPast(int64(lastUncertain)).Sub(r.received), time.Millisecond)
 }
 
 // search finds kept tokens gone from the list, about gone of them, and
@@ -547,7 +504,7 @@ func (inc *incremental) search(ctx context.Context, rd *reader, gone int) (found
 }
 
 func (inc *incremental) searcher(ctx context.Context, rd *reader) *searcher {
-	return &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}, expired: map[uint64]bool{}, expiring: inc.expiringBy(ctx, rd.now())}
+	return &searcher{inc: inc, rd: rd, gone: map[uint64]bool{}, expired: map[uint64]bool{}, expiring: inc.expiringBy(ctx, rd.clock, rd.now())}
 }
 
 // drop removes the kept tokens the search found gone or expired, and
@@ -603,12 +560,12 @@ type searcher struct {
 
 // expiringBy returns the indexes of the kept tokens that expire by the end
 // of the scrape, in order.
-func (inc *incremental) expiringBy(ctx context.Context, now time.Time) []int {
+func (inc *incremental) expiringBy(ctx context.Context, clock clockBounds, now time.Time) []int {
 	end := now.Add(time.Minute)
 	if deadline, ok := ctx.Deadline(); ok {
 		end = deadline
 	}
-	to := end.Add(clockMargin).Unix()
+	to := end.Add(clock.hi).Unix()
 	var idx []int
 	for i := range inc.known.entries {
 		if x := int64(inc.known.entries[i].Expires); x != 0 && x <= to {
@@ -638,10 +595,10 @@ func (s *searcher) expiredBefore(b int, t time.Time) (certainly, possibly int) {
 			break
 		}
 		rec := s.inc.known.entries[i].Record
-		if expiredBy(rec, t.Add(-clockMargin)) {
+		if expiredBy(rec, t.Add(s.rd.clock.lo)) {
 			certainly++
 		}
-		if expiredBy(rec, t.Add(clockMargin)) {
+		if expiredBy(rec, t.Add(s.rd.clock.hi)) {
 			possibly++
 		}
 	}
@@ -721,7 +678,7 @@ func (s *searcher) ways(ctx context.Context, n, gone int) int {
 		quarterings++
 	}
 	need := 3*gone*quarterings + gone
-	round := s.rd.slowest() + 2*clockMargin
+	round := s.rd.slowest() + s.rd.clock.width()
 	deadline, ok := ctx.Deadline()
 	if !ok || 2*time.Duration(halvings)*round <= deadline.Sub(s.rd.now()) {
 		return 2
@@ -823,7 +780,7 @@ func (s *searcher) probe(ctx context.Context, b, goneLo, goneHi int) (probed, er
 	c := s.inc.known.entries[b].Created
 	// Tokens expire on whole seconds: a read sent clear of those before b
 	// counts them exactly, which costs at most the rest of a second.
-	if wait := clearOf(s.rd.now(), s.rd.slowest(), s.expiriesBefore(b)); wait > 0 {
+	if wait := s.rd.clock.clearOf(s.rd.now(), s.rd.slowest(), s.expiriesBefore(b)); wait > 0 {
 		if err := s.inc.sleep(ctx, wait); err != nil {
 			return probed{}, err
 		}
@@ -890,7 +847,7 @@ func (s *searcher) check(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	for _, e := range s.inc.known.entries[lo:hi] {
 		switch {
 		case seen[e.ID()]:
-		case expiredBy(e.Record, last.Add(clockMargin)):
+		case expiredBy(e.Record, last.Add(s.rd.clock.hi)):
 			s.expired[e.ID()] = true
 		default:
 			s.gone[e.ID()] = true

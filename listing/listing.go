@@ -236,6 +236,8 @@ type Lister struct {
 	// incCost is the moving average of the incremental listing's requests
 	// a scrape, which auto weighs against a full listing's.
 	incCost float64
+	// clock estimates api.video's clock against ours from its replies.
+	clock clockEstimate
 
 	// statusMu guards what Status reports, so that it never waits for a
 	// listing.
@@ -243,6 +245,8 @@ type Lister struct {
 	status    Status
 	rereads   map[string]int
 	anomalies map[Anomaly]bool
+	// clockWarned is set once warnClock has said its piece.
+	clockWarned bool
 }
 
 // costWeight is the weight of the latest scrape in incCost.
@@ -356,7 +360,7 @@ func (l *Lister) full(ctx context.Context, rd *reader, keep int, now time.Time) 
 	case err == nil:
 		// Every token created before the first request and still listed
 		// at the end was read.
-		l.spare, l.spareComplete = spare, secondBefore(now.Add(-clockMargin))
+		l.spare, l.spareComplete = spare, secondBefore(now.Add(rd.clock.lo))
 	case !tooLarge:
 		l.spare, l.spareComplete = spare, 0
 	case l.opts.Mode == ModeAuto:
@@ -415,6 +419,10 @@ func (l *Lister) updateBackoff(now time.Time, err error) {
 
 // reader returns a reader for one scrape, with its share of the rate limit.
 func (l *Lister) reader(now time.Time) *reader {
+	clock, outside := l.clock.bounds()
+	if outside {
+		l.warnClock()
+	}
 	rd := &reader{
 		pager:       l.pager,
 		now:         l.opts.Now,
@@ -422,6 +430,8 @@ func (l *Lister) reader(now time.Time) *reader {
 		slots:       make(chan struct{}, l.opts.Concurrency),
 		onIssue:     l.noteAnomaly,
 		started:     now,
+		clock:       clock,
+		dates:       &l.clock,
 	}
 	if l.opts.Mode != ModeFull {
 		rd.limits = func() (int, int) { return l.budget(now), l.sustained(now) }
@@ -470,6 +480,17 @@ func (l *Lister) fairShare(now time.Time) (apiclient.RateLimit, float64, bool) {
 		interval = min(max(now.Sub(l.lastScrape), time.Second), time.Minute)
 	}
 	return limit, l.opts.RateLimitShare * float64(limit.Limit) * interval.Minutes(), true
+}
+
+// warnClock says once that api.video's replies put its clock further from
+// ours than assumed, which keeps the listing to the widest margin.
+func (l *Lister) warnClock() {
+	l.statusMu.Lock()
+	defer l.statusMu.Unlock()
+	if !l.clockWarned {
+		l.clockWarned = true
+		level.Warn(l.opts.Logger).Log("msg", "api.video's Date headers put its clock more than the assumed offset from ours: check this host's time synchronisation", "assumed", maxClockOffset)
+	}
 }
 
 func (l *Lister) noteAnomaly(a Anomaly) {

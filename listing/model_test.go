@@ -344,6 +344,8 @@ func (a *account) answer(rng *rand.Rand, number, size int) (*apiclient.Page, err
 	for i := start; i < min(start+size, n); i++ {
 		p.Tokens = append(p.Tokens, list[i].Token)
 	}
+	// The Date header: api.video's clock, in whole seconds.
+	p.Date = time.Unix(a.at.Add(a.s.clockOffset).Unix(), 0)
 	return p, nil
 }
 
@@ -462,6 +464,9 @@ func runModel(t *testing.T, mode Mode, seed uint64, adjust func(*schedule)) (up,
 			}
 			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
 		}
+		// What the replies taught of api.video's clock holds its offset.
+		clock, _ := l.clock.bounds()
+		require.True(t, clock.lo <= s.clockOffset && s.clockOffset <= clock.hi, "clock offset %s outside the bounds %+v\nreproduce: %s", s.clockOffset, clock, repro)
 		scrapes = s.scrapes
 	})
 	return up, scrapes, trace

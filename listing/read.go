@@ -38,6 +38,8 @@ type run struct {
 	// empty page, or the last page again): it holds no tokens.
 	pastEnd        bool
 	sent, received time.Time
+	// clock bounds api.video's clock against ours when the run was read.
+	clock clockBounds
 }
 
 func (r *run) empty() bool { return len(r.tokens) == 0 }
@@ -94,6 +96,10 @@ type reader struct {
 	// started is when the scrape began: a run received before it may
 	// have moved since by any number of positions.
 	started time.Time
+	// clock bounds api.video's clock against ours for this scrape; dates,
+	// when set, takes the Date of each reply to narrow it for the next.
+	clock clockBounds
+	dates *clockEstimate
 	// slots bounds the requests in flight to concurrency, however many
 	// goroutines read.
 	slots chan struct{}
@@ -150,7 +156,7 @@ func (rd *reader) pageUnordered(ctx context.Context, number int) (*run, error) {
 }
 
 func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*run, error) {
-	r := &run{start: (number - 1) * size, size: size}
+	r := &run{start: (number - 1) * size, size: size, clock: rd.clock}
 	// The slot first: a request that waited for one may have waited
 	// past the scrape's time.
 	select {
@@ -183,6 +189,9 @@ func (rd *reader) fetch(ctx context.Context, number, size int, sorted bool) (*ru
 		return nil, fmt.Errorf("%w: itemsTotal %d is above %d", apiclient.ErrMalformedResponse, p.ItemsTotal, maxTokens)
 	}
 	r.total = p.ItemsTotal
+	if rd.dates != nil {
+		rd.dates.observe(r.sent, r.received, p.Date)
+	}
 	if p.CurrentPage != 0 && p.CurrentPage != number || number > 1 && len(p.Tokens) == 0 {
 		// The last page again, or an empty one: the list ends before it.
 		r.atEnd, r.pastEnd = true, true

@@ -49,7 +49,7 @@ func (rg *reading) advance(ctx context.Context, rd *reader) error {
 
 func (rg *reading) absorb(r *run) {
 	rg.still = rg.still && r.total == rg.total
-	if c := secondBefore(r.sent.Add(-clockMargin)); !r.empty() && r.last() > c {
+	if c := secondBefore(r.sent.Add(r.clock.lo)); !r.empty() && r.last() > c {
 		rg.current = min(rg.current, c)
 	}
 	if rg.known.long == nil {
@@ -73,12 +73,12 @@ func (rg *reading) result(now time.Time) (known, uint32, error) {
 	if rg.still && len(k.entries) < rg.total {
 		return known{}, 0, fmt.Errorf("%w: %d distinct tokens on pages that all say the list holds %d", ErrInconsistent, len(k.entries), rg.total)
 	}
-	k.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(-clockMargin)) })
+	k.remove(func(e *entry) bool { return expiredBy(e.Record, now.Add(rg.top.clock.lo)) })
 	// A token created before the newest run was asked for sorts below
 	// that run's newest token, and the chain covers everything below it
 	// that stayed in the list while it was read; a token created during
 	// the reading is covered only in the seconds no run read unfinished.
-	return k, min(secondBefore(rg.top.sent.Add(-clockMargin)), rg.current), nil
+	return k, min(secondBefore(rg.top.sent.Add(rg.top.clock.lo)), rg.current), nil
 }
 
 // progress is the share of the list read, from 0 to 1.

@@ -369,7 +369,9 @@ func TestSearchRebasesOnADeletionBelowItsPart(t *testing.T) {
 			}
 			return acc.Page(ctx, number, size)
 		})
-		// A deadline short enough that halving would not have the time.
+		// A deadline short enough that halving would not have the time,
+		// on the widest clock margin.
+		rd.clock = assumedClock
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		found, rebased, err := inc.search(ctx, rd, 1)

@@ -313,7 +313,7 @@ func TestClearOfExpiries(t *testing.T) {
 		{"a read too slow to be clear of any second", at.Add(700 * time.Millisecond), 600 * time.Millisecond, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, inc.clearOfExpiries(tc.now, tc.latency))
+			assert.Equal(t, tc.want, inc.clearOfExpiries(assumedClock, tc.now, tc.latency))
 		})
 	}
 }
@@ -367,7 +367,7 @@ func TestSearchWays(t *testing.T) {
 		{"short of time and of requests", 3 * time.Second, 12, 10, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &searcher{inc: inc, rd: &reader{budget: tc.budget, sustained: tc.sustained, now: time.Now, latency: time.Second}}
+			s := &searcher{inc: inc, rd: &reader{budget: tc.budget, sustained: tc.sustained, now: time.Now, latency: time.Second, clock: assumedClock}}
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
 			assert.Equal(t, tc.want, s.ways(ctx, 1000, 3))
