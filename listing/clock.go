@@ -84,10 +84,13 @@ func wallStep(base, t time.Time) time.Duration {
 	return max(d, -d)
 }
 
-// bounds returns what the replies show, within assumedClock: the whole of
-// it while they are too few or contradict each other. Replies that put the
-// offset wholly outside it (a Date from another clock, or ours or
-// api.video's off) leave it whole too, and say so.
+// bounds returns what the replies show when it lies within assumedClock,
+// and assumedClock otherwise: while they are too few, contradict each
+// other, or show bounds that reach past it. A Date that is not api.video's
+// clock truncated to the second (a proxy's clock, a rounded or cached
+// Date) can only show such bounds, or wrong ones; the replies are trusted
+// only where they agree with the assumption. Bounds wholly outside it (a
+// Date from another clock, or ours or api.video's off) are said.
 func (e *clockEstimate) bounds() (b clockBounds, outside bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -104,10 +107,13 @@ func (e *clockEstimate) bounds() (b clockBounds, outside bool) {
 		return assumedClock, false
 	}
 	b.lo, b.hi = b.lo-clockSlack, b.hi+clockSlack
-	if b.lo > assumedClock.hi || b.hi < assumedClock.lo {
+	switch {
+	case b.lo > assumedClock.hi || b.hi < assumedClock.lo:
 		return assumedClock, true
+	case b.lo < assumedClock.lo || b.hi > assumedClock.hi:
+		return assumedClock, false
 	}
-	return clockBounds{max(b.lo, assumedClock.lo), min(b.hi, assumedClock.hi)}, false
+	return b, false
 }
 
 // clearOf returns how long to wait so that a read sent now and taking

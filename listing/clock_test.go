@@ -21,12 +21,12 @@ func TestClockEstimate(t *testing.T) {
 	// replies returns n replies of an api.video whose clock is offset ahead
 	// of ours, each taking latency, made at a random point of it, sent at
 	// random phases of api.video's seconds.
-	replies := func(e *clockEstimate, n int, offset, latency time.Duration) {
+	replies := func(e *clockEstimate, n int, offset, latency time.Duration, date func(time.Time) time.Time) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for i := range n {
 			sent := start.Add(time.Duration(i)*time.Second + time.Duration(rng.Int64N(int64(time.Second))))
 			made := sent.Add(time.Duration(rng.Int64N(int64(latency))))
-			e.observe(sent, sent.Add(latency), made.Add(offset).Truncate(time.Second))
+			e.observe(sent, sent.Add(latency), date(made.Add(offset)))
 		}
 	}
 	for _, tc := range []struct {
@@ -37,17 +37,24 @@ func TestClockEstimate(t *testing.T) {
 		assumed  bool // bounds are assumedClock
 		outside  bool
 		maxWidth time.Duration
+		rounded  bool // Date rounded to the nearest second, not truncated
 	}{
-		{"too few replies", minClockSamples - 1, 40 * time.Millisecond, 100 * time.Millisecond, true, false, 0},
-		{"clocks agree", 200, 0, 100 * time.Millisecond, false, false, 170 * time.Millisecond},
-		{"api.video ahead", 200, 180 * time.Millisecond, 100 * time.Millisecond, false, false, 170 * time.Millisecond},
-		{"api.video behind", 200, -200 * time.Millisecond, 50 * time.Millisecond, false, false, 120 * time.Millisecond},
-		{"slow replies", 200, 30 * time.Millisecond, 600 * time.Millisecond, false, false, assumedClock.width()},
-		{"further than assumed", 200, 2 * time.Second, 100 * time.Millisecond, true, true, 0},
+		{"too few replies", minClockSamples - 1, 40 * time.Millisecond, 100 * time.Millisecond, true, false, 0, false},
+		{"clocks agree", 200, 0, 100 * time.Millisecond, false, false, 170 * time.Millisecond, false},
+		{"api.video ahead", 200, 180 * time.Millisecond, 100 * time.Millisecond, false, false, 170 * time.Millisecond, false},
+		{"api.video behind", 200, -200 * time.Millisecond, 50 * time.Millisecond, false, false, 120 * time.Millisecond, false},
+		{"slow replies", 200, 30 * time.Millisecond, 600 * time.Millisecond, false, false, assumedClock.width(), false},
+		{"near the assumed offset", 200, 230 * time.Millisecond, 100 * time.Millisecond, true, false, 0, false},
+		{"further than assumed", 200, 2 * time.Second, 100 * time.Millisecond, true, true, 0, false},
+		{"rounded dates", 200, 0, 100 * time.Millisecond, true, true, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var e clockEstimate
-			replies(&e, tc.replies, tc.offset, tc.latency)
+			date := func(t time.Time) time.Time { return t.Truncate(time.Second) }
+			if tc.rounded {
+				date = func(t time.Time) time.Time { return t.Round(time.Second) }
+			}
+			replies(&e, tc.replies, tc.offset, tc.latency, date)
 			b, outside := e.bounds()
 			assert.Equal(t, tc.outside, outside, "outside")
 			if tc.assumed {
