@@ -621,42 +621,40 @@ func (s *searcher) split(ctx context.Context, lo, hi, goneLo, goneHi int) error 
 	if len(bounds) == 0 {
 		return s.unfinishedIf(s.check(ctx, lo, hi, goneLo, goneHi), lo, hi)
 	}
-	// gone[i] is how many are gone before the i-th edge: at least
-	// gone[i][0], at most gone[i][1].
-	edges := append(append([]int{lo}, bounds...), hi)
-	gone := make([][2]int, len(edges))
 	found := make([]probed, len(bounds))
-	errs := make(chan error, len(bounds))
-	for i, b := range bounds {
-		go func() {
-			errs <- recovering(func() (err error) {
-				found[i], err = s.probe(ctx, b, goneLo, goneHi)
-				return err
-			})()
-		}()
-	}
-	var err error
-	for range bounds {
-		err = errors.Join(err, <-errs)
-	}
+	err := concurrently(len(bounds), func(i int) (err error) {
+		found[i], err = s.probe(ctx, bounds[i], goneLo, goneHi)
+		return err
+	})
 	if err != nil {
 		return s.unfinishedIf(err, lo, hi)
 	}
 	if goneLo, goneHi, err = s.rebase(ctx, lo, goneLo, goneHi, found); err != nil {
 		return s.unfinishedIf(err, lo, hi)
 	}
+	// gone[i] is how many are gone before the i-th edge: at least
+	// gone[i][0], at most gone[i][1].
+	edges := append(append([]int{lo}, bounds...), hi)
+	gone := make([][2]int, len(edges))
 	gone[0], gone[len(edges)-1] = [2]int{goneLo, goneLo}, [2]int{goneHi, goneHi}
 	for i, p := range found {
 		gone[i+1] = [2]int{min(max(p.lo, goneLo), goneHi), min(max(p.hi, goneLo), goneHi)}
 	}
 	// Each part is searched for as many as it may hold.
-	errs = make(chan error, len(edges)-1)
-	for i := range len(edges) - 1 {
-		go func() {
-			errs <- recovering(func() error { return s.split(ctx, edges[i], edges[i+1], gone[i][0], gone[i+1][1]) })()
-		}()
+	return concurrently(len(edges)-1, func(i int) error {
+		return s.split(ctx, edges[i], edges[i+1], gone[i][0], gone[i+1][1])
+	})
+}
+
+// concurrently runs f(0) to f(n-1) at once and returns all their errors,
+// a panic in one among them.
+func concurrently(n int, f func(i int) error) error {
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- recovering(func() error { return f(i) })() }()
 	}
-	for range len(edges) - 1 {
+	var err error
+	for range n {
 		err = errors.Join(err, <-errs)
 	}
 	return err
@@ -759,11 +757,13 @@ func (s *searcher) rebase(ctx context.Context, lo, goneLo, goneHi int, found []p
 	s.rebased++
 	s.mu.Unlock()
 	if lo > 0 {
-		p, err := s.probe(ctx, lo, goneLo, goneLo+most-goneHi)
+		// lo can have gained no more than the probes found in excess.
+		ceiling := goneLo + most - goneHi
+		p, err := s.probe(ctx, lo, goneLo, ceiling)
 		if err != nil {
 			return 0, 0, err
 		}
-		if gained := min(p.lo, goneLo+most-goneHi) - goneLo; p.exact && gained > 0 {
+		if gained := min(p.lo, ceiling) - goneLo; p.exact && gained > 0 {
 			goneLo, goneHi = goneLo+gained, goneHi+gained
 		}
 	}
