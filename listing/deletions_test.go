@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"testing"
 	"testing/synctest"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,7 +38,7 @@ func upUnder(t *testing.T, mode Mode, s schedule, seed uint64, steady int) (up i
 			if firstUp && i+1 == steady {
 				break
 			}
-			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
+			_ = acc.sleep(context.Background(), s.interval(rng))
 		}
 		require.True(t, firstUp, "%s: no scrape up", mode)
 	})

@@ -150,7 +150,7 @@ func runLive(t *testing.T, mode Mode, s schedule, seed uint64, steady int) (r li
 				}
 			}
 			lastCreated, lastDeleted = acc.created, acc.deleted
-			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
+			_ = acc.sleep(context.Background(), s.interval(rng))
 		}
 		r.keptBytes = cap(l.inc.known.entries) * 40
 	})

@@ -90,6 +90,11 @@ func randomSchedule(rng *rand.Rand) schedule {
 // defaultTTLs are the lives of expiring tokens: from a minute to a day.
 var defaultTTLs = []uint32{60, 120, 300, 900, 3600, 6 * 3600, 86400}
 
+// interval draws the time from one scrape to the next.
+func (s *schedule) interval(rng *rand.Rand) time.Duration {
+	return s.intervalMin + time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin)))
+}
+
 func (s *schedule) ttl(rng *rand.Rand) uint32 {
 	ttls := s.ttls
 	if ttls == nil {
@@ -462,7 +467,7 @@ func runModel(t *testing.T, mode Mode, seed uint64, adjust func(*schedule)) (up,
 				t.Logf("scrape %d down after %s: %v", i, t1.Sub(t0), err)
 				trace = append(trace, fmt.Sprintf("%s: %v", t1.Sub(t0), err))
 			}
-			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
+			_ = acc.sleep(context.Background(), s.interval(rng))
 		}
 		// What the replies taught of api.video's clock holds its offset.
 		clock, _ := l.clock.bounds()

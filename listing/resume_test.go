@@ -38,7 +38,7 @@ func TestReadingResumesOnAShrinkingList(t *testing.T) {
 					up++
 				}
 			}
-			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
+			_ = acc.sleep(context.Background(), s.interval(rng))
 		}
 		require.NotZero(t, firstUp, "the first reading did not end in %d scrapes", maxToFirstUp)
 		assert.GreaterOrEqual(t, up, steady*9/10, "scrapes up of the %d after the first reading", steady)

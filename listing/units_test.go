@@ -337,7 +337,7 @@ func TestAutoDoesNotFlap(t *testing.T) {
 				}
 				last = m
 			}
-			_ = acc.sleep(context.Background(), s.intervalMin+time.Duration(rng.Int64N(int64(s.intervalMax-s.intervalMin))))
+			_ = acc.sleep(context.Background(), s.interval(rng))
 		}
 		assert.LessOrEqual(t, switches, 2, "mode switches in 60 scrapes")
 	})
